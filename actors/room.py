@@ -1,0 +1,285 @@
+"""RoomActor: one chat room's sequence, members, recent messages and fan-out.
+
+Rules:
+- ``seq`` is gap-free: seqs are assigned only when a batch is handed to the
+  writer, at most ONE batch per room is in flight, and a batch commits all or
+  nothing. If it fails, ``next_seq`` is re-read from storage before the next
+  batch, so a failed write never leaves a hole.
+- The sender's ``ok`` goes out only after the writer committed the batch
+  (durably stored); members are fanned out at the same moment, in seq order.
+- A resend of a (sender, cid) already stored, or still in flight, answers with
+  the original message; nothing is stored twice. Recent cids are known from
+  memory; for the rest the whole pending batch is looked up in one query.
+- Fan-out encodes each message once and queues the same bytes to every online
+  member session; it never waits on a session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.errors import ActorError, ActorUnavailable, Rejected
+from actors.runtime import Actor, ActorRef
+from protocol import codec
+from protocol.errors import ErrorCode
+from protocol.frames import Err, Message, MsgNew, Ok
+from storage.base import Store, StoredMessage, new_id, now_ms
+from storage.writer import MessageWriter
+
+log = logging.getLogger(__name__)
+
+ROOM = "room"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDeps:
+    store: Store
+    writer: MessageWriter
+    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
+    cache_size: int = 500
+    resume_max: int = 5000
+
+
+# ----- messages --------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Post:
+    """Cast from the gateway: store and fan out a text message, reply to ``session``."""
+
+    session: Any  # realtime_server.session.Session
+    request_id: int
+    sender_id: str
+    cid: str
+    text: str
+
+    def reply_ok(self, message: Message) -> None:
+        self.session.push_frame(Ok(re=self.request_id, d=message))
+
+    def reply_err(self, code: ErrorCode, msg: str) -> None:
+        self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
+
+    def fail(self, error: ActorError) -> None:
+        # The room crashed, stopped or does not exist: the sender must hear.
+        self.reply_err(error.code, error.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Call: what ``user_id`` missed after ``after_seq``."""
+
+    user_id: str
+    after_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    messages: list[Message]
+    last_seq: int
+    # True when more than resume_max were missed: the client must reload.
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Cast from the writer's completion callback."""
+
+    epoch: int
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class IsMember:
+    user_id: str
+
+
+def to_wire(m: StoredMessage) -> Message:
+    return Message(
+        id=m.id, room=m.room_id, seq=m.seq, sender=m.sender_id, cid=m.cid, text=m.text,
+        ts=m.created_at, kind=m.kind,
+    )
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: StoredMessage | None
+    waiters: list[Post] = field(default_factory=list)
+
+
+class RoomActor(Actor):
+    def __init__(self, key: str, ref: ActorRef, deps: RoomDeps) -> None:
+        super().__init__(key, ref)
+        self.deps = deps
+        self.members: set[str] = set()
+        self.last_seq = 0  # highest committed seq
+        self.cache: deque[Message] = deque(maxlen=deps.cache_size)
+        self.by_cid: OrderedDict[tuple[str, str], Message] = OrderedDict()
+        self.pending: dict[tuple[str, str], _Pending] = {}
+        self.inflight: dict[tuple[str, str], _Pending] | None = None
+        self.epoch = 0
+
+    # ----- lifecycle -----------------------------------------------------------
+
+    async def on_start(self) -> None:
+        store = self.deps.store
+        room = await store.get_room(self.key)
+        if room is None:
+            raise ActorUnavailable(
+                "You are not a member of this room (or it does not exist).", code=ErrorCode.NOT_MEMBER
+            )
+        self.members = {m.user_id for m in room.members}
+        await self._load_tail()
+
+    async def _load_tail(self) -> None:
+        store = self.deps.store
+        self.last_seq = await store.last_seq(self.key)
+        recent = await store.messages_before(self.key, self.last_seq + 1, self.deps.cache_size)
+        self.cache.clear()
+        self.by_cid.clear()
+        for m in recent:
+            self._remember(to_wire(m))
+
+    def may_stop_idle(self) -> bool:
+        return self.inflight is None and not self.pending
+
+    def _remember(self, message: Message) -> None:
+        self.cache.append(message)
+        self.by_cid[(message.sender, message.cid)] = message
+        # Keep the cid index a few times the cache: resends come soon after.
+        while len(self.by_cid) > 4 * self.deps.cache_size:
+            self.by_cid.popitem(last=False)
+
+    # ----- handlers ------------------------------------------------------------
+
+    async def handle_call(self, msg: Any) -> Any:
+        match msg:
+            case Replay(user_id, after_seq):
+                self._check_member(user_id)
+                return await self._replay(after_seq)
+            case IsMember(user_id):
+                return user_id in self.members
+            case _:
+                raise ActorError(f"room cannot answer {type(msg).__name__}")
+
+    async def handle_cast(self, msg: Any) -> None:
+        match msg:
+            case Post():
+                await self._post(msg)
+            case Committed(epoch, error):
+                if epoch == self.epoch:
+                    await self._committed(error)
+            case _:
+                raise ActorError(f"room cannot take {type(msg).__name__}")
+
+    def _check_member(self, user_id: str) -> None:
+        if user_id not in self.members:
+            raise Rejected(
+                "You are not a member of this room (or it does not exist).", code=ErrorCode.NOT_MEMBER
+            )
+
+    # ----- posting -------------------------------------------------------------
+
+    async def _post(self, post: Post) -> None:
+        if post.sender_id not in self.members:
+            post.reply_err(
+                ErrorCode.NOT_MEMBER, "You are not a member of this room (or it does not exist)."
+            )
+            return
+        key = (post.sender_id, post.cid)
+        known = self.by_cid.get(key)
+        if known is not None:
+            post.reply_ok(known)
+            return
+        waiting = self.pending.get(key) or (self.inflight or {}).get(key)
+        if waiting is not None:
+            waiting.waiters.append(post)
+            return
+        self.pending[key] = _Pending(None, [post])
+        if self.inflight is None:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Hand everything pending to the writer as one batch with fresh seqs."""
+        pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        # One query covers every cid the memory index does not know (resends
+        # after a restart, or of messages older than the index).
+        stored = await self.deps.store.find_by_cids(self.key, list(pending))
+        batch: list[StoredMessage] = []
+        inflight: dict[tuple[str, str], _Pending] = {}
+        ts = now_ms()
+        for key, item in pending.items():
+            original = stored.get(key)
+            if original is not None:
+                wire = to_wire(original)
+                for post in item.waiters:
+                    post.reply_ok(wire)
+                continue
+            first = item.waiters[0]
+            seq = self.last_seq + len(batch) + 1
+            item.message = StoredMessage(
+                id=new_id("m_"), room_id=self.key, seq=seq, sender_id=first.sender_id,
+                cid=first.cid, text=first.text, created_at=ts,
+            )
+            batch.append(item.message)
+            inflight[key] = item
+        if not batch:
+            return
+        self.inflight = inflight
+        self.epoch += 1
+        epoch, ref = self.epoch, self.ref
+        self.deps.writer.submit_nowait(batch, lambda exc: ref.tell_soon(Committed(epoch, exc)))
+
+    async def _committed(self, error: BaseException | None) -> None:
+        inflight, self.inflight = self.inflight or {}, None
+        if error is None:
+            frame = self.deps.frame
+            hub = self.deps.hub
+            members = self.members
+            for item in inflight.values():
+                assert item.message is not None
+                wire = to_wire(item.message)
+                self._remember(wire)
+                self.last_seq = wire.seq
+                data = frame(codec.encode(MsgNew(d=wire)))
+                origin = item.waiters[0].session
+                for user_id in members:
+                    for session in hub.sessions_of(user_id):
+                        if session is not origin:
+                            session.push_event(self.key, wire.seq, data)
+                for post in item.waiters:
+                    post.reply_ok(wire)
+        else:
+            log.warning("room %s: batch of %d failed: %r", self.key, len(inflight), error)
+            for item in inflight.values():
+                for post in item.waiters:
+                    post.reply_err(
+                        ErrorCode.UNAVAILABLE,
+                        "The message was not stored; resend it with the same cid.",
+                    )
+            # The write may have half-happened from our point of view (e.g. a
+            # commit whose answer was lost): trust storage, not memory.
+            await self._load_tail()
+        if self.pending:
+            await self._flush()
+
+    # ----- resume --------------------------------------------------------------
+
+    async def _replay(self, after_seq: int) -> ReplayResult:
+        last = self.last_seq
+        if after_seq >= last:
+            return ReplayResult([], last)
+        missed = last - after_seq
+        if missed > self.deps.resume_max:
+            return ReplayResult([], last, truncated=True)
+        if self.cache and self.cache[0].seq <= after_seq + 1:
+            start = after_seq + 1 - self.cache[0].seq
+            return ReplayResult(list(self.cache)[start:], last)
+        rows = await self.deps.store.messages_after(self.key, after_seq, missed)
+        return ReplayResult([to_wire(m) for m in rows if m.seq <= last], last)

@@ -1,0 +1,1 @@
+"""The realtime messaging node: settings, CLI, wiring, the WebSocket gateway."""

@@ -1,0 +1,150 @@
+"""The ``Store`` interface every backend implements, and its record types.
+
+Errors (``storage.errors``)::
+
+    StoreError                  storage failed; callers answer "unavailable"
+    ├── NotFound
+    ├── Conflict                a unique constraint (email, username, (room, seq), ...)
+    └── MigrationError
+
+Identifiers are text chosen by the application (``new_id()``), so both
+backends and every node agree on them without a round trip. Times are integer
+milliseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+def new_id(prefix: str = "") -> str:
+    """A random 128-bit id in URL-safe text, optionally prefixed (``u_``, ``r_``...)."""
+    return prefix + secrets.token_hex(16)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    username: str
+    display_name: str
+    password_hash: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMember:
+    user_id: str
+    role: str  # "owner" | "admin" | "member"
+    read_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    kind: str  # "direct" | "group"
+    name: str
+    created_by: str
+    created_at: int
+    members: tuple[RoomMember, ...] = ()
+    # For direct rooms: the sorted pair "a:b", unique, so a pair has one room.
+    direct_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    room_id: str
+    seq: int
+    sender_id: str
+    cid: str
+    text: str
+    created_at: int
+    kind: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One row of "my rooms": the room, its last message and my unread count."""
+
+    room: Room
+    last_message: StoredMessage | None
+    last_seq: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    token_hash: str
+    user_id: str
+    family_id: str
+    device: str
+    created_at: int
+    expires_at: int
+    used_at: int | None = None
+    revoked_at: int | None = None
+
+
+@dataclass(slots=True)
+class MigrationReport:
+    applied: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """Everything the node needs from a database. All methods are trio-async."""
+
+    backend: str  # "sqlite" | "postgres"
+
+    async def migrate(self) -> MigrationReport: ...
+    async def ping(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+    # users
+    async def create_user(self, user: User) -> None:
+        """Raises Conflict(field) if the email or username (case-insensitive) is taken."""
+    async def get_user(self, user_id: str) -> User | None: ...
+    async def get_user_by_login(self, login: str) -> User | None:
+        """Look up by email or username, case-insensitively."""
+    async def update_user(self, user_id: str, *, display_name: str) -> User | None: ...
+    async def existing_user_ids(self, user_ids: Sequence[str]) -> set[str]: ...
+
+    # refresh tokens (stored hashed; rotation with family revocation)
+    async def add_refresh_token(self, token: RefreshToken) -> None: ...
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+    async def use_refresh_token(self, token_hash: str, at: int) -> bool:
+        """Mark used if unused and unrevoked, atomically; False if it was not."""
+    async def revoke_token_family(self, family_id: str, at: int) -> None: ...
+
+    # rooms
+    async def create_room(self, room: Room) -> Room:
+        """Insert room and members. For a direct room whose direct_key exists,
+        returns the existing room instead (idempotent)."""
+    async def get_room(self, room_id: str) -> Room | None: ...
+    async def list_rooms(self, user_id: str, *, limit: int, offset: int) -> list[RoomSummary]:
+        """Rooms of the user, most recent activity first."""
+    async def set_read_seq(self, room_id: str, user_id: str, seq: int) -> int:
+        """Advance (never move back) the read cursor; returns the stored value."""
+
+    # messages
+    async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+        """All or nothing, in one transaction. Raises Conflict on a duplicate
+        (room, seq) or (room, sender, cid)."""
+    async def last_seq(self, room_id: str) -> int:
+        """Highest stored seq of the room, 0 when empty."""
+    async def find_by_cids(
+        self, room_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """Messages of the room whose (sender_id, cid) is in keys."""
+    async def messages_after(self, room_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
+        """Ascending seq, seq > after_seq."""
+    async def messages_before(self, room_id: str, before_seq: int, limit: int) -> list[StoredMessage]:
+        """The ``limit`` messages just below before_seq, returned in ascending seq."""

@@ -1,0 +1,271 @@
+"""The actor runtime: tell/ask, bounded inboxes, virtual spawn, idle stop, crash restart.
+
+These use trio's MockClock with autojump, so every timeout and idle period is
+virtual: no test sleeps for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from actors.errors import ActorCrashed, ActorUnavailable, AskTimeout, Rejected
+from actors.runtime import Actor, ActorRef, ActorSystem
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+# A toy "storage": counters that survive actor restarts, like a database would.
+Storage = dict[str, int]
+
+
+@dataclass(frozen=True)
+class Add:
+    n: int
+
+
+@dataclass(frozen=True)
+class Get:
+    pass
+
+
+@dataclass(frozen=True)
+class Boom:
+    pass
+
+
+@dataclass(frozen=True)
+class Refuse:
+    pass
+
+
+@dataclass(frozen=True)
+class Slow:
+    seconds: float
+
+
+class Counter(Actor):
+    """Persists every change to storage at once and reloads it on start."""
+
+    starts: dict[str, int] = {}
+
+    def __init__(self, key: str, ref: ActorRef, storage: Storage) -> None:
+        super().__init__(key, ref)
+        self.storage = storage
+        self.value = 0
+
+    async def on_start(self) -> None:
+        if self.key.startswith("missing"):
+            raise ActorUnavailable("no such counter")
+        Counter.starts[self.key] = Counter.starts.get(self.key, 0) + 1
+        self.value = self.storage.get(self.key, 0)
+
+    async def handle_call(self, msg: Any) -> Any:
+        match msg:
+            case Get():
+                return self.value
+            case Add(n):
+                self.value += n
+                self.storage[self.key] = self.value
+                return self.value
+            case Boom():
+                raise RuntimeError("boom")
+            case Refuse():
+                raise Rejected("not allowed")
+            case Slow(seconds):
+                await trio.sleep(seconds)
+                return "slow done"
+            case _:
+                raise AssertionError(msg)
+
+    async def handle_cast(self, msg: Any) -> None:
+        match msg:
+            case Add(n):
+                self.value += n
+                self.storage[self.key] = self.value
+            case Boom():
+                raise RuntimeError("boom")
+            case _:
+                raise AssertionError(msg)
+
+
+@pytest.fixture
+async def system() -> AsyncIterator[tuple[ActorSystem, Storage]]:
+    storage: Storage = {}
+    Counter.starts = {}
+    system = ActorSystem(inbox_size=4, idle_seconds=60, ask_timeout=5, max_restarts=1, restart_window=5)
+    system.register("counter", lambda key, ref: Counter(key, ref, storage))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.serve)
+        yield system, storage
+        nursery.cancel_scope.cancel()
+
+
+async def test_first_address_spawns_the_actor_and_ask_gets_the_answer(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    assert not sys_.is_live("counter", "a")
+    assert await ref.ask(Add(2)) == 2
+    assert sys_.is_live("counter", "a")
+    await ref.tell(Add(3))
+    assert await ref.ask(Get()) == 5
+    assert Counter.starts == {"a": 1}
+
+
+async def test_every_ref_to_one_key_reaches_the_same_actor(system, autojump_clock):
+    sys_, _ = system
+    await sys_.ref("counter", "a").ask(Add(1))
+    await sys_.ref("counter", "a").ask(Add(1))
+    assert await sys_.ref("counter", "a").ask(Get()) == 2
+    assert await sys_.ref("counter", "b").ask(Get()) == 0
+
+
+async def test_ask_times_out_instead_of_hanging(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    start = trio.current_time()
+    with pytest.raises(AskTimeout):
+        await ref.ask(Slow(100), timeout=2)
+    assert trio.current_time() - start == pytest.approx(2)
+    # The actor lives on and answers once the slow request is done.
+    assert await ref.ask(Get(), timeout=200) == 0
+
+
+async def test_a_rejection_answers_the_caller_and_the_actor_lives_on(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    await ref.ask(Add(7))
+    with pytest.raises(Rejected):
+        await ref.ask(Refuse())
+    assert await ref.ask(Get()) == 7
+    assert Counter.starts == {"a": 1}
+
+
+async def test_a_crash_fails_the_pending_asks_and_restarts_from_storage(system, autojump_clock):
+    sys_, storage = system
+    ref = sys_.ref("counter", "a")
+    await ref.ask(Add(5))
+    results: dict[str, Any] = {}
+
+    async def ask(name: str, msg: Any) -> None:
+        try:
+            results[name] = await ref.ask(msg)
+        except Exception as exc:
+            results[name] = exc
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "slow", Slow(1))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ask, "boom", Boom())
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ask, "queued", Get())
+    assert results["slow"] == "slow done"
+    assert isinstance(results["boom"], ActorCrashed)
+    assert isinstance(results["queued"], ActorCrashed)
+    # Restarted, with its state reloaded from storage.
+    assert await ref.ask(Get()) == 5
+    assert Counter.starts == {"a": 2}
+    assert sys_.statistics().crashes == 1
+
+
+async def test_crashing_too_often_stops_the_actor_and_the_next_address_starts_it_afresh(
+    system, autojump_clock
+):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    with pytest.raises(ActorCrashed):
+        await ref.ask(Boom())
+    with pytest.raises(ActorCrashed):
+        await ref.ask(Boom())
+    await trio.testing.wait_all_tasks_blocked()
+    assert not sys_.is_live("counter", "a")
+    assert await ref.ask(Add(1)) == 1
+
+
+async def test_a_crash_in_a_cast_is_contained(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    await ref.tell(Add(1))
+    await ref.tell(Boom())
+    await trio.testing.wait_all_tasks_blocked()
+    assert await ref.ask(Get()) == 1
+    assert sys_.ref("counter", "b") is not None
+    assert await sys_.ref("counter", "b").ask(Add(1)) == 1
+
+
+async def test_an_idle_actor_stops_and_is_spawned_again_on_next_address(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    await ref.ask(Add(4))
+    await trio.sleep(59)
+    assert sys_.is_live("counter", "a")
+    await trio.sleep(2)
+    assert not sys_.is_live("counter", "a")
+    assert sys_.statistics().idle_stops == 1
+    # The same ref still works: it reaches a fresh incarnation loaded from storage.
+    assert await ref.ask(Get()) == 4
+    assert Counter.starts == {"a": 2}
+
+
+async def test_activity_keeps_an_actor_alive(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    for _ in range(5):
+        await ref.ask(Add(1))
+        await trio.sleep(50)
+    assert sys_.is_live("counter", "a")
+    assert Counter.starts == {"a": 1}
+
+
+async def test_an_actor_that_refuses_to_start_fails_its_queued_messages(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "missing-1")
+    with pytest.raises(ActorUnavailable):
+        await ref.ask(Get())
+    assert not sys_.is_live("counter", "missing-1")
+
+
+async def test_the_inbox_is_bounded_and_tell_waits_for_room(system, autojump_clock):
+    sys_, _ = system
+    ref = sys_.ref("counter", "a")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(ref.ask, Slow(10), timeout=20))
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(4):  # the inbox holds 4
+            ref.tell_nowait(Add(1))
+        with pytest.raises(trio.WouldBlock):
+            ref.tell_nowait(Add(1))
+        # tell_soon never blocks and never drops: it waits in the background.
+        ref.tell_soon(Add(1))
+    assert await ref.ask(Get()) == 5
+
+
+async def test_shutdown_fails_every_waiting_ask(autojump_clock):
+    storage: Storage = {}
+    system = ActorSystem(inbox_size=4, idle_seconds=60, ask_timeout=1000)
+    system.register("counter", lambda key, ref: Counter(key, ref, storage))
+    outcome: list[BaseException] = []
+
+    async def ask() -> None:
+        try:
+            await system.ref("counter", "a").ask(Slow(500))
+        except ActorUnavailable as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as inner:
+            await inner.start(system.serve)
+            outer.start_soon(ask)
+            outer.start_soon(ask)
+            await trio.testing.wait_all_tasks_blocked()
+            inner.cancel_scope.cancel()
+    assert len(outcome) == 2
