@@ -239,22 +239,7 @@ class RoomActor(Actor):
     async def _committed(self, error: BaseException | None) -> None:
         inflight, self.inflight = self.inflight or {}, None
         if error is None:
-            frame = self.deps.frame
-            hub = self.deps.hub
-            members = self.members
-            for item in inflight.values():
-                assert item.message is not None
-                wire = to_wire(item.message)
-                self._remember(wire)
-                self.last_seq = wire.seq
-                data = frame(codec.encode(MsgNew(d=wire)))
-                origin = item.waiters[0].session
-                for user_id in members:
-                    for session in hub.sessions_of(user_id):
-                        if session is not origin:
-                            session.push_event(self.key, wire.seq, data)
-                for post in item.waiters:
-                    post.reply_ok(wire)
+            self._fan_out(list(inflight.values()))
         else:
             log.warning("room %s: batch of %d failed: %r", self.key, len(inflight), error)
             for item in inflight.values():
@@ -268,6 +253,46 @@ class RoomActor(Actor):
             await self._load_tail()
         if self.pending:
             await self._flush()
+
+    def _fan_out(self, items: list[_Pending]) -> None:
+        """Ack the senders and send the batch to every online member session.
+
+        The batch is framed once and concatenated once; each session gets that
+        one blob in one push (one write). Only a sender's own sessions and
+        sessions still replaying need a per-frame path.
+        """
+        frame = self.deps.frame
+        wires: list[Message] = []
+        blobs: list[bytes] = []
+        origins: dict[Any, set[int]] = {}
+        for i, item in enumerate(items):
+            assert item.message is not None
+            wire = to_wire(item.message)
+            self._remember(wire)
+            wires.append(wire)
+            blobs.append(frame(codec.encode(MsgNew(d=wire))))
+            origins.setdefault(item.waiters[0].session, set()).add(i)
+        self.last_seq = wires[-1].seq
+        everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+        hub, room = self.deps.hub, self.key
+        for user_id in self.members:
+            for session in hub.sessions_of(user_id):
+                own = origins.get(session)
+                if own is None and not session.syncing:
+                    session.push(everything)
+                    continue
+                for i, data in enumerate(blobs):
+                    if own is None or i not in own:
+                        session.push_event(room, wires[i].seq, data)
+        # Acks too leave as one write per sending session.
+        acks: dict[Any, list[bytes]] = {}
+        for item, wire in zip(items, wires, strict=True):
+            for post in item.waiters:
+                acks.setdefault(post.session, []).append(
+                    frame(codec.encode(Ok(re=post.request_id, d=wire)))
+                )
+        for session, data in acks.items():
+            session.push(data[0] if len(data) == 1 else b"".join(data))
 
     # ----- resume --------------------------------------------------------------
 

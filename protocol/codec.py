@@ -15,8 +15,8 @@ from protocol.errors import ErrorCode, FrameTooLarge, ProtocolError
 from protocol.frames import CLIENT_FRAME_TYPES, ClientFrame, ServerFrame
 
 _encoder = msgspec.msgpack.Encoder()
-_client_decoder = msgspec.msgpack.Decoder(ClientFrame)
-_server_decoder = msgspec.msgpack.Decoder(ServerFrame)
+_client_decoder: msgspec.msgpack.Decoder[ClientFrame] = msgspec.msgpack.Decoder(ClientFrame)
+_server_decoder: msgspec.msgpack.Decoder[ServerFrame] = msgspec.msgpack.Decoder(ServerFrame)
 
 DEFAULT_MAX_FRAME = 64 * 1024
 

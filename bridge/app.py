@@ -1,0 +1,35 @@
+"""The REST application: ``create_app(services)`` returns a QuartTrio app to serve.
+
+Routes live in one module per area (``routes_*``) and are declared through
+``bridge.routing.Router``, which also feeds ``/openapi.json``. Every error,
+ours or Quart's (unknown path, wrong method, body too large), leaves through
+``bridge.errors.handle_exception`` as the same JSON shape.
+"""
+
+from __future__ import annotations
+
+from quart_trio import QuartTrio
+
+from bridge import routes_auth, routes_rooms, routes_system, routes_users
+from bridge.errors import handle_exception
+from bridge.routing import Router
+from bridge.services import BridgeServices
+
+__all__ = ["BridgeServices", "create_app"]
+
+
+def create_app(services: BridgeServices) -> QuartTrio:
+    # No static folder: this app serves JSON only, and a static route would be
+    # one more path the OpenAPI document does not describe.
+    app = QuartTrio("bridge", static_folder=None)
+    # Quart refuses a larger body by Content-Length before reading it, and
+    # stops reading a chunked one as soon as it crosses the limit.
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.register_error_handler(Exception, handle_exception)
+
+    router = Router(app, services.tokens)
+    for routes in (routes_auth, routes_users, routes_rooms, routes_system):
+        routes.add_routes(router, services)
+    app.extensions["bridge"] = services
+    return app

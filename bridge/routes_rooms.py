@@ -1,0 +1,183 @@
+"""Rooms: create, list, read one, page through history, move the read cursor.
+
+Every room route answers 404 ``not_found`` both for a room that does not exist
+and for one the caller is not a member of: ids cannot be probed.
+
+History pages are in ascending seq whichever way they were asked for, so a
+client appends or prepends a page without re-sorting. ``has_more`` looks one
+message beyond the page (we fetch ``limit + 1``) rather than counting.
+"""
+
+from __future__ import annotations
+
+from quart import Response
+
+from bridge.errors import BadRequest, NotFound
+from bridge.routing import Router, json_response
+from bridge.schemas import (
+    MAX_SEQ,
+    CreateDirectRoom,
+    CreateGroupRoom,
+    CreateRoomRequest,
+    HistoryQuery,
+    MessageOut,
+    MessagePage,
+    ReadRequest,
+    ReadResponse,
+    RoomEnvelope,
+    RoomList,
+    RoomListQuery,
+    RoomOut,
+    RoomSummaryOut,
+)
+from bridge.services import BridgeServices
+from bridge.tokens import AccessClaims
+from protocol.errors import ErrorCode
+from storage.base import Room, RoomMember, Store, new_id, now_ms
+
+_NO_SUCH_ROOM = "No such room, or you are not a member."
+
+
+def add_routes(router: Router, services: BridgeServices) -> None:
+    store = services.store
+
+    @router.route(
+        "POST",
+        "/rooms",
+        summary="Open a direct room with a user, or create a group",
+        description=(
+            "Direct rooms are idempotent: the same pair always gets the same room, "
+            "answered 200 when it already existed and 201 when it was created. "
+            "In a group the creator is its owner."
+        ),
+        tag="rooms",
+        body=CreateRoomRequest,
+        responses={201: RoomEnvelope, 200: RoomEnvelope},
+    )
+    async def create_room(claims: AccessClaims, body: CreateRoomRequest) -> Response:
+        me = claims.user_id
+        match body:
+            case CreateDirectRoom(user_id=other):
+                wanted = await _direct_room(store, me, other)
+            case CreateGroupRoom():
+                wanted = await _group_room(store, me, body)
+            case _:
+                raise AssertionError(f"unhandled room request {body!r}")
+        room = await store.create_room(wanted)
+        created = room.id == wanted.id
+        return json_response(RoomEnvelope(RoomOut.of(room)), status=201 if created else 200)
+
+    @router.route(
+        "GET",
+        "/rooms",
+        summary="Your rooms, most recent activity first",
+        tag="rooms",
+        query=RoomListQuery,
+        responses={200: RoomList},
+    )
+    async def list_rooms(claims: AccessClaims, query: RoomListQuery) -> Response:
+        summaries = await store.list_rooms(claims.user_id, limit=query.limit, offset=query.offset)
+        return json_response(
+            RoomList([RoomSummaryOut.of_summary(s, claims.user_id) for s in summaries])
+        )
+
+    @router.route(
+        "GET",
+        "/rooms/<room_id>",
+        summary="One of your rooms",
+        tag="rooms",
+        responses={200: RoomEnvelope},
+        errors=(ErrorCode.NOT_FOUND,),
+    )
+    async def get_room(claims: AccessClaims, room_id: str) -> Response:
+        room = await _member_room(store, room_id, claims.user_id)
+        return json_response(RoomEnvelope(RoomOut.of(room)))
+
+    @router.route(
+        "GET",
+        "/rooms/<room_id>/messages",
+        summary="A page of a room's history, in ascending seq",
+        description=(
+            "With `before`: the `limit` messages just below that seq. With `after`: "
+            "the `limit` messages just above it. With neither: the latest `limit`. "
+            "`has_more` says whether more exist beyond the page in that direction."
+        ),
+        tag="rooms",
+        query=HistoryQuery,
+        responses={200: MessagePage},
+        errors=(ErrorCode.NOT_FOUND,),
+    )
+    async def history(claims: AccessClaims, room_id: str, query: HistoryQuery) -> Response:
+        if query.before is not None and query.after is not None:
+            raise BadRequest("Give either 'before' or 'after', not both.", field="after")
+        await _member_room(store, room_id, claims.user_id)
+        if query.after is not None:
+            found = await store.messages_after(room_id, query.after, query.limit + 1)
+            page = found[: query.limit]
+        else:
+            before = query.before if query.before is not None else MAX_SEQ
+            found = await store.messages_before(room_id, before, query.limit + 1)
+            page = found[-query.limit :]
+        return json_response(
+            MessagePage([MessageOut.of(m) for m in page], has_more=len(found) > query.limit)
+        )
+
+    @router.route(
+        "POST",
+        "/rooms/<room_id>/read",
+        summary="Mark the room read up to a seq",
+        description=(
+            "The cursor never moves back, and a seq beyond the room's last message "
+            "is clamped to it. Answers the stored cursor."
+        ),
+        tag="rooms",
+        body=ReadRequest,
+        responses={200: ReadResponse},
+        errors=(ErrorCode.NOT_FOUND,),
+    )
+    async def mark_read(claims: AccessClaims, room_id: str, body: ReadRequest) -> Response:
+        await _member_room(store, room_id, claims.user_id)
+        seq = min(body.seq, await store.last_seq(room_id))
+        stored = await store.set_read_seq(room_id, claims.user_id, seq)
+        return json_response(ReadResponse(stored))
+
+
+async def _member_room(store: Store, room_id: str, user_id: str) -> Room:
+    room = await store.get_room(room_id)
+    if room is None or all(m.user_id != user_id for m in room.members):
+        raise NotFound(_NO_SUCH_ROOM)
+    return room
+
+
+async def _direct_room(store: Store, me: str, other: str) -> Room:
+    if other == me:
+        raise BadRequest("A direct room needs another user.", field="user_id")
+    if not await store.existing_user_ids([other]):
+        raise BadRequest("No such user.", field="user_id")
+    return Room(
+        id=new_id("r_"),
+        kind="direct",
+        name="",
+        created_by=me,
+        created_at=now_ms(),
+        members=(RoomMember(me, "member"), RoomMember(other, "member")),
+        direct_key=":".join(sorted((me, other))),
+    )
+
+
+async def _group_room(store: Store, me: str, body: CreateGroupRoom) -> Room:
+    # dict.fromkeys dedupes and keeps the order the client gave.
+    others = [u for u in dict.fromkeys(body.members) if u != me]
+    known = await store.existing_user_ids(others) if others else set()
+    if unknown := set(others) - known:
+        shown = ", ".join(sorted(unknown)[:5])
+        raise BadRequest(f"Unknown user ids: {shown}.", field="members")
+    members = (RoomMember(me, "owner"), *(RoomMember(u, "member") for u in others))
+    return Room(
+        id=new_id("r_"),
+        kind="group",
+        name=body.name,
+        created_by=me,
+        created_at=now_ms(),
+        members=members,
+    )

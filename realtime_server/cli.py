@@ -1,0 +1,75 @@
+"""``realtime-server``: serve, migrate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from realtime_server.settings import Settings, SettingsError, load_settings
+
+
+def _serve(settings: Settings) -> None:
+    from realtime_server.node import open_node
+
+    async def main() -> None:
+        async with open_node(settings):
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for sig in signals:
+                    logging.getLogger("realtime_server").info("signal %s: shutting down", sig)
+                    return
+
+    trio.run(main)
+
+
+def _migrate(settings: Settings) -> None:
+    from storage.factory import open_store
+
+    async def main() -> None:
+        async with open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+            report = await store.migrate()
+            for name in report.applied:
+                print(f"applied {name}")
+            print(f"{len(report.applied)} applied, {len(report.already)} already applied")
+
+    trio.run(main)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="realtime-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the node (REST + WebSocket on one port)")
+    serve.add_argument("--host", help="overrides HOST")
+    serve.add_argument("--port", type=int, help="overrides PORT")
+    sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    bench = sub.add_parser("bench", help="drive a server with the load harness")
+    from protocol.harness.__main__ import add_arguments
+
+    add_arguments(bench)
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        from protocol.harness.__main__ import run
+
+        run(args)
+        return 0
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"realtime-server: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        _serve(settings.replace(**changes))
+    elif args.command == "migrate":
+        _migrate(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

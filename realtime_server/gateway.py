@@ -1,0 +1,376 @@
+"""The WebSocket gateway: one task tree per connection, on wsproto.
+
+Per connection::
+
+    handle()                       reads frames, dispatches them
+    ├── session.serve_writer()     the only writer of the socket
+    └── _heartbeat()               pings; closes a silent peer with 4001
+
+Handshake: the WebSocket upgrade, then the first frame must be ``hello``
+(token, version, device, cursors) within HELLO_TIMEOUT; anything else closes
+with a terminal code (4100-4199). After ``welcome`` the session replays what
+each cursor missed, sends ``resume.done`` and only then releases live traffic.
+
+The gateway never touches SQL: rooms are reached through their actors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+from dataclasses import dataclass
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from actors.errors import ActorError
+from actors.room import ROOM, Post, Replay, ReplayResult
+from actors.runtime import ActorSystem
+from protocol import codec, frames
+from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
+from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from realtime_server.hub import Hub
+from realtime_server.session import Session, SessionInfo
+from realtime_server.settings import Settings
+from storage.base import now_ms
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE = 65536
+
+
+class TokenVerifier:
+    """What the gateway needs of bridge.tokens.TokenService (kept structural)."""
+
+    def verify_access(self, token: str) -> object: ...
+
+
+class _Closed(Exception):
+    """The peer closed or vanished; unwinds the connection's reader."""
+
+
+@dataclass(slots=True, eq=False)
+class _Conn:
+    stream: trio.SocketStream
+    ws: WSConnection
+    max_frame: int
+    session: Session | None = None
+    last_rx: float = 0.0
+    # Fragments of the message being received, and whether it went over the limit.
+    parts: list[bytes] | None = None
+    size: int = 0
+    oversize: bool = False
+
+
+class Gateway:
+    def __init__(
+        self, settings: Settings, system: ActorSystem, hub: Hub, tokens: TokenVerifier
+    ) -> None:
+        self.settings = settings
+        self.system = system
+        self.hub = hub
+        self.tokens = tokens
+        self._conn_ids = itertools.count(1)
+        self._conns: set[_Conn] = set()
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    # ----- entry -----------------------------------------------------------------
+
+    async def handle(self, stream: trio.SocketStream, initial: bytes) -> None:
+        """Serve one upgraded connection; ``initial`` is what was read so far."""
+        ws = WSConnection(ConnectionType.SERVER)
+        conn = _Conn(stream, ws, self.settings.max_frame_bytes, last_rx=trio.current_time())
+        ws.receive_data(initial)
+        request = next(ws.events(), None)
+        if not isinstance(request, Request):
+            await _send_quietly(stream, ws.send(RejectConnection(status_code=400)))
+            return
+        await stream.send_all(ws.send(AcceptConnection()))
+        self._conns.add(conn)
+        try:
+            await self._serve(conn)
+        except _Closed:
+            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._conns.discard(conn)
+            if conn.session is not None:
+                self.hub.remove(conn.session)
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _serve(self, conn: _Conn) -> None:
+        hello = await self._receive_hello(conn)
+        if hello is None:
+            return
+        claims, data = hello
+        info = SessionInfo(
+            user_id=claims.user_id,  # type: ignore[attr-defined]
+            session_id=claims.session_id,  # type: ignore[attr-defined]
+            device=data.d.device,
+            conn_id=next(self._conn_ids),
+        )
+        session = conn.session = Session(
+            info, conn.stream, self.settings.outbound_queue_bytes,
+            close_frame_for=lambda code: _try_send(
+                conn.ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code]))
+            ),
+            raw_socket=socket.socket(fileno=conn.stream.socket.fileno()),
+        )
+        async with trio.open_nursery() as nursery:
+
+            async def write_then_stop() -> None:
+                await session.serve_writer()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(write_then_stop)
+            # Registered before the replay asks: live events from now on are
+            # held, and anything both held and replayed is sent once.
+            self.hub.add(session)
+            s = self.settings
+            session.push_frame(
+                frames.Welcome(
+                    re=data.id,
+                    d=frames.WelcomeData(
+                        user=info.user_id, session=info.session_id, v=data.d.v,
+                        heartbeat=s.heartbeat_interval, max_frame=s.max_frame_bytes,
+                        max_text=s.max_message_chars, ts=now_ms(),
+                    ),
+                )
+            )
+            nursery.start_soon(self._heartbeat, conn, session)
+            try:
+                await self._resume(session, data.d.cursors)
+                await self._read_loop(conn, session)
+            except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            if session.close_code is not None:
+                # Let the writer put our close frame on the wire, briefly.
+                with trio.move_on_after(2):
+                    await session.closed.wait()
+            nursery.cancel_scope.cancel()
+
+    # ----- reading -----------------------------------------------------------------
+
+    async def _next_message(self, conn: _Conn) -> bytes | ProtocolError:
+        """The next complete client message, or the error it earned."""
+        ws = conn.ws
+        while True:
+            for event in ws.events():
+                if isinstance(event, Message):
+                    done = self._collect(conn, event)
+                    if done is not None:
+                        return done
+                elif isinstance(event, Ping):
+                    await self._send_control(conn, ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    reply = _try_send(ws, event.response())
+                    if conn.session is not None:
+                        conn.session.close(CloseCode.NORMAL, reply)
+                    elif reply:
+                        await _send_quietly(conn.stream, reply)
+                    raise _Closed
+                elif isinstance(event, Pong):
+                    pass
+            data = await conn.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                raise _Closed
+            conn.last_rx = trio.current_time()
+            try:
+                ws.receive_data(data)
+            except RemoteProtocolError:
+                raise _Closed from None
+
+    def _collect(self, conn: _Conn, event: Message) -> bytes | ProtocolError | None:
+        if conn.parts is None:
+            conn.parts, conn.size, conn.oversize = [], 0, False
+        chunk = event.data if isinstance(event, BytesMessage) else event.data.encode()
+        conn.size += len(chunk)
+        if conn.size > conn.max_frame:
+            # Keep reading to the end of the message but keep none of it.
+            conn.oversize = True
+            conn.parts.clear()
+        elif not conn.oversize:
+            conn.parts.append(chunk)
+        if not event.message_finished:
+            return None
+        parts, size, oversize = conn.parts, conn.size, conn.oversize
+        conn.parts = None
+        if oversize:
+            return ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"Frame of {size} bytes is over the limit of {conn.max_frame} bytes.",
+            )
+        if isinstance(event, TextMessage):
+            return ProtocolError(ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text.")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _send_control(self, conn: _Conn, data: bytes) -> None:
+        if conn.session is not None:
+            conn.session.push(data)
+        else:
+            await conn.stream.send_all(data)
+
+    async def _receive_hello(
+        self, conn: _Conn
+    ) -> tuple[object, frames.Hello] | None:
+        with trio.move_on_after(self.settings.hello_timeout):
+            raw = await self._next_message(conn)
+            if isinstance(raw, ProtocolError):
+                await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, raw.message)
+                return None
+            try:
+                frame = codec.decode_client(raw, conn.max_frame)
+            except ProtocolError as exc:
+                await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, exc.message)
+                return None
+            if not isinstance(frame, frames.Hello):
+                await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello.")
+                return None
+            if frame.d.v not in SUPPORTED_VERSIONS:
+                await self._reject(
+                    conn, CloseCode.UNSUPPORTED_VERSION,
+                    f"Protocol version {frame.d.v} is not supported; this server speaks {PROTOCOL_VERSION}.",
+                )
+                return None
+            try:
+                claims = self.tokens.verify_access(frame.d.token)
+            except Exception as exc:  # bridge.tokens.AuthError and kin
+                code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
+                close = (
+                    CloseCode.TOKEN_EXPIRED if code == ErrorCode.TOKEN_EXPIRED else CloseCode.UNAUTHORIZED
+                )
+                await self._reject(conn, close, CLOSE_REASONS[close])
+                return None
+            return claims, frame
+        await self._reject(conn, CloseCode.HELLO_TIMEOUT, CLOSE_REASONS[CloseCode.HELLO_TIMEOUT])
+        return None
+
+    async def _reject(self, conn: _Conn, code: CloseCode, reason: str) -> None:
+        data = _try_send(conn.ws, CloseConnection(code=int(code), reason=_clip_reason(reason)))
+        if data:
+            await _send_quietly(conn.stream, data)
+
+    async def _read_loop(self, conn: _Conn, session: Session) -> None:
+        max_frame = conn.max_frame
+        max_text = self.settings.max_message_chars
+        system = self.system
+        user_id = session.user_id
+        while True:
+            raw = await self._next_message(conn)
+            if isinstance(raw, ProtocolError):
+                session.push_error(raw.code, raw.message, raw.re)
+                continue
+            try:
+                frame = codec.decode_client(raw, max_frame)
+            except ProtocolError as exc:
+                session.push_error(exc.code, exc.message, exc.re)
+                continue
+            match frame:
+                case frames.Send(id=rid, d=d):
+                    if not d.text.strip():
+                        session.push_error(ErrorCode.INVALID, "Message text must not be empty.", rid)
+                    elif "\x00" in d.text:
+                        session.push_error(ErrorCode.INVALID, "Message text must not contain NUL.", rid)
+                    elif len(d.text) > max_text:
+                        session.push_error(
+                            ErrorCode.MESSAGE_TOO_LONG,
+                            f"Message text is {len(d.text)} characters; the limit is {max_text}.",
+                            rid,
+                        )
+                    else:
+                        # A full room inbox makes this connection wait: that is
+                        # the backpressure on a sender who outpaces storage.
+                        await system.ref(ROOM, d.room).tell(Post(session, rid, user_id, d.cid, d.text))
+                case frames.Ping(id=rid):
+                    session.push_frame(frames.Pong(re=rid, ts=now_ms()))
+                case frames.Hello(id=rid):
+                    session.push_error(ErrorCode.INVALID, "hello was already received.", rid)
+                case _:
+                    raise AssertionError(f"unhandled client frame {frame!r}")
+
+    # ----- resume and heartbeat ------------------------------------------------
+
+    async def _resume(self, session: Session, cursors: dict[str, int]) -> None:
+        sent: dict[str, int] = {}
+        for room, after in cursors.items():
+            try:
+                result: ReplayResult = await self.system.ref(ROOM, room).ask(
+                    Replay(session.user_id, after)
+                )
+            except ActorError as exc:
+                session.push_error(exc.code, f"resume of room {room}: {exc.message}")
+                continue
+            if result.truncated:
+                session.push_frame(
+                    frames.ResumeGap(d=frames.ResumeGapData(room=room, after=after, last_seq=result.last_seq))
+                )
+                sent[room] = result.last_seq
+                continue
+            pace = self.settings.outbound_queue_bytes // 4
+            for message in result.messages:
+                session.push_frame(frames.MsgNew(d=message))
+                if session.queued_bytes > pace:
+                    await session.wait_queue_below(pace)
+                    if session.close_code is not None:
+                        return
+            sent[room] = result.messages[-1].seq if result.messages else after
+        session.push_frame(frames.ResumeDone(d=frames.ResumeDoneData(rooms=sent)))
+        session.finish_sync(sent)
+
+    async def _heartbeat(self, conn: _Conn, session: Session) -> None:
+        interval = self.settings.heartbeat_interval
+        timeout = self.settings.heartbeat_timeout
+        while True:
+            await trio.sleep(interval)
+            if trio.current_time() - conn.last_rx > interval + timeout:
+                session.close(CloseCode.HEARTBEAT_TIMEOUT)
+                return
+            data = _try_send(conn.ws, Ping(b"hb"))
+            if data:
+                session.push(data)
+
+    def close_all(self, code: CloseCode) -> None:
+        """Used at shutdown: every session gets a close frame with ``code``."""
+        for conn in list(self._conns):
+            if conn.session is not None:
+                conn.session.close(code)
+
+
+def _try_send(ws: WSConnection, event: CloseConnection | Ping | Pong) -> bytes:
+    try:
+        return ws.send(event)
+    except LocalProtocolError:  # already closing: nothing more may be sent
+        return b""
+
+
+async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
+    with trio.move_on_after(2):
+        try:
+            await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+def _clip_reason(reason: str) -> str:
+    # A close frame's reason is at most 123 bytes of UTF-8.
+    data = reason.encode()[:123]
+    return data.decode(errors="ignore")
+

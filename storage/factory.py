@@ -1,0 +1,44 @@
+"""Pick the ``Store`` twin from a DATABASE_URL.
+
+- ``sqlite:///<path>``: everything after the third slash is the file path,
+  so ``sqlite:///data/x.db`` is relative to the working directory and
+  ``sqlite:////var/lib/x.db`` is absolute.
+- ``postgresql://...`` or ``postgres://...``: passed to asyncpg unchanged.
+
+Migrations are not run here: start-up and the migrate command decide when
+(``await store.migrate()``), and a read-only tool may not want them at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from .base import Store
+
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+@asynccontextmanager
+async def open_store(
+    database_url: str, *, sqlite_synchronous: str = "FULL"
+) -> AsyncIterator[Store]:
+    # Backends are imported lazily so a SQLite install never loads asyncpg or
+    # trio-asyncio (which patches asyncio's loop policy on import).
+    if database_url.startswith(SQLITE_PREFIX):
+        from .sqlite import open_sqlite_store
+
+        path = database_url[len(SQLITE_PREFIX) :]
+        async with open_sqlite_store(path, synchronous=sqlite_synchronous) as store:
+            yield store
+    elif database_url.startswith(POSTGRES_PREFIXES):
+        from .postgres import open_postgres_store
+
+        async with open_postgres_store(database_url) as pg_store:
+            yield pg_store
+    else:
+        raise ValueError(
+            "DATABASE_URL must start with sqlite:///, postgresql:// or postgres://,"
+            f" got {database_url.split(':', 1)[0]!r}:..."
+        )

@@ -1,0 +1,94 @@
+"""Database fixtures shared by every test package.
+
+- ``database_url``: a fresh, empty database per test, once on SQLite and once
+  on PostgreSQL (ids ``sqlite`` / ``postgres``). PostgreSQL gets a new schema
+  per test, selected with ``?search_path=`` (asyncpg sends unknown DSN
+  parameters as server settings), and dropped afterwards.
+- ``store``: a migrated ``Store`` opened on ``database_url``.
+- ``postgres_dsn``: the server-level DSN (env ``TEST_POSTGRES_DSN``), checked
+  once per session. When the server is unreachable PostgreSQL tests skip,
+  except with ``CI=true``, where they fail: CI must never go green by
+  silently skipping one backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+from storage.base import Store
+from storage.factory import open_store
+
+POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _redacted(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _with_search_path(dsn: str, schema: str) -> str:
+    parts = urlsplit(dsn)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
+    query.append(("search_path", schema))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _pg_execute(dsn: str, sql: str) -> None:
+    # Set-up runs outside the test's trio run, so plain asyncio is the
+    # simplest way to drive asyncpg here.
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    try:
+        _pg_execute(POSTGRES_DSN, "SELECT 1")
+    except Exception as exc:  # any failure to reach it counts as "absent"
+        message = f"PostgreSQL not reachable at {_redacted(POSTGRES_DSN)}: {exc!r}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run, not skip)")
+        pytest.skip(message)
+    return POSTGRES_DSN
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    ids=["sqlite", "postgres"],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    schema = f"t_{secrets.token_hex(6)}"
+    _pg_execute(dsn, f"CREATE SCHEMA {schema}")
+    try:
+        yield _with_search_path(dsn, schema)
+    finally:
+        _pg_execute(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with open_store(database_url) as opened:
+        await opened.migrate()
+        yield opened
