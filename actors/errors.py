@@ -3,8 +3,8 @@
 Hierarchy::
 
     ActorError(code)              something went wrong delivering or handling a message
-    ├── Rejected                  the actor refused the request (a domain answer, e.g. not a member);
-    │                             raised inside a handler it is sent to the caller, the actor lives on
+    ├── Rejected                  the actor refused (a domain answer, e.g. not a member);
+    │                             raised in a handler, it goes to the caller; the actor lives on
     ├── ActorCrashed              the actor died while the message was queued or in hand
     ├── ActorUnavailable          the actor could not be started or has stopped for good
     └── AskTimeout                no reply within the timeout

@@ -100,8 +100,14 @@ class IsMember:
 
 def to_wire(m: StoredMessage) -> Message:
     return Message(
-        id=m.id, room=m.room_id, seq=m.seq, sender=m.sender_id, cid=m.cid, text=m.text,
-        ts=m.created_at, kind=m.kind,
+        id=m.id,
+        room=m.room_id,
+        seq=m.seq,
+        sender=m.sender_id,
+        cid=m.cid,
+        text=m.text,
+        ts=m.created_at,
+        kind=m.kind,
     )
 
 
@@ -130,7 +136,8 @@ class RoomActor(Actor):
         room = await store.get_room(self.key)
         if room is None:
             raise ActorUnavailable(
-                "You are not a member of this room (or it does not exist).", code=ErrorCode.NOT_MEMBER
+                "You are not a member of this room (or it does not exist).",
+                code=ErrorCode.NOT_MEMBER,
             )
         self.members = {m.user_id for m in room.members}
         await self._load_tail()
@@ -179,7 +186,8 @@ class RoomActor(Actor):
     def _check_member(self, user_id: str) -> None:
         if user_id not in self.members:
             raise Rejected(
-                "You are not a member of this room (or it does not exist).", code=ErrorCode.NOT_MEMBER
+                "You are not a member of this room (or it does not exist).",
+                code=ErrorCode.NOT_MEMBER,
             )
 
     # ----- posting -------------------------------------------------------------
@@ -224,8 +232,13 @@ class RoomActor(Actor):
             first = item.waiters[0]
             seq = self.last_seq + len(batch) + 1
             item.message = StoredMessage(
-                id=new_id("m_"), room_id=self.key, seq=seq, sender_id=first.sender_id,
-                cid=first.cid, text=first.text, created_at=ts,
+                id=new_id("m_"),
+                room_id=self.key,
+                seq=seq,
+                sender_id=first.sender_id,
+                cid=first.cid,
+                text=first.text,
+                created_at=ts,
             )
             batch.append(item.message)
             inflight[key] = item

@@ -193,7 +193,8 @@ class ActorRef:
         except trio.WouldBlock:
             self._system._nursery_or_raise().start_soon(self.tell, msg)
 
-    async def ask(self, msg: Any, timeout: float | None = None) -> Any:
+    # OTP's call(msg, timeout): the timeout is part of the contract, not a convenience.
+    async def ask(self, msg: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Send ``msg`` and wait for the actor's answer, at most ``timeout`` seconds."""
         reply: Reply[Any] = Reply()
         limit = self._system.ask_timeout if timeout is None else timeout
@@ -297,7 +298,9 @@ class ActorSystem:
                     log.exception("actor %s:%s crashed", cell.kind, cell.key)
                     self._fail_all(cell, ActorCrashed(f"{cell.kind}:{cell.key} crashed"))
                     if not self._may_restart(cell):
-                        log.error("actor %s:%s over its restart budget; stopped", cell.kind, cell.key)
+                        log.error(
+                            "actor %s:%s over its restart budget; stopped", cell.kind, cell.key
+                        )
                         self._unregister(cell)
                         self._fail_all(cell, ActorCrashed(f"{cell.kind}:{cell.key} crashed"))
                         return

@@ -29,7 +29,9 @@ def _migrate(settings: Settings) -> None:
     from storage.factory import open_store
 
     async def main() -> None:
-        async with open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+        async with open_store(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        ) as store:
             report = await store.migrate()
             for name in report.applied:
                 print(f"applied {name}")

@@ -20,6 +20,7 @@ import itertools
 import logging
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -37,11 +38,12 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from actors.errors import ActorError
-from actors.room import ROOM, Post, Replay, ReplayResult
+from actors.room import ROOM, Replay, ReplayResult
 from actors.runtime import ActorSystem
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.session import Session, SessionInfo
 from realtime_server.settings import Settings
@@ -77,18 +79,33 @@ class _Conn:
 
 class Gateway:
     def __init__(
-        self, settings: Settings, system: ActorSystem, hub: Hub, tokens: TokenVerifier
+        self,
+        settings: Settings,
+        system: ActorSystem,
+        hub: Hub,
+        tokens: TokenVerifier,
+        dispatcher: Dispatcher,
+        services: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.system = system
         self.hub = hub
         self.tokens = tokens
+        self.dispatcher = dispatcher
+        # Node services handlers may need (store, writer, ...), by name.
+        self.services: dict[str, Any] = services or {}
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
+        self._all_closed = trio.Event()
 
     @property
     def connections(self) -> int:
         return len(self._conns)
+
+    async def wait_all_closed(self) -> None:
+        while self._conns:
+            self._all_closed = trio.Event()
+            await self._all_closed.wait()
 
     # ----- entry -----------------------------------------------------------------
 
@@ -111,6 +128,8 @@ class Gateway:
             pass
         finally:
             self._conns.discard(conn)
+            if not self._conns:
+                self._all_closed.set()
             if conn.session is not None:
                 self.hub.remove(conn.session)
             with trio.CancelScope(shield=True):
@@ -128,7 +147,9 @@ class Gateway:
             conn_id=next(self._conn_ids),
         )
         session = conn.session = Session(
-            info, conn.stream, self.settings.outbound_queue_bytes,
+            info,
+            conn.stream,
+            self.settings.outbound_queue_bytes,
             close_frame_for=lambda code: _try_send(
                 conn.ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code]))
             ),
@@ -149,9 +170,13 @@ class Gateway:
                 frames.Welcome(
                     re=data.id,
                     d=frames.WelcomeData(
-                        user=info.user_id, session=info.session_id, v=data.d.v,
-                        heartbeat=s.heartbeat_interval, max_frame=s.max_frame_bytes,
-                        max_text=s.max_message_chars, ts=now_ms(),
+                        user=info.user_id,
+                        session=info.session_id,
+                        v=data.d.v,
+                        heartbeat=s.heartbeat_interval,
+                        max_frame=s.max_frame_bytes,
+                        max_text=s.max_message_chars,
+                        ts=now_ms(),
                     ),
                 )
             )
@@ -219,7 +244,9 @@ class Gateway:
                 f"Frame of {size} bytes is over the limit of {conn.max_frame} bytes.",
             )
         if isinstance(event, TextMessage):
-            return ProtocolError(ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text.")
+            return ProtocolError(
+                ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text."
+            )
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _send_control(self, conn: _Conn, data: bytes) -> None:
@@ -228,9 +255,7 @@ class Gateway:
         else:
             await conn.stream.send_all(data)
 
-    async def _receive_hello(
-        self, conn: _Conn
-    ) -> tuple[object, frames.Hello] | None:
+    async def _receive_hello(self, conn: _Conn) -> tuple[object, frames.Hello] | None:
         with trio.move_on_after(self.settings.hello_timeout):
             raw = await self._next_message(conn)
             if isinstance(raw, ProtocolError):
@@ -242,12 +267,16 @@ class Gateway:
                 await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, exc.message)
                 return None
             if not isinstance(frame, frames.Hello):
-                await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello.")
+                await self._reject(
+                    conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
+                )
                 return None
             if frame.d.v not in SUPPORTED_VERSIONS:
                 await self._reject(
-                    conn, CloseCode.UNSUPPORTED_VERSION,
-                    f"Protocol version {frame.d.v} is not supported; this server speaks {PROTOCOL_VERSION}.",
+                    conn,
+                    CloseCode.UNSUPPORTED_VERSION,
+                    f"Protocol version {frame.d.v} is not supported; "
+                    f"this server speaks {PROTOCOL_VERSION}.",
                 )
                 return None
             try:
@@ -255,7 +284,9 @@ class Gateway:
             except Exception as exc:  # bridge.tokens.AuthError and kin
                 code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
                 close = (
-                    CloseCode.TOKEN_EXPIRED if code == ErrorCode.TOKEN_EXPIRED else CloseCode.UNAUTHORIZED
+                    CloseCode.TOKEN_EXPIRED
+                    if code == ErrorCode.TOKEN_EXPIRED
+                    else CloseCode.UNAUTHORIZED
                 )
                 await self._reject(conn, close, CLOSE_REASONS[close])
                 return None
@@ -270,9 +301,8 @@ class Gateway:
 
     async def _read_loop(self, conn: _Conn, session: Session) -> None:
         max_frame = conn.max_frame
-        max_text = self.settings.max_message_chars
-        system = self.system
-        user_id = session.user_id
+        ctx = FrameContext(session, self.settings, self.system, self.hub, self.services)
+        handler_for = self.dispatcher.handler_for
         while True:
             raw = await self._next_message(conn)
             if isinstance(raw, ProtocolError):
@@ -283,28 +313,15 @@ class Gateway:
             except ProtocolError as exc:
                 session.push_error(exc.code, exc.message, exc.re)
                 continue
-            match frame:
-                case frames.Send(id=rid, d=d):
-                    if not d.text.strip():
-                        session.push_error(ErrorCode.INVALID, "Message text must not be empty.", rid)
-                    elif "\x00" in d.text:
-                        session.push_error(ErrorCode.INVALID, "Message text must not contain NUL.", rid)
-                    elif len(d.text) > max_text:
-                        session.push_error(
-                            ErrorCode.MESSAGE_TOO_LONG,
-                            f"Message text is {len(d.text)} characters; the limit is {max_text}.",
-                            rid,
-                        )
-                    else:
-                        # A full room inbox makes this connection wait: that is
-                        # the backpressure on a sender who outpaces storage.
-                        await system.ref(ROOM, d.room).tell(Post(session, rid, user_id, d.cid, d.text))
-                case frames.Ping(id=rid):
-                    session.push_frame(frames.Pong(re=rid, ts=now_ms()))
-                case frames.Hello(id=rid):
-                    session.push_error(ErrorCode.INVALID, "hello was already received.", rid)
-                case _:
-                    raise AssertionError(f"unhandled client frame {frame!r}")
+            handler = handler_for(frame)
+            if handler is None:
+                session.push_error(
+                    ErrorCode.UNKNOWN_TYPE,
+                    f"This server does not handle {type(frame).__name__}.",
+                    getattr(frame, "id", None),
+                )
+                continue
+            await handler(ctx, frame)
 
     # ----- resume and heartbeat ------------------------------------------------
 
@@ -320,7 +337,9 @@ class Gateway:
                 continue
             if result.truncated:
                 session.push_frame(
-                    frames.ResumeGap(d=frames.ResumeGapData(room=room, after=after, last_seq=result.last_seq))
+                    frames.ResumeGap(
+                        d=frames.ResumeGapData(room=room, after=after, last_seq=result.last_seq)
+                    )
                 )
                 sent[room] = result.last_seq
                 continue
@@ -373,4 +392,3 @@ def _clip_reason(reason: str) -> str:
     # A close frame's reason is at most 123 bytes of UTF-8.
     data = reason.encode()[:123]
     return data.decode(errors="ignore")
-

@@ -120,7 +120,10 @@ async def serve_node_listener(
             await websocket_handler(stream, head)
         else:
             await TCPServer(
-                asgi, config, context, ConnectionState(lifespan_state.copy()),
+                asgi,
+                config,
+                context,
+                ConnectionState(lifespan_state.copy()),
                 _ReplayStream(stream, head),  # type: ignore[arg-type]
             )
 

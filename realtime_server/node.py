@@ -25,6 +25,8 @@ from bridge.app import BridgeServices, create_app
 from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from protocol.errors import CloseCode
+from realtime_server import handlers_chat
+from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.hub import Hub
 from realtime_server.listener import serve_node_listener
@@ -62,7 +64,9 @@ class Node:
 @asynccontextmanager
 async def open_node(settings: Settings) -> AsyncIterator[Node]:
     settings = resolve_jwt_secret(settings)
-    async with open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+    async with open_store(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+    ) as store:
         report = await store.migrate()
         if report.applied:
             log.info("applied migrations: %s", ", ".join(report.applied))
@@ -78,8 +82,12 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 await services.start(system.serve)
                 hub = Hub()
                 deps = RoomDeps(
-                    store=store, writer=writer, hub=hub, frame=binary_frame,
-                    cache_size=settings.room_cache_size, resume_max=settings.resume_max_messages,
+                    store=store,
+                    writer=writer,
+                    hub=hub,
+                    frame=binary_frame,
+                    cache_size=settings.room_cache_size,
+                    resume_max=settings.resume_max_messages,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
@@ -87,15 +95,30 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
 
                 system.register(ROOM, room_factory)
                 tokens = TokenService(
-                    settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl, store
+                    settings.jwt_secret,
+                    settings.access_token_ttl,
+                    settings.refresh_token_ttl,
+                    store,
                 )
                 passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
                 app = create_app(BridgeServices(settings, store, tokens, passwords))
-                gateway = Gateway(settings, system, hub, tokens)
+                dispatcher = Dispatcher()
+                handlers_chat.register(dispatcher)
+                gateway = Gateway(
+                    settings,
+                    system,
+                    hub,
+                    tokens,
+                    dispatcher,
+                    services={"store": store, "writer": writer, "tokens": tokens},
+                )
                 port = await services.start(
                     partial(
-                        serve_node_listener, app, gateway.handle,
-                        host=settings.host, port=settings.port,
+                        serve_node_listener,
+                        app,
+                        gateway.handle,
+                        host=settings.host,
+                        port=settings.port,
                     )
                 )
                 node = Node(settings, store, writer, system, hub, gateway, tokens, port)
@@ -108,7 +131,6 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     gateway.close_all(CloseCode.GOING_AWAY)
                     with trio.CancelScope(shield=True):
                         with trio.move_on_after(SHUTDOWN_GRACE):
-                            while gateway.connections:
-                                await trio.sleep(0.01)
+                            await gateway.wait_all_closed()
                     services.cancel_scope.cancel()
             writer_nursery.cancel_scope.cancel()

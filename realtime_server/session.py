@@ -131,7 +131,9 @@ class Session:
         """Encode and queue one frame meant for this session only."""
         self.push(binary_frame(codec.encode(frame)))
 
-    def push_error(self, code: ErrorCode, message: str | None = None, re: int | None = None) -> None:
+    def push_error(
+        self, code: ErrorCode, message: str | None = None, re: int | None = None
+    ) -> None:
         self.push_frame(Err(code=code.value, msg=message or ERROR_MESSAGES[code], re=re))
 
     def push_event(self, room: str, seq: int, data: bytes) -> None:

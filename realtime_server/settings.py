@@ -54,7 +54,8 @@ class Settings:
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix):
             raise SettingsError(
-                f"DATABASE_URL must start with sqlite:/// or postgresql://, got {self.database_url!r}"
+                "DATABASE_URL must start with sqlite:/// or postgresql://, "
+                f"got {self.database_url!r}"
             )
         return self.database_url[len(prefix) :]
 
@@ -98,7 +99,9 @@ def load_settings(env: dict[str, str] | None = None, dotenv: str | None = ".env"
             else:
                 values[f.name] = raw
         except ValueError as exc:
-            raise SettingsError(f"{env_name(f.name)}={raw!r} is not a valid {type(default).__name__}") from exc
+            raise SettingsError(
+                f"{env_name(f.name)}={raw!r} is not a valid {type(default).__name__}"
+            ) from exc
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -107,7 +110,12 @@ def load_settings(env: dict[str, str] | None = None, dotenv: str | None = ".env"
 def _validate(s: Settings) -> None:
     if s.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise SettingsError("SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
-    for name in ("max_frame_bytes", "max_message_chars", "outbound_queue_bytes", "actor_inbox_size"):
+    for name in (
+        "max_frame_bytes",
+        "max_message_chars",
+        "outbound_queue_bytes",
+        "actor_inbox_size",
+    ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")
     if not s.is_postgres:
@@ -124,5 +132,3 @@ def resolve_jwt_secret(s: Settings) -> Settings:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return s.replace(jwt_secret=path.read_text().strip())
-
-

@@ -39,6 +39,7 @@ from .schema import (
     TOKEN_COLUMNS,
     USER_COLUMNS,
     fold,
+    prefixed,
     room_from_row,
     summary_from_row,
 )
@@ -62,10 +63,6 @@ _UNIQUE_FIELDS = {
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-def _prefixed(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
-
-
 # One statement, so one implicit transaction and one round trip: the rows go
 # in as eight arrays (unnest is as fast as executemany's pipeline for big
 # batches, and lets the same statement advance each room's tip from what it
@@ -87,10 +84,10 @@ UPDATE rooms r
 """
 
 _LIST_ROOMS = f"""
-SELECT {_prefixed("r", ROOM_COLUMNS)}, r.direct_key, r.last_seq,
+SELECT {prefixed("r", ROOM_COLUMNS)}, r.direct_key, r.last_seq,
        (SELECT count(*) FROM messages u
          WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id),
-       {_prefixed("m", MESSAGE_COLUMNS)}
+       {prefixed("m", MESSAGE_COLUMNS)}
 FROM room_members me
 JOIN rooms r ON r.id = me.room_id
 LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
@@ -377,7 +374,7 @@ class PostgresStore:
             return {}
         rows = await self._run(
             self._pool.fetch,
-            f"SELECT {_prefixed('m', MESSAGE_COLUMNS)} FROM messages m"
+            f"SELECT {prefixed('m', MESSAGE_COLUMNS)} FROM messages m"
             " JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS k(sender_id, cid)"
             "   ON m.sender_id = k.sender_id AND m.cid = k.cid"
             " WHERE m.room_id = $1",

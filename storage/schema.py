@@ -23,6 +23,11 @@ MESSAGE_COLUMNS = "id, room_id, seq, sender_id, cid, text, created_at, kind"
 MEMBER_COLUMNS = "user_id, role, read_seq"
 
 
+def prefixed(alias: str, columns: str) -> str:
+    """``prefixed("m", "id, seq")`` -> ``"m.id, m.seq"``, for joins."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
 def fold(name: str) -> str:
     """The case-insensitive key of an email or username.
 

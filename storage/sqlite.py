@@ -44,6 +44,7 @@ from .schema import (
     chunks,
     fold,
     message_row,
+    prefixed,
     room_from_row,
     room_tips,
     summary_from_row,
@@ -156,11 +157,11 @@ def _load_room(conn: sqlite3.Connection, room_id: str) -> Room | None:
 
 
 _LIST_ROOMS = f"""
-SELECT {", ".join("r." + c.strip() for c in ROOM_COLUMNS.split(","))},
+SELECT {prefixed("r", ROOM_COLUMNS)},
        r.direct_key, r.last_seq,
        (SELECT COUNT(*) FROM messages u
          WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id),
-       {", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))}
+       {prefixed("m", MESSAGE_COLUMNS)}
 FROM room_members me
 JOIN rooms r ON r.id = me.room_id
 LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
@@ -261,13 +262,13 @@ class SqliteStore:
         return _user(row)
 
     async def update_user(self, user_id: str, *, display_name: str) -> User | None:
-        row = await self._write(
+        rows = await self._write(
             lambda c: c.execute(
                 f"UPDATE users SET display_name = ? WHERE id = ? RETURNING {USER_COLUMNS}",
                 (display_name, user_id),
-            ).fetchone()
+            ).fetchall()  # all: a RETURNING statement completes only when stepped to the end
         )
-        return _user(row)
+        return _user(rows[0] if rows else None)
 
     async def existing_user_ids(self, user_ids: Sequence[str]) -> set[str]:
         wanted = list(dict.fromkeys(user_ids))
@@ -390,16 +391,16 @@ class SqliteStore:
         return await self._read(run)
 
     async def set_read_seq(self, room_id: str, user_id: str, seq: int) -> int:
-        row = await self._write(
+        rows = await self._write(
             lambda c: c.execute(
                 "UPDATE room_members SET read_seq = MAX(read_seq, ?)"
                 " WHERE room_id = ? AND user_id = ? RETURNING read_seq",
                 (seq, room_id, user_id),
-            ).fetchone()
+            ).fetchall()
         )
-        if row is None:
+        if not rows:
             raise NotFound(f"{user_id} is not a member of {room_id}")
-        return int(row[0])
+        return int(rows[0][0])
 
     # messages
 

@@ -23,10 +23,14 @@ def _free_port() -> int:
 
 def test_migrate_applies_the_migrations_once(tmp_path: Path):
     env = {**os.environ, "DATABASE_URL": "sqlite:///db/x.db"}
-    first = subprocess.run([EXE, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    first = subprocess.run(
+        [EXE, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert first.returncode == 0, first.stderr
     assert "applied" in first.stdout
-    second = subprocess.run([EXE, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [EXE, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert second.returncode == 0
     assert second.stdout.startswith("0 applied")
 
@@ -35,7 +39,9 @@ def test_serve_starts_on_an_empty_directory_and_stops_cleanly_on_sigterm(tmp_pat
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "JWT_SECRET"}}
     env.update(PORT=str(port), ARGON2_TIME_COST="1", ARGON2_MEMORY_KIB="1024")
-    proc = subprocess.Popen([EXE, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

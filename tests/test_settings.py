@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from realtime_server.settings import Settings, SettingsError, env_name, load_settings, resolve_jwt_secret
+from realtime_server.settings import (
+    Settings,
+    SettingsError,
+    env_name,
+    load_settings,
+    resolve_jwt_secret,
+)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

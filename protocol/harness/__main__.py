@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fan.add_argument("--url", help="server to test (default: start one on a temporary SQLite file)")
     fan.add_argument("--members", type=int, default=200)
     fan.add_argument("--messages", type=int, default=1000)
-    fan.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = as fast as acks allow")
+    fan.add_argument(
+        "--rate", type=float, default=0.0, help="messages/s; 0 = as fast as acks allow"
+    )
     fan.add_argument("--procs", type=int, default=2, help="subscriber processes")
     fan.add_argument("--window", type=int, default=64, help="publisher messages in flight")
     fan.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -33,8 +35,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with spawned as server:
         url = args.url or server.url
         config = FanoutConfig(
-            url=url, members=args.members, messages=args.messages, rate=args.rate,
-            procs=args.procs, window=args.window,
+            url=url,
+            members=args.members,
+            messages=args.messages,
+            rate=args.rate,
+            procs=args.procs,
+            window=args.window,
         )
         result = trio.run(run_fanout, config, server.cpu_seconds if server else None)
     data = {"scenario": "fanout", **as_dict(result)}

@@ -55,8 +55,13 @@ class FanoutResult:
 
 
 def _worker(
-    host: str, port: int, tokens: list[str], expected: int, sample_every: int,
-    ready: Any, results: Any,
+    host: str,
+    port: int,
+    tokens: list[str],
+    expected: int,
+    sample_every: int,
+    ready: Any,
+    results: Any,
 ) -> None:
     async def main() -> dict[str, Any]:
         subs = [LeanSubscriber(host, port, t, sample_every) for t in tokens]

@@ -64,7 +64,11 @@ def spawn_server(extra_env: dict[str, str] | None = None) -> Iterator[SpawnedSer
         )
         env.update(extra_env or {})
         exe = Path(sys.executable).parent / "realtime-server"
-        cmd = [str(exe), "serve"] if exe.exists() else [sys.executable, "-m", "realtime_server.cli", "serve"]
+        cmd = (
+            [str(exe), "serve"]
+            if exe.exists()
+            else [sys.executable, "-m", "realtime_server.cli", "serve"]
+        )
         proc = subprocess.Popen(cmd, env=env, cwd=tmp)
         try:
             url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,9 @@ class BenchUser:
     token: str
 
 
-async def create_users(http: httpx.AsyncClient, count: int, *, concurrency: int = 16) -> list[BenchUser]:
+async def create_users(
+    http: httpx.AsyncClient, count: int, *, concurrency: int = 16
+) -> list[BenchUser]:
     run = secrets.token_hex(4)
     users: list[BenchUser | None] = [None] * count
     limiter = trio.CapacityLimiter(concurrency)
@@ -25,7 +27,11 @@ async def create_users(http: httpx.AsyncClient, count: int, *, concurrency: int 
             name = f"b{run}_{i}"
             r = await http.post(
                 "/auth/register",
-                json={"email": f"{name}@bench.test", "username": name, "password": "bench-password-1"},
+                json={
+                    "email": f"{name}@bench.test",
+                    "username": name,
+                    "password": "bench-password-1",
+                },
             )
             r.raise_for_status()
             body = r.json()

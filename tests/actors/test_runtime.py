@@ -102,7 +102,9 @@ class Counter(Actor):
 async def system() -> AsyncIterator[tuple[ActorSystem, Storage]]:
     storage: Storage = {}
     Counter.starts = {}
-    system = ActorSystem(inbox_size=4, idle_seconds=60, ask_timeout=5, max_restarts=1, restart_window=5)
+    system = ActorSystem(
+        inbox_size=4, idle_seconds=60, ask_timeout=5, max_restarts=1, restart_window=5
+    )
     system.register("counter", lambda key, ref: Counter(key, ref, storage))
     async with trio.open_nursery() as nursery:
         await nursery.start(system.serve)

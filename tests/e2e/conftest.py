@@ -19,6 +19,7 @@ import trio
 from realtime_server.node import Node, open_node
 from realtime_server.settings import Settings
 
+
 def test_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     base = Settings(
         host="127.0.0.1",

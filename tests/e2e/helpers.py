@@ -19,12 +19,19 @@ class Account:
     refresh_token: str
 
 
-async def register(http: httpx.AsyncClient, name: str | None = None, device: str = "phone") -> Account:
+async def register(
+    http: httpx.AsyncClient, name: str | None = None, device: str = "phone"
+) -> Account:
     name = name or f"user{next(_names)}"
     password = "correct horse battery"
     r = await http.post(
         "/auth/register",
-        json={"email": f"{name}@example.test", "username": name, "password": password, "device": device},
+        json={
+            "email": f"{name}@example.test",
+            "username": name,
+            "password": password,
+            "device": device,
+        },
     )
     assert r.status_code == 201, r.text
     body = r.json()
@@ -33,13 +40,16 @@ async def register(http: httpx.AsyncClient, name: str | None = None, device: str
 
 async def login(http: httpx.AsyncClient, account: Account, device: str) -> str:
     r = await http.post(
-        "/auth/login", json={"login": account.username, "password": account.password, "device": device}
+        "/auth/login",
+        json={"login": account.username, "password": account.password, "device": device},
     )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
 
-async def create_group(http: httpx.AsyncClient, owner: Account, *members: Account, name: str = "g") -> str:
+async def create_group(
+    http: httpx.AsyncClient, owner: Account, *members: Account, name: str = "g"
+) -> str:
     r = await http.post(
         "/rooms",
         json={"kind": "group", "name": name, "members": [m.id for m in members]},
@@ -51,5 +61,3 @@ async def create_group(http: httpx.AsyncClient, owner: Account, *members: Accoun
 
 def auth(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {account.access_token}"}
-
-

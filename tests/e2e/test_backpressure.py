@@ -13,22 +13,27 @@ from tests.e2e.helpers import create_group, register
 from tests.e2e.rawws import hello, open_raw
 
 
-async def wait_until(condition, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not condition():
+async def wait_until(condition, limit: float = 5.0) -> None:
+    """Poll a server-side fact the client cannot observe directly (e.g. cleanup done)."""
+    with trio.fail_after(limit):
+        while not condition():  # noqa: ASYNC110 - nothing to wait on from outside
             await trio.sleep(0.01)
 
 
-async def test_a_consumer_that_stops_reading_is_cut_off_and_others_carry_on(node_factory: NodeFactory):
+async def test_a_consumer_that_stops_reading_is_cut_off_and_others_carry_on(
+    node_factory: NodeFactory,
+):
     async with node_factory(outbound_queue_bytes=64 * 1024) as node:
         async with httpx.AsyncClient(base_url=node.http_url) as http:
             alice = await register(http)
             bob = await register(http)
             carol = await register(http)
             room = await create_group(http, alice, bob, carol)
-        async with open_raw(node.port, rcvbuf=4096) as stalled, open_client(
-            node.ws_url, alice.access_token
-        ) as a, open_client(node.ws_url, carol.access_token) as c:
+        async with (
+            open_raw(node.port, rcvbuf=4096) as stalled,
+            open_client(node.ws_url, alice.access_token) as a,
+            open_client(node.ws_url, carol.access_token) as c,
+        ):
             await stalled.send_frame(hello(bob.access_token))
             assert isinstance(await stalled.receive_frame(), frames.Welcome)
             # Bob's socket now stops reading. Alice keeps talking.

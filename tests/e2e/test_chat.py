@@ -12,7 +12,7 @@ from realtime_server.node import Node
 from tests.e2e.helpers import auth, create_group, login, register
 
 
-async def next_message(client, timeout: float = 5.0) -> frames.Message:
+async def next_message(client, timeout: float = 5.0) -> frames.Message:  # noqa: ASYNC109
     """The next msg.new push, skipping the handshake's resume.done."""
     while True:
         frame = await client.next_push(timeout=timeout)
@@ -27,7 +27,10 @@ async def test_two_users_register_open_a_room_and_chat(node: Node, http: httpx.A
     token = await login(http, bob, device="laptop")
     room = await create_group(http, alice, bob, name="weekend")
 
-    async with open_client(node.ws_url, alice.access_token) as a, open_client(node.ws_url, token) as b:
+    async with (
+        open_client(node.ws_url, alice.access_token) as a,
+        open_client(node.ws_url, token) as b,
+    ):
         assert a.welcome.user == alice.id
         sent = await a.send_message(room, "hi bob")
         assert (sent.room, sent.seq, sent.sender, sent.text) == (room, 1, alice.id, "hi bob")
@@ -46,9 +49,11 @@ async def test_seqs_are_gap_free_under_concurrent_senders(node: Node, http: http
     users = [await register(http) for _ in range(3)]
     room = await create_group(http, users[0], *users[1:])
     per_user = 40
-    async with open_client(node.ws_url, users[0].access_token) as c0, open_client(
-        node.ws_url, users[1].access_token
-    ) as c1, open_client(node.ws_url, users[2].access_token) as c2:
+    async with (
+        open_client(node.ws_url, users[0].access_token) as c0,
+        open_client(node.ws_url, users[1].access_token) as c1,
+        open_client(node.ws_url, users[2].access_token) as c2,
+    ):
         acked: list[int] = []
 
         async def burst(client, tag: str) -> None:
@@ -75,11 +80,12 @@ async def test_every_device_of_a_member_gets_the_message(node: Node, http: httpx
     phone = bob.access_token
     laptop = await login(http, bob, device="laptop")
     alice_tablet = await login(http, alice, device="tablet")
-    async with open_client(node.ws_url, alice.access_token, device="phone") as a1, open_client(
-        node.ws_url, alice_tablet, device="tablet"
-    ) as a2, open_client(node.ws_url, phone, device="phone") as b1, open_client(
-        node.ws_url, laptop, device="laptop"
-    ) as b2:
+    async with (
+        open_client(node.ws_url, alice.access_token, device="phone") as a1,
+        open_client(node.ws_url, alice_tablet, device="tablet") as a2,
+        open_client(node.ws_url, phone, device="phone") as b1,
+        open_client(node.ws_url, laptop, device="laptop") as b2,
+    ):
         sent = await a1.send_message(room, "to every screen")
         # The sender's own other device is kept in sync too.
         for client in (a2, b1, b2):
@@ -92,9 +98,10 @@ async def test_resending_a_cid_returns_the_original_and_stores_nothing_new(
     alice = await register(http)
     bob = await register(http)
     room = await create_group(http, alice, bob)
-    async with open_client(node.ws_url, alice.access_token) as a, open_client(
-        node.ws_url, bob.access_token
-    ) as b:
+    async with (
+        open_client(node.ws_url, alice.access_token) as a,
+        open_client(node.ws_url, bob.access_token) as b,
+    ):
         first = await a.send_message(room, "once", cid="c-1")
         again = await a.send_message(room, "once", cid="c-1")
         assert again == first
@@ -117,14 +124,17 @@ async def _append(results: list, awaitable) -> None:
     results.append(await awaitable)
 
 
-async def test_a_non_member_can_neither_write_nor_resume_a_room(node: Node, http: httpx.AsyncClient):
+async def test_a_non_member_can_neither_write_nor_resume_a_room(
+    node: Node, http: httpx.AsyncClient
+):
     alice = await register(http)
     bob = await register(http)
     mallory = await register(http)
     room = await create_group(http, alice, bob)
-    async with open_client(node.ws_url, mallory.access_token, cursors={room: 0}) as m, open_client(
-        node.ws_url, bob.access_token
-    ) as b:
+    async with (
+        open_client(node.ws_url, mallory.access_token, cursors={room: 0}) as m,
+        open_client(node.ws_url, bob.access_token) as b,
+    ):
         err = await m.next_push(timeout=5)
         assert isinstance(err, frames.Err) and err.code == "not_member"
         with pytest.raises(ServerError) as refused:
@@ -144,7 +154,7 @@ async def test_a_non_member_can_neither_write_nor_resume_a_room(node: Node, http
 async def test_sql_looking_text_is_stored_verbatim(node: Node, http: httpx.AsyncClient):
     alice = await register(http)
     room = await create_group(http, alice)
-    nasty = "'); DROP TABLE messages; -- \U0001F600 \\x00 %s $1"
+    nasty = "'); DROP TABLE messages; -- \U0001f600 \\x00 %s $1"
     async with open_client(node.ws_url, alice.access_token) as a:
         assert (await a.send_message(room, nasty)).text == nasty
         # NUL cannot be stored by PostgreSQL: it is refused on every backend alike.

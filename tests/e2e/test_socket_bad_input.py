@@ -48,16 +48,33 @@ async def still_alive(raw) -> None:
         (msgspec.msgpack.encode({"t": "msg.teleport", "id": 5}), "unknown_type", 5),
         (msgspec.msgpack.encode({"t": "msg.send", "id": 6, "d": {"room": "r"}}), "invalid", 6),
         (
-            msgspec.msgpack.encode({"t": "msg.send", "id": 7, "d": {"room": 1, "cid": "c", "text": "x"}}),
+            msgspec.msgpack.encode(
+                {"t": "msg.send", "id": 7, "d": {"room": 1, "cid": "c", "text": "x"}}
+            ),
             "invalid",
             7,
         ),
         (msgspec.msgpack.encode({"t": "msg.send", "id": -1, "d": {}}), "invalid", None),
-        (msgspec.msgpack.encode({"t": "msg.send", "id": 8, "d": {"room": "r", "cid": "", "text": "x"}}), "invalid", 8),
+        (
+            msgspec.msgpack.encode(
+                {"t": "msg.send", "id": 8, "d": {"room": "r", "cid": "", "text": "x"}}
+            ),
+            "invalid",
+            8,
+        ),
         (b"", "bad_frame", None),
     ],
-    ids=["not-msgpack", "not-a-map", "no-type", "unknown-type", "missing-fields", "wrong-type",
-         "negative-id", "empty-cid", "empty-frame"],
+    ids=[
+        "not-msgpack",
+        "not-a-map",
+        "no-type",
+        "unknown-type",
+        "missing-fields",
+        "wrong-type",
+        "negative-id",
+        "empty-cid",
+        "empty-frame",
+    ],
 )
 async def test_a_malformed_frame_gets_an_error_and_the_connection_lives(
     node: Node, http: httpx.AsyncClient, payload: bytes, code: str, re: int | None
@@ -76,7 +93,9 @@ async def test_an_oversize_frame_is_refused_without_buffering_it(node_factory: N
             alice = await register(http)
         async with open_raw(node.port) as raw:
             await welcomed(raw, alice.access_token)
-            big = codec.encode(frames.Send(id=3, d=frames.SendData(room="r", cid="c", text="x" * 50_000)))
+            big = codec.encode(
+                frames.Send(id=3, d=frames.SendData(room="r", cid="c", text="x" * 50_000))
+            )
             await raw.send_bytes(big)
             err = await expect_err(raw, "frame_too_large")
             assert "1024" in err.msg
@@ -92,18 +111,26 @@ async def test_text_frames_are_refused(node: Node, http: httpx.AsyncClient):
         await still_alive(raw)
 
 
-async def test_empty_and_too_long_texts_are_refused_and_nothing_is_stored(node_factory: NodeFactory):
+async def test_empty_and_too_long_texts_are_refused_and_nothing_is_stored(
+    node_factory: NodeFactory,
+):
     async with node_factory(max_message_chars=10) as node:
         async with httpx.AsyncClient(base_url=node.http_url) as http:
             alice = await register(http)
             room = await create_group(http, alice)
             async with open_raw(node.port) as raw:
                 await welcomed(raw, alice.access_token)
-                await raw.send_frame(frames.Send(id=1, d=frames.SendData(room=room, cid="a", text="  ")))
+                await raw.send_frame(
+                    frames.Send(id=1, d=frames.SendData(room=room, cid="a", text="  "))
+                )
                 await expect_err(raw, "invalid", 1)
-                await raw.send_frame(frames.Send(id=2, d=frames.SendData(room=room, cid="b", text="x" * 11)))
+                await raw.send_frame(
+                    frames.Send(id=2, d=frames.SendData(room=room, cid="b", text="x" * 11))
+                )
                 await expect_err(raw, "message_too_long", 2)
-                await raw.send_frame(frames.Send(id=3, d=frames.SendData(room=room, cid="c", text="ok")))
+                await raw.send_frame(
+                    frames.Send(id=3, d=frames.SendData(room=room, cid="c", text="ok"))
+                )
                 ok = await raw.receive_frame()
                 assert isinstance(ok, frames.Ok) and ok.d is not None and ok.d.seq == 1
 

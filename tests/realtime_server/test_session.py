@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from wsproto import ConnectionType
 from wsproto.connection import Connection
-from wsproto.events import BytesMessage, CloseConnection
+from wsproto.events import CloseConnection
 
 from protocol.errors import CloseCode
 from realtime_server.session import Session, SessionInfo
@@ -29,7 +30,9 @@ async def pair():
 def make_session(stream: trio.SocketStream, limit: int) -> Session:
     server_ws = Connection(ConnectionType.SERVER)
     return Session(
-        SessionInfo("u1", "s1", "phone", 1), stream, limit,
+        SessionInfo("u1", "s1", "phone", 1),
+        stream,
+        limit,
         close_frame_for=lambda code: server_ws.send(CloseConnection(int(code), code.name)),
     )
 
@@ -91,7 +94,7 @@ async def test_a_peer_that_does_not_read_cannot_hold_the_writer(pair):
             # Nobody reads `client`: kernel buffers fill, then the queue, then the cut-off.
             while session.close_code is None:
                 session.push(binary_frame(b"y" * 4000))
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
             await session.closed.wait()
     assert session.close_code == CloseCode.SLOW_CONSUMER
 
