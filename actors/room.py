@@ -27,7 +27,7 @@ from actors.runtime import Actor, ActorRef
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
-from storage.base import Store, StoredMessage, new_id, now_ms
+from storage.base import Store, StoredMessage, new_time_id, now_ms
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class RoomActor(Actor):
             first = item.waiters[0]
             seq = self.last_seq + len(batch) + 1
             item.message = StoredMessage(
-                id=new_id("m_"),
+                id=new_time_id("m_"),
                 room_id=self.key,
                 seq=seq,
                 sender_id=first.sender_id,

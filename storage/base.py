@@ -26,6 +26,15 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_hex(16)
 
 
+def new_time_id(prefix: str = "") -> str:
+    """An id that sorts by creation time: 48-bit ms timestamp, then 80 random bits.
+
+    Rows keyed by it land at the right edge of their index instead of on a
+    random page, which is what makes batched inserts cheap on SQLite.
+    """
+    return f"{prefix}{now_ms():012x}{secrets.token_hex(10)}"
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -111,9 +120,11 @@ class Store(Protocol):
     # users
     async def create_user(self, user: User) -> None:
         """Raises Conflict(field) if the email or username (case-insensitive) is taken."""
+
     async def get_user(self, user_id: str) -> User | None: ...
     async def get_user_by_login(self, login: str) -> User | None:
         """Look up by email or username, case-insensitively."""
+
     async def update_user(self, user_id: str, *, display_name: str) -> User | None: ...
     async def existing_user_ids(self, user_ids: Sequence[str]) -> set[str]: ...
 
@@ -122,15 +133,18 @@ class Store(Protocol):
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
     async def use_refresh_token(self, token_hash: str, at: int) -> bool:
         """Mark used if unused and unrevoked, atomically; False if it was not."""
+
     async def revoke_token_family(self, family_id: str, at: int) -> None: ...
 
     # rooms
     async def create_room(self, room: Room) -> Room:
         """Insert room and members. For a direct room whose direct_key exists,
         returns the existing room instead (idempotent)."""
+
     async def get_room(self, room_id: str) -> Room | None: ...
     async def list_rooms(self, user_id: str, *, limit: int, offset: int) -> list[RoomSummary]:
         """Rooms of the user, most recent activity first."""
+
     async def set_read_seq(self, room_id: str, user_id: str, seq: int) -> int:
         """Advance (never move back) the read cursor; returns the stored value."""
 
@@ -138,13 +152,19 @@ class Store(Protocol):
     async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
         """All or nothing, in one transaction. Raises Conflict on a duplicate
         (room, seq) or (room, sender, cid)."""
+
     async def last_seq(self, room_id: str) -> int:
         """Highest stored seq of the room, 0 when empty."""
+
     async def find_by_cids(
         self, room_id: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredMessage]:
         """Messages of the room whose (sender_id, cid) is in keys."""
+
     async def messages_after(self, room_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
         """Ascending seq, seq > after_seq."""
-    async def messages_before(self, room_id: str, before_seq: int, limit: int) -> list[StoredMessage]:
+
+    async def messages_before(
+        self, room_id: str, before_seq: int, limit: int
+    ) -> list[StoredMessage]:
         """The ``limit`` messages just below before_seq, returned in ascending seq."""
