@@ -303,6 +303,11 @@ class Gateway:
         max_frame = conn.max_frame
         ctx = FrameContext(session, self.settings, self.system, self.hub, self.services)
         handler_for = self.dispatcher.handler_for
+        # Token bucket over every frame this connection sends: a flooding client
+        # is told to slow down and costs the rooms nothing.
+        rate = self.settings.rate_limit_frames_per_second
+        burst = float(max(1, self.settings.rate_limit_burst))
+        tokens, last = burst, trio.current_time()
         while True:
             raw = await self._next_message(conn)
             if isinstance(raw, ProtocolError):
@@ -313,6 +318,18 @@ class Gateway:
             except ProtocolError as exc:
                 session.push_error(exc.code, exc.message, exc.re)
                 continue
+            if rate > 0:
+                now = trio.current_time()
+                tokens = min(burst, tokens + (now - last) * rate)
+                last = now
+                if tokens < 1:
+                    session.push_error(
+                        ErrorCode.RATE_LIMITED,
+                        f"More than {rate:g} frames per second; slow down.",
+                        getattr(frame, "id", None),
+                    )
+                    continue
+                tokens -= 1
             handler = handler_for(frame)
             if handler is None:
                 session.push_error(

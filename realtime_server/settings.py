@@ -40,6 +40,8 @@ class Settings:
     ask_timeout: float = 10.0
     room_cache_size: int = 500
     resume_max_messages: int = 5000
+    rate_limit_frames_per_second: float = 100.0
+    rate_limit_burst: int = 500
     sqlite_synchronous: str = "FULL"
     log_level: str = "INFO"
 

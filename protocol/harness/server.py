@@ -61,6 +61,8 @@ def spawn_server(extra_env: dict[str, str] | None = None) -> Iterator[SpawnedSer
             ARGON2_TIME_COST="1",
             ARGON2_MEMORY_KIB="1024",
             LOG_LEVEL="WARNING",
+            # A load generator is, by design, a flood: lift the per-connection limit.
+            RATE_LIMIT_FRAMES_PER_SECOND="0",
         )
         env.update(extra_env or {})
         exe = Path(sys.executable).parent / "realtime-server"

@@ -203,3 +203,21 @@ async def test_plain_http_to_the_socket_path_is_not_upgraded(node: Node, http: h
     r = await http.get("/ws")
     assert r.status_code in (400, 404, 426)
     assert r.json()["error"]["code"]
+
+
+async def test_a_flooding_client_is_rate_limited_and_others_are_not(node_factory: NodeFactory):
+    async with node_factory(rate_limit_frames_per_second=5, rate_limit_burst=10) as node:
+        async with httpx.AsyncClient(base_url=node.http_url) as http:
+            alice = await register(http)
+            bob = await register(http)
+        async with open_raw(node.port) as flood, open_raw(node.port) as calm:
+            await welcomed(flood, alice.access_token)
+            await welcomed(calm, bob.access_token)
+            for i in range(30):
+                await flood.send_frame(frames.Ping(id=i))
+            replies = [await flood.receive_frame() for _ in range(30)]
+            pongs = [r for r in replies if isinstance(r, frames.Pong)]
+            limited = [r for r in replies if isinstance(r, frames.Err)]
+            assert 10 <= len(pongs) < 30
+            assert limited and all(e.code == "rate_limited" for e in limited)
+            await still_alive(calm)
