@@ -10,7 +10,25 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from bridge import routes_auth, routes_rooms, routes_system, routes_users
+from bridge import (
+    routes_ai,
+    routes_auth,
+    routes_billing,
+    routes_calls,
+    routes_contacts,
+    routes_groups,
+    routes_media,
+    routes_messages,
+    routes_oidc,
+    routes_password,
+    routes_phone,
+    routes_presence,
+    routes_profile,
+    routes_rooms,
+    routes_sessions,
+    routes_system,
+    routes_users,
+)
 from bridge.errors import handle_exception
 from bridge.routing import Router
 from bridge.services import BridgeServices
@@ -29,7 +47,27 @@ def create_app(services: BridgeServices) -> QuartTrio:
     app.register_error_handler(Exception, handle_exception)
 
     router = Router(app, services.tokens)
-    for routes in (routes_auth, routes_users, routes_rooms, routes_system):
+    for routes in (
+        routes_auth,
+        routes_users,
+        routes_rooms,
+        routes_system,
+        routes_groups,
+        routes_media,
+        routes_presence,
+        routes_ai,
+        routes_messages,
+        routes_calls,
+        routes_billing,
+        # Onboarding (issue 8). routes_profile wraps the request class that
+        # media installed (a bigger body limit for avatars): keep it after.
+        routes_phone,
+        routes_oidc,
+        routes_password,
+        routes_profile,
+        routes_contacts,
+        routes_sessions,
+    ):
         routes.add_routes(router, services)
     app.extensions["bridge"] = services
     return app

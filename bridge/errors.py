@@ -10,7 +10,8 @@ Hierarchy::
     │   ├── TokenReused                 token_reused (the family is revoked)    401
     │   └── InvalidCredentials          invalid_credentials                     401
     ├── Forbidden                       forbidden                               403
-    └── NotFound                        not_found                               404
+    ├── NotFound                        not_found                               404
+    └── RateLimited(retry_after)        rate_limited, with Retry-After          429
 
 Errors raised elsewhere are mapped here too, never in the routes:
 ``storage.errors.Conflict`` -> 409 ``conflict`` (with ``field``), its
@@ -33,6 +34,7 @@ Body of every error::
 from __future__ import annotations
 
 import logging
+import math
 import re
 from enum import StrEnum
 
@@ -55,6 +57,20 @@ class RestCode(StrEnum):
     TOKEN_REUSED = "token_reused"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    MEDIA_TYPE_MISMATCH = "media_type_mismatch"
+    # ----- onboarding (issue 8) -----
+    INVALID_PHONE = "invalid_phone"
+    CODE_INVALID = "code_invalid"
+    CODE_EXPIRED = "code_expired"
+    WRONG_PASSWORD = "wrong_password"
+    ID_TOKEN_INVALID = "id_token_invalid"
+    OIDC_STATE_INVALID = "oidc_state_invalid"
+    EMAIL_UNVERIFIED = "email_unverified"
+    IMAGE_INVALID = "image_invalid"
+    DELIVERY_FAILED = "delivery_failed"
+    NOT_CONFIGURED = "not_configured"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
 
 
 Code = ErrorCode | RestCode
@@ -65,6 +81,19 @@ REST_MESSAGES: dict[RestCode, str] = {
     RestCode.TOKEN_REUSED: "This refresh token was already used; the session is signed out.",
     RestCode.PAYLOAD_TOO_LARGE: "The request body is larger than the server accepts.",
     RestCode.METHOD_NOT_ALLOWED: "This method is not allowed on this path.",
+    RestCode.UNSUPPORTED_MEDIA_TYPE: "This file type is not accepted.",
+    RestCode.MEDIA_TYPE_MISMATCH: "The file's content is not the type it was sent as.",
+    RestCode.INVALID_PHONE: "This is not a valid phone number.",
+    RestCode.CODE_INVALID: "Wrong code.",
+    RestCode.CODE_EXPIRED: "No valid code: it expired, was used or had too many wrong tries.",
+    RestCode.WRONG_PASSWORD: "The current password is wrong.",
+    RestCode.ID_TOKEN_INVALID: "The ID token is not valid for this server.",
+    RestCode.OIDC_STATE_INVALID: "This sign-in was not started here, expired or was used.",
+    RestCode.EMAIL_UNVERIFIED: "An account has this email but has not verified it.",
+    RestCode.IMAGE_INVALID: "The image is damaged or too large to decode.",
+    RestCode.DELIVERY_FAILED: "The code could not be sent; retry shortly.",
+    RestCode.NOT_CONFIGURED: "This feature is not configured on this server.",
+    RestCode.PROVIDER_UNAVAILABLE: "The sign-in provider did not answer; retry shortly.",
 }
 
 # The single code -> status table. A code missing here is a bug and answers 500.
@@ -82,10 +111,29 @@ STATUS: dict[Code, int] = {
     ErrorCode.TIMEOUT: 408,
     ErrorCode.CONFLICT: 409,
     RestCode.PAYLOAD_TOO_LARGE: 413,
+    RestCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    RestCode.MEDIA_TYPE_MISMATCH: 415,
+    RestCode.INVALID_PHONE: 400,
+    RestCode.CODE_INVALID: 400,
+    RestCode.CODE_EXPIRED: 400,
+    RestCode.WRONG_PASSWORD: 403,
+    RestCode.ID_TOKEN_INVALID: 401,
+    RestCode.OIDC_STATE_INVALID: 400,
+    RestCode.EMAIL_UNVERIFIED: 409,
+    RestCode.IMAGE_INVALID: 400,
+    RestCode.DELIVERY_FAILED: 502,
+    RestCode.NOT_CONFIGURED: 503,
+    RestCode.PROVIDER_UNAVAILABLE: 502,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.OVERLOADED: 503,
+    ErrorCode.AI_UNKNOWN_MODEL: 400,
+    ErrorCode.AI_MODEL_NOT_ALLOWED: 403,
+    ErrorCode.AI_BUSY: 409,
+    ErrorCode.AI_QUOTA_EXCEEDED: 429,
+    ErrorCode.AI_PROVIDER_ERROR: 502,
+    ErrorCode.AI_PROVIDER_TIMEOUT: 504,
 }
 
 
@@ -108,11 +156,17 @@ class BridgeError(Exception):
     default_code: Code = ErrorCode.INTERNAL
 
     def __init__(
-        self, message: str | None = None, *, code: Code | None = None, field: str | None = None
+        self,
+        message: str | None = None,
+        *,
+        code: Code | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         self.code: Code = code or self.default_code
         self.message = message or default_message(self.code)
         self.field = field
+        self.headers = headers or {}  # e.g. Retry-After
         super().__init__(f"{self.code.value}: {self.message}")
 
 
@@ -148,6 +202,19 @@ class Forbidden(BridgeError):
 
 class NotFound(BridgeError):
     default_code: Code = ErrorCode.NOT_FOUND
+
+
+class RateLimited(BridgeError):
+    """429 with ``Retry-After`` (whole seconds, rounded up, at least 1)."""
+
+    default_code: Code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, retry_after: float, message: str | None = None):
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(
+            message or f"Too many attempts; retry in {self.retry_after} s.",
+            headers={"Retry-After": str(self.retry_after)},
+        )
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
@@ -191,6 +258,7 @@ def classify(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
         case BridgeError():
             code: Code = exc.code
             detail = ErrorDetail(code.value, exc.message, exc.field)
+            headers.update(exc.headers)
         case Conflict():
             code = ErrorCode.CONFLICT
             message = (

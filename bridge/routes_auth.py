@@ -63,7 +63,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     )
     async def login(body: LoginRequest) -> Response:
         user = await store.get_user_by_login(body.login)
-        if user is None:
+        # Accounts made by phone or Google have no password until they set one.
+        if user is None or user.password_hash is None:
             await passwords.verify_dummy(body.password)
             raise InvalidCredentials()
         if not await passwords.verify(user.password_hash, body.password):

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, cast
 
 import msgspec
 
+from actors.room_rules import to_wire
+from protocol.frames_chat import Contact, Location, Reaction, ReplyPreview
 from storage.base import Room, RoomSummary, StoredMessage, User
 
 # Postgres BIGINT: a larger seq would overflow in the query rather than mean anything.
@@ -84,8 +86,8 @@ class UpdateMeRequest(_Request):
 
 class UserOut(msgspec.Struct):
     id: str
-    email: str
-    username: str
+    email: str | None  # None: an account made by phone or Google without one
+    username: str | None  # None until a phone or Google sign-up completes its profile
     display_name: str
     created_at: int  # ms since the Unix epoch
 
@@ -96,7 +98,7 @@ class UserOut(msgspec.Struct):
 
 class PublicUser(msgspec.Struct):
     id: str
-    username: str
+    username: str | None
     display_name: str
 
     @classmethod
@@ -191,10 +193,23 @@ class MessageOut(msgspec.Struct):
     text: str
     ts: int  # ms since the Unix epoch, when the server stored it
     kind: str = "text"
+    # Rich messaging (issue 3); see protocol.frames.Message for each field.
+    reply: ReplyPreview | None = None
+    fwd: bool = False
+    media: str | None = None
+    loc: Location | None = None
+    contact: Contact | None = None
+    edited: int | None = None
+    deleted: bool = False
+    reactions: list[Reaction] | None = None  # only GET /rooms/{id}/history fills it
 
     @classmethod
     def of(cls, m: StoredMessage) -> MessageOut:
-        return cls(m.id, m.room_id, m.seq, m.sender_id, m.cid, m.text, m.created_at, m.kind)
+        w = to_wire(m)
+        return cls(
+            w.id, w.room, w.seq, w.sender, w.cid, w.text, w.ts, w.kind,
+            w.reply, w.fwd, w.media, w.loc, w.contact, w.edited, w.deleted,
+        )  # fmt: skip
 
 
 class RoomSummaryOut(RoomOut, kw_only=True):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from actors.runtime import ActorSystem
 from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from realtime_server.settings import Settings
 from storage.base import Store
+from storage.blobs import BlobStore
 
 
 @dataclass
@@ -16,6 +20,21 @@ class BridgeServices:
     store: Store
     tokens: TokenService
     passwords: PasswordHasher
+    # The realtime side, when the bridge runs inside a node (None in REST-only
+    # tests): group changes tell room actors and refresh the typing cache.
+    system: ActorSystem | None = None
+    presence: Any = None  # realtime_server.presence.PresenceTracker
+    typing: Any = None  # realtime_server.handlers_typing.TypingTracker
+    members: Any = None  # realtime_server.presence.RoomMembers
+    # Where uploads go; None means LocalBlobStore under DATA_DIR/media.
+    blobs: BlobStore | None = None
+    ai: Any = None  # actors.ai_service.AiService: AI conversations (issue 4)
+    billing: Any = None  # bridge.billing_service.Billing: plans, payments, quota (issue 6)
+    # Onboarding (issue 8): bridge.onboarding.Onboarding, built from settings on
+    # first use when None; and how a signed-out session's sockets get closed
+    # at once: revoke_sockets(user_id, session_ids), set by the node.
+    onboarding: Any = None
+    revoke_sockets: Callable[[str, Sequence[str]], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

@@ -5,7 +5,9 @@ which is the refresh-token family id), ``typ`` = "access", ``iat``, ``exp`` and
 a random ``jti``. Checking one touches no storage, so the WebSocket gateway can
 do it synchronously in its hello handshake. A signed-out session's access
 tokens stay valid until they expire (``access_token_ttl``, minutes): keep that
-TTL short.
+TTL short. Sessions ended by remote sign-out, a password change or a reset
+are the exception on the node that ended them: ``forget_sessions`` refuses
+their access tokens at once, still without touching storage.
 
 Refresh token: 32 random bytes, URL-safe text, handed out once; only its
 SHA-256 is stored. Each use rotates it: the old token is marked used and a new
@@ -88,6 +90,9 @@ class TokenService:
         self.refresh_ttl = refresh_ttl
         self._store = store
         self._clock = clock
+        # Sessions signed out on this node -> until when their access tokens
+        # would live: refused from now on instead of at expiry (see forget_sessions).
+        self._signed_out: dict[str, float] = {}
 
     # ----- access tokens ---------------------------------------------------
 
@@ -126,13 +131,33 @@ class TokenService:
             raise TokenInvalid()
         if exp <= self._clock():
             raise TokenExpired()
+        if session_id in self._signed_out:
+            raise TokenInvalid("This session was signed out; sign in again.")
         return AccessClaims(user_id=user_id, session_id=session_id, expires_at=exp * 1000)
+
+    def forget_sessions(self, session_ids: list[str]) -> None:
+        """Refuse the access tokens of these (revoked) sessions from now on.
+
+        Held in memory for one access-token lifetime, after which the tokens
+        expire anyway. Per node: another node learns of it when the session
+        fails to refresh (the bus is where this would travel between nodes).
+        """
+        now = self._clock()
+        if len(self._signed_out) > 10_000:
+            self._signed_out = {s: t for s, t in self._signed_out.items() if t > now}
+        until = now + self.access_ttl
+        for session_id in session_ids:
+            self._signed_out[session_id] = until
 
     # ----- refresh tokens --------------------------------------------------
 
     async def issue_pair(self, user: User, device: str) -> TokenPair:
         """Sign ``user`` in on ``device``: a new session (refresh family)."""
         return await self._issue(user.id, new_id("s_"), device)
+
+    async def sign_in(self, user_id: str, device: str) -> TokenPair:
+        """``issue_pair`` for callers that hold a user id rather than a ``User``."""
+        return await self._issue(user_id, new_id("s_"), device)
 
     async def rotate(self, refresh_token: str) -> TokenPair:
         token_hash = hash_refresh_token(refresh_token)

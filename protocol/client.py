@@ -341,6 +341,7 @@ async def open_client(
     *,
     device: str = "default",
     cursors: dict[str, int] | None = None,
+    evs: dict[str, int] | None = None,
     version: int = PROTOCOL_VERSION,
     request_timeout: float = 10.0,
     push_buffer: int = DEFAULT_PUSH_BUFFER,
@@ -355,7 +356,9 @@ async def open_client(
     ``request_timeout``, ``OSError`` or trio-websocket's ``HandshakeError``
     if the socket or the HTTP upgrade fails. Leaving the block closes with 1000.
     """
-    hello = HelloData(token=token, v=version, device=device, cursors=dict(cursors or {}))
+    hello = HelloData(
+        token=token, v=version, device=device, cursors=dict(cursors or {}), evs=dict(evs or {})
+    )
     host, port, host_header, resource, tls = _parse_url(url, ssl_context)
     try:
         async with trio.open_nursery() as nursery:

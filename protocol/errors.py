@@ -36,6 +36,20 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    # AI conversations (issue 4)
+    AI_UNKNOWN_MODEL = "ai_unknown_model"
+    AI_MODEL_NOT_ALLOWED = "ai_model_not_allowed"
+    AI_QUOTA_EXCEEDED = "ai_quota_exceeded"
+    AI_BUSY = "ai_busy"
+    AI_PROVIDER_ERROR = "ai_provider_error"
+    AI_PROVIDER_TIMEOUT = "ai_provider_timeout"
+    # Calls (issue 5)
+    NOT_IN_CALL = "not_in_call"
+    CALL_ENDED = "call_ended"
+    ALREADY_ANSWERED = "already_answered"
+    ALREADY_IN_CALL = "already_in_call"
+    CALL_FULL = "call_full"
+    SIGNAL_TOO_LARGE = "signal_too_large"
 
 
 # Human messages for each code; a specific message may replace it per error.
@@ -58,6 +72,18 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.TIMEOUT: "The server did not finish in time; retry (resends are idempotent).",
     ErrorCode.UNAVAILABLE: "Storage is unavailable; retry (resends are idempotent).",
     ErrorCode.INTERNAL: "Internal server error.",
+    ErrorCode.AI_UNKNOWN_MODEL: "No configured AI provider serves this model.",
+    ErrorCode.AI_MODEL_NOT_ALLOWED: "Your plan does not include this AI model.",
+    ErrorCode.AI_QUOTA_EXCEEDED: "You have used all AI messages your plan allows this period.",
+    ErrorCode.AI_BUSY: "An AI answer is already being generated in this room; stop it or wait.",
+    ErrorCode.AI_PROVIDER_ERROR: "The AI provider failed or sent a malformed stream.",
+    ErrorCode.AI_PROVIDER_TIMEOUT: "The AI provider did not answer in time.",
+    ErrorCode.NOT_IN_CALL: "You (or this device, or the peer) are not in this call.",
+    ErrorCode.CALL_ENDED: "This call has ended.",
+    ErrorCode.ALREADY_ANSWERED: "This call was already answered by you, on this or another device.",
+    ErrorCode.ALREADY_IN_CALL: "You are already in another call; hang it up first.",
+    ErrorCode.CALL_FULL: "This call has as many participants as the server allows.",
+    ErrorCode.SIGNAL_TOO_LARGE: "The SDP or ICE candidate is larger than the server accepts.",
 }
 
 

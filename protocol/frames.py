@@ -19,6 +19,23 @@ from typing import Annotated
 
 import msgspec
 
+from protocol.frames_chat import (
+    CHAT_CLIENT_FRAMES,
+    Contact,
+    Delete,
+    Edit,
+    Forward,
+    Location,
+    MsgDeleted,
+    MsgEdited,
+    MsgReaction,
+    React,
+    Reaction,
+    ReceiptSet,
+    ReceiptUpdate,
+    ReplyPreview,
+)
+
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="client-chosen id making a send idempotent")]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
@@ -40,6 +57,10 @@ class HelloData(msgspec.Struct, omit_defaults=True):
     device: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "default"
     # Last seq the client has seen, per room: the server replays what is after.
     cursors: dict[RoomId, Seq] = {}
+    # Last change event (ev) seen, per room: edits, deletes, reactions and
+    # receipts after it are replayed too. A room in cursors but not here gets
+    # no change replay; resume.done tells its current ev to start from.
+    evs: dict[RoomId, Seq] = {}
 
 
 class SendData(msgspec.Struct, omit_defaults=True):
@@ -47,7 +68,12 @@ class SendData(msgspec.Struct, omit_defaults=True):
 
     room: RoomId
     cid: ClientId
-    text: str
+    text: str = ""  # required for kind "text"; a caption for the other kinds
+    kind: str = "text"  # text | image | video | audio | document | location | contact
+    reply: Annotated[int, msgspec.Meta(ge=1)] | None = None  # seq replied to, same room
+    media: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    loc: Location | None = None
+    contact: Contact | None = None
 
 
 class Message(msgspec.Struct, omit_defaults=True):
@@ -61,6 +87,30 @@ class Message(msgspec.Struct, omit_defaults=True):
     text: str
     ts: int  # server time of storage, milliseconds since the Unix epoch
     kind: str = "text"
+    reply: ReplyPreview | None = None
+    fwd: bool = False  # forwarded from another message
+    media: str | None = None  # upload id (REST media API)
+    loc: Location | None = None
+    contact: Contact | None = None
+    edited: int | None = None  # time of the last edit, ms since epoch
+    deleted: bool = False  # deleted for everyone: text and content are gone
+    # History (REST) only: aggregated reactions, with "me" for the caller.
+    reactions: list[Reaction] | None = None
+
+
+class PlanInfo(msgspec.Struct, omit_defaults=True):
+    """The user's plan and AI-message quota when the session opened (REST
+    ``GET /billing/subscription`` has the live figures)."""
+
+    name: str  # free | basic | premium
+    ai_left: int  # AI messages the user may send now (the tighter of month and day)
+    ai_month: int  # AI messages per period (calendar month on free, paid period otherwise)
+    ai_month_used: int
+    resets: int  # ms since epoch: when the period counter resets (the period's end)
+    ai_day: int | None = None  # daily cap, absent when the plan has none
+    ai_day_used: int | None = None
+    models: list[str] = []  # AI models the plan may use; ["*"] means all
+    ending: bool = False  # cancelled: the plan falls back to free at ``resets``
 
 
 class WelcomeData(msgspec.Struct, omit_defaults=True):
@@ -73,6 +123,7 @@ class WelcomeData(msgspec.Struct, omit_defaults=True):
     max_frame: int  # bytes the server accepts in one frame
     max_text: int  # characters in one message text
     ts: int  # server time, ms since epoch
+    plan: PlanInfo | None = None  # absent when the server runs without billing
 
 
 class ResumeGapData(msgspec.Struct, omit_defaults=True):
@@ -81,12 +132,18 @@ class ResumeGapData(msgspec.Struct, omit_defaults=True):
     room: str
     after: int
     last_seq: int
+    # True when the change events (edits, deletes, reactions, receipts) missed
+    # were too many: reload history, then continue from last_ev.
+    changes: bool = False
+    last_ev: int = 0
 
 
 class ResumeDoneData(msgspec.Struct, omit_defaults=True):
     """Replay is over; frames after this are live. ``rooms`` maps room -> last seq sent."""
 
     rooms: dict[str, int] = {}
+    # room -> last change event (ev) covered, for every resumed room.
+    evs: dict[str, int] = {}
 
 
 # ----- client -> server ----------------------------------------------------
@@ -112,8 +169,78 @@ class Send(_Frame, tag="msg.send"):
     d: SendData
 
 
-ClientFrame = Hello | Ping | Send
-CLIENT_FRAME_TYPES: frozenset[str] = frozenset({"hello", "ping", "msg.send"})
+# AI frames live in their own module; imported here, after the shared field
+# types they use are defined, so the unions stay one closed set.
+from protocol.frames_ai import (  # noqa: E402
+    AI_CLIENT_TYPES,
+    AiAsk,
+    AiAttach,
+    AiDelta,
+    AiDone,
+    AiEdit,
+    AiError,
+    AiRegen,
+    AiStart,
+    AiStop,
+)
+from protocol.frames_calls import (  # noqa: E402
+    CALL_CLIENT_TYPES,
+    CallAccept,
+    CallDecline,
+    CallHangup,
+    CallIce,
+    CallJoin,
+    CallMissed,
+    CallOk,
+    CallRemoteIce,
+    CallRemoteSdp,
+    CallRing,
+    CallSdp,
+    CallStart,
+    CallStateFrame,
+)
+from protocol.frames_presence import (  # noqa: E402
+    PRESENCE_CLIENT_TYPES,
+    Presence,
+    PresenceGet,
+    PresenceList,
+    Typing,
+    TypingStart,
+    TypingStop,
+)
+
+ClientFrame = (
+    Hello
+    | Ping
+    | Send
+    | AiAsk
+    | AiStop
+    | AiAttach
+    | AiRegen
+    | AiEdit
+    | Edit
+    | Delete
+    | React
+    | Forward
+    | ReceiptSet
+    | TypingStart
+    | TypingStop
+    | PresenceGet
+    | CallStart
+    | CallAccept
+    | CallDecline
+    | CallJoin
+    | CallHangup
+    | CallSdp
+    | CallIce
+)
+CLIENT_FRAME_TYPES: frozenset[str] = (
+    frozenset({"hello", "ping", "msg.send"})
+    | AI_CLIENT_TYPES
+    | PRESENCE_CLIENT_TYPES
+    | CALL_CLIENT_TYPES
+    | frozenset(str(f.__struct_config__.tag) for f in CHAT_CLIENT_FRAMES)
+)
 
 
 # ----- server -> client ----------------------------------------------------
@@ -131,6 +258,8 @@ class Ok(_Frame, tag="ok"):
 
     re: int
     d: Message | None = None
+    ev: int | None = None  # the change event a request created (edit, delete, react, rcpt)
+    ms: list[Message] | None = None  # msg.forward: the copies, one per target room
 
 
 class Err(_Frame, tag="err"):
@@ -166,4 +295,29 @@ class ResumeDone(_Frame, tag="resume.done"):
     d: ResumeDoneData
 
 
-ServerFrame = Welcome | Ok | Err | Pong | MsgNew | ResumeGap | ResumeDone
+ServerFrame = (
+    Welcome
+    | Ok
+    | Err
+    | Pong
+    | MsgNew
+    | ResumeGap
+    | ResumeDone
+    | AiStart
+    | AiDelta
+    | AiDone
+    | AiError
+    | Typing
+    | Presence
+    | PresenceList
+    | MsgEdited
+    | MsgDeleted
+    | MsgReaction
+    | ReceiptUpdate
+    | CallOk
+    | CallRing
+    | CallStateFrame
+    | CallRemoteSdp
+    | CallRemoteIce
+    | CallMissed
+)

@@ -35,6 +35,7 @@ from protocol.frames import (
     MsgNew,
     Ok,
     Ping,
+    PlanInfo,
     Pong,
     ResumeDone,
     ResumeDoneData,
@@ -46,6 +47,10 @@ from protocol.frames import (
     Welcome,
     WelcomeData,
 )
+from protocol.schema_ai import AI_EXAMPLES
+from protocol.schema_calls import CALL_EXAMPLES
+from protocol.schema_chat import CHAT_EXAMPLES
+from protocol.schema_presence import PRESENCE_EXAMPLES
 from protocol.version import PROTOCOL_VERSION
 
 _REF_TEMPLATE = "#/$defs/{name}"
@@ -74,6 +79,14 @@ EXAMPLES: dict[str, msgspec.Struct] = {
             max_frame=65536,
             max_text=4000,
             ts=_TS,
+            plan=PlanInfo(
+                name="basic",
+                ai_left=58,
+                ai_month=100,
+                ai_month_used=42,
+                resets=_TS + 30 * 24 * 3600 * 1000,
+                models=["*"],
+            ),
         ),
     ),
     "ok": Ok(re=3, d=_MESSAGE),
@@ -85,7 +98,11 @@ EXAMPLES: dict[str, msgspec.Struct] = {
         )
     ),
     "resume.gap": ResumeGap(d=ResumeGapData(room="r_random", after=12, last_seq=5012)),
-    "resume.done": ResumeDone(d=ResumeDoneData(rooms={"r_general": 43})),
+    "resume.done": ResumeDone(d=ResumeDoneData(rooms={"r_general": 43}, evs={"r_general": 7})),
+    **CHAT_EXAMPLES,
+    **AI_EXAMPLES,
+    **CALL_EXAMPLES,
+    **PRESENCE_EXAMPLES,
 }
 
 

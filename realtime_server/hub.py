@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from protocol.errors import CloseCode
 from realtime_server.session import Session
 
 _EMPTY: dict[int, Session] = {}
@@ -32,6 +33,15 @@ class Hub:
 
     def is_online(self, user_id: str) -> bool:
         return user_id in self._by_user
+
+    def close_sessions(self, user_id: str, session_ids: Iterable[str], code: CloseCode) -> int:
+        """Close the user's connections that belong to these device sessions
+        (refresh-token families); returns how many. Used by remote sign-out."""
+        wanted = set(session_ids)
+        closing = [s for s in self.sessions_of(user_id) if s.info.session_id in wanted]
+        for session in closing:
+            session.close(code)
+        return len(closing)
 
     def __len__(self) -> int:
         return self._count

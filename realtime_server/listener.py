@@ -117,7 +117,11 @@ async def serve_node_listener(
             await stream.aclose()
             return
         if is_websocket_upgrade(head):
-            await websocket_handler(stream, head)
+            # The gateway keeps what it needs of the head: do not hold it here
+            # for the connection's whole life.
+            serving = websocket_handler(stream, head)
+            del head
+            await serving
         else:
             await TCPServer(
                 asgi,

@@ -12,6 +12,7 @@ Task tree::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,20 +20,29 @@ from functools import partial
 
 import trio
 
+from actors.ai_service import AiService
+from actors.call import CALL, CallActor, CallDeps
+from actors.call_registry import CallRegistry
 from actors.room import ROOM, RoomActor, RoomDeps
 from actors.runtime import ActorRef, ActorSystem
 from bridge.app import BridgeServices, create_app
+from bridge.billing_service import Billing
 from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
+from bridge.turn import ice_servers
 from protocol.errors import CloseCode
-from realtime_server import handlers_chat
+from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing
+from realtime_server import presence as presence_frames
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
+from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import serve_node_listener
+from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
-from storage.base import Store
+from storage.base import Store, now_ms
+from storage.calls import calls_store
 from storage.factory import open_store
 from storage.writer import MessageWriter
 
@@ -88,12 +98,34 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     frame=binary_frame,
                     cache_size=settings.room_cache_size,
                     resume_max=settings.resume_max_messages,
+                    delete_window_ms=settings.message_delete_window_seconds * 1000,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
                     return RoomActor(key, ref, deps)
 
                 system.register(ROOM, room_factory)
+                # Calls (issue 5): one actor per call; busy users and call timers
+                # live in the node's registry. Calls a stopped node left open
+                # cannot go on (their signaling state is gone): end them first.
+                call_registry = CallRegistry()
+                await services.start(call_registry.serve)
+                calls = calls_store(store)
+                if swept := await calls.end_unfinished("failed", now_ms()):
+                    log.info("ended %d calls left unfinished as failed", len(swept))
+                call_deps = CallDeps(
+                    store=store,
+                    calls=calls,
+                    hub=hub,
+                    registry=call_registry,
+                    system=system,
+                    frame=binary_frame,
+                    ice_servers=lambda user: ice_servers(settings, user, time.time()),
+                    ring_seconds=settings.call_ring_seconds,
+                    reconnect_grace=settings.call_reconnect_grace,
+                    max_participants=settings.call_max_participants,
+                )
+                system.register(CALL, lambda key, ref: CallActor(key, ref, call_deps))
                 tokens = TokenService(
                     settings.jwt_secret,
                     settings.access_token_ttl,
@@ -101,16 +133,67 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     store,
                 )
                 passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
-                app = create_app(BridgeServices(settings, store, tokens, passwords))
+                members = RoomMembers(store, settings.members_cache_seconds)
+                typing = TypingTracker(
+                    hub,
+                    members,
+                    ttl=settings.typing_ttl,
+                    throttle=settings.typing_throttle,
+                    per_minute=settings.typing_max_per_minute,
+                )
+                await services.start(typing.serve)
+                presence = PresenceTracker(
+                    store, hub, grace=settings.presence_grace, throttle=settings.presence_throttle
+                )
+                await services.start(presence.serve)
+                # AI generations (issue 4): one supervisor, providers' clients reused.
+                ai = AiService(settings, store, system, hub, binary_frame)
+                await services.start(ai.serve)
+                # Billing (issue 6): plans, Stripe and Konnect, AI-message quotas.
+                billing = Billing(settings, store)
+                await services.start(billing.serve)
+                # Every AI ask goes through billing's quota before a provider is called.
+                ai.quota = billing.quota
+                app = create_app(
+                    BridgeServices(
+                        settings,
+                        store,
+                        tokens,
+                        passwords,
+                        system=system,
+                        presence=presence,
+                        typing=typing,
+                        members=members,
+                        ai=ai,
+                        billing=billing,
+                        # Onboarding (issue 8): a remote sign-out closes that
+                        # device's sockets at once.
+                        revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
+                            user_id, session_ids, CloseCode.SESSION_REVOKED
+                        ),
+                    )
+                )
                 dispatcher = Dispatcher()
                 handlers_chat.register(dispatcher)
+                handlers_typing.register(dispatcher)
+                presence_frames.register(dispatcher)
+                handlers_ai.register(dispatcher)
+                handlers_calls.register(dispatcher)
                 gateway = Gateway(
                     settings,
                     system,
                     hub,
                     tokens,
                     dispatcher,
-                    services={"store": store, "writer": writer, "tokens": tokens},
+                    services={
+                        "store": store,
+                        "writer": writer,
+                        "tokens": tokens,
+                        "typing": typing,
+                        "presence": presence,
+                        "ai": ai,
+                        "quota": billing.quota,
+                    },
                 )
                 port = await services.start(
                     partial(

@@ -42,8 +42,113 @@ class Settings:
     resume_max_messages: int = 5000
     rate_limit_frames_per_second: float = 100.0
     rate_limit_burst: int = 500
+    # --- media, typing, presence (issue 3, items 5-8) ---
+    max_upload_bytes: int = 10 * 1024 * 1024
+    typing_ttl: float = 6.0
+    typing_throttle: float = 2.0
+    typing_max_per_minute: int = 60
+    presence_grace: float = 5.0
+    presence_throttle: float = 2.0
+    members_cache_seconds: float = 60.0
     sqlite_synchronous: str = "FULL"
     log_level: str = "INFO"
+    # ----- calls: WebRTC signaling, ring/reconnect timers, ICE servers (issue 5) -----
+    call_ring_seconds: float = 45.0
+    call_reconnect_grace: float = 15.0
+    call_max_participants: int = 8
+    call_max_sdp_bytes: int = 32 * 1024
+    call_max_ice_bytes: int = 1024
+    call_stun_urls: str = ""  # comma list, e.g. "stun:stun.example.com:3478"
+    call_turn_urls: str = ""  # comma list; handed out only with a secret
+    call_turn_secret: str = ""  # TURN REST shared secret (coturn static-auth-secret)
+    call_turn_ttl: int = 3600
+    # ----- rich messaging (issue 3: receipts, reactions, edit/delete, search) -----
+    message_delete_window_seconds: int = 48 * 3600
+    search_max_results: int = 50
+    # ----- billing: plans, Stripe, Konnect, AI-message quotas (issue 6) -----
+    # Prices in TND millimes (1 TND = 1000); an AI daily cap of 0 means "none";
+    # models are a comma list of AI model names, "*" for all.
+    plan_free_price_millimes: int = 0
+    plan_free_ai_monthly: int = 20
+    plan_free_ai_daily: int = 0
+    plan_free_models: str = "gpt-4o-mini"
+    plan_basic_price_millimes: int = 30_000
+    plan_basic_ai_monthly: int = 100
+    plan_basic_ai_daily: int = 0
+    plan_basic_models: str = "*"
+    plan_basic_stripe_price: str = ""
+    plan_premium_price_millimes: int = 60_000
+    plan_premium_ai_monthly: int = 1000
+    plan_premium_ai_daily: int = 0
+    plan_premium_models: str = "*"
+    plan_premium_stripe_price: str = ""
+    billing_public_url: str = ""
+    billing_return_url: str = ""
+    billing_renewal_grace_seconds: int = 86_400
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_timeout: float = 20.0
+    stripe_max_retries: int = 2
+    stripe_checkout_ttl: int = 3600
+    konnect_api_key: str = ""
+    konnect_wallet_id: str = ""
+    konnect_api_base: str = "https://api.konnect.network/api/v2"
+    konnect_timeout: float = 20.0
+    konnect_period_seconds: int = 30 * 24 * 3600
+    konnect_lifespan_minutes: int = 30
+    # ----- AI conversations: providers, models, limits, timeouts (issue 4) -----
+    # AI_PROVIDERS is JSON: {"name": {"base_url": ..., "api_key": ..., "models": [...]}}.
+    ai_providers: str = ""
+    ai_default_model: str = "offline"
+    ai_offline_delay: float = 0.05
+    ai_system_prompt: str = ""
+    ai_context_tokens: int = 3000
+    ai_context_messages: int = 50
+    ai_max_prompt_chars: int = 8000
+    ai_max_output_tokens: int = 1024
+    ai_request_timeout: float = 30.0
+    ai_max_retries: int = 0
+    ai_first_token_timeout: float = 60.0
+    ai_idle_timeout: float = 30.0
+    ai_max_generations: int = 1000
+    # ----- onboarding: phone codes, Google sign-in, avatars, contacts (issue 8) -----
+    sms_provider: str = "console"  # console | twilio
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""  # sender number, or a Messaging Service SID (MG...)
+    twilio_api_base: str = "https://api.twilio.com"
+    email_provider: str = "console"  # console | sendgrid
+    sendgrid_api_key: str = ""
+    sendgrid_api_base: str = "https://api.sendgrid.com"
+    email_from: str = ""
+    delivery_timeout: float = 10.0
+    otp_dev_echo: bool = False  # development only: codes come back in the response
+    otp_length: int = 6
+    otp_ttl: int = 300
+    otp_max_attempts: int = 5
+    otp_window: int = 3600  # seconds the OTP counters below count over
+    otp_sends_per_target: int = 5
+    otp_sends_per_ip: int = 20
+    otp_sends_per_country: int = 1000
+    otp_resend_backoff: float = 30.0  # after each code to a target; doubles each time
+    otp_verifies_per_target: int = 10
+    otp_verifies_per_ip: int = 50
+    otp_verify_backoff: float = 1.0  # after two free tries; doubles each time
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_redirect_uri: str = ""
+    google_issuer: str = "https://accounts.google.com"
+    google_mobile_client_ids: str = ""  # comma list: audiences of Android/iOS ID tokens
+    oidc_state_ttl: int = 600
+    oidc_jwks_ttl: int = 3600
+    oidc_http_timeout: float = 10.0
+    avatar_max_bytes: int = 5 * 1024 * 1024
+    avatar_size: int = 512
+    avatar_max_pixels: int = 40_000_000
+    discover_max_hashes: int = 1000
+    discover_per_day: int = 5000
+    user_search_per_minute: int = 60
 
     @property
     def is_postgres(self) -> bool:
@@ -117,6 +222,14 @@ def _validate(s: Settings) -> None:
         "max_message_chars",
         "outbound_queue_bytes",
         "actor_inbox_size",
+        "max_upload_bytes",
+        "typing_ttl",
+        "typing_max_per_minute",
+        "call_ring_seconds",
+        "call_max_participants",
+        "call_max_sdp_bytes",
+        "call_max_ice_bytes",
+        "call_turn_ttl",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")

@@ -42,10 +42,13 @@ def now_ms() -> int:
 @dataclass(frozen=True, slots=True)
 class User:
     id: str
-    email: str
-    username: str
+    # None for accounts made by phone or Google sign-in until they add one
+    # (migration 0003): no email, no username until the profile is complete,
+    # no password until one is set.
+    email: str | None
+    username: str | None
     display_name: str
-    password_hash: str
+    password_hash: str | None
     created_at: int
 
 
@@ -78,6 +81,12 @@ class StoredMessage:
     text: str
     created_at: int
     kind: str = "text"
+    # Rich messaging (migration 0005): kind-specific JSON, the seq replied
+    # to, and the times of the last edit and of delete-for-everyone.
+    meta: str | None = None
+    reply_to: int | None = None
+    edited_at: int | None = None
+    deleted_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,8 @@ _INSERT_MESSAGES = f"""
 WITH batch AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
-                         $5::text[], $6::text[], $7::bigint[], $8::text[])
+                         $5::text[], $6::text[], $7::bigint[], $8::text[],
+                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])
     RETURNING room_id, seq, created_at
 )
 UPDATE rooms r
@@ -86,7 +87,8 @@ UPDATE rooms r
 _LIST_ROOMS = f"""
 SELECT {prefixed("r", ROOM_COLUMNS)}, r.direct_key, r.last_seq,
        (SELECT count(*) FROM messages u
-         WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id),
+         WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id
+           AND u.deleted_at IS NULL),
        {prefixed("m", MESSAGE_COLUMNS)}
 FROM room_members me
 JOIN rooms r ON r.id = me.room_id
@@ -358,6 +360,10 @@ class PostgresStore:
             [m.text for m in messages],
             [m.created_at for m in messages],
             [m.kind for m in messages],
+            [m.meta for m in messages],
+            [m.reply_to for m in messages],
+            [m.edited_at for m in messages],
+            [m.deleted_at for m in messages],
         )
         await self._run(self._pool.execute, _INSERT_MESSAGES, *columns)
 

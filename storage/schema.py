@@ -19,7 +19,9 @@ TOKEN_COLUMNS = (
     "token_hash, user_id, family_id, device, created_at, expires_at, used_at, revoked_at"
 )
 ROOM_COLUMNS = "id, kind, name, created_by, created_at"
-MESSAGE_COLUMNS = "id, room_id, seq, sender_id, cid, text, created_at, kind"
+MESSAGE_COLUMNS = (
+    "id, room_id, seq, sender_id, cid, text, created_at, kind, meta, reply_to, edited_at, deleted_at"
+)
 MEMBER_COLUMNS = "user_id, role, read_seq"
 
 
@@ -64,8 +66,21 @@ def summary_from_row(row: Sequence[Any], members: tuple[RoomMember, ...]) -> Roo
     )
 
 
-def message_row(m: StoredMessage) -> tuple[str, str, int, str, str, str, int, str]:
-    return (m.id, m.room_id, m.seq, m.sender_id, m.cid, m.text, m.created_at, m.kind)
+def message_row(m: StoredMessage) -> tuple[Any, ...]:
+    return (
+        m.id,
+        m.room_id,
+        m.seq,
+        m.sender_id,
+        m.cid,
+        m.text,
+        m.created_at,
+        m.kind,
+        m.meta,
+        m.reply_to,
+        m.edited_at,
+        m.deleted_at,
+    )
 
 
 def room_tips(messages: Iterable[StoredMessage]) -> dict[str, tuple[int, int]]:

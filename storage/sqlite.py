@@ -160,7 +160,8 @@ _LIST_ROOMS = f"""
 SELECT {prefixed("r", ROOM_COLUMNS)},
        r.direct_key, r.last_seq,
        (SELECT COUNT(*) FROM messages u
-         WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id),
+         WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id
+           AND u.deleted_at IS NULL),
        {prefixed("m", MESSAGE_COLUMNS)}
 FROM room_members me
 JOIN rooms r ON r.id = me.room_id
@@ -171,7 +172,8 @@ LIMIT ? OFFSET ?
 """
 
 _INSERT_MESSAGE = (
-    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO messages ({MESSAGE_COLUMNS})"
+    f" VALUES ({', '.join('?' * len(MESSAGE_COLUMNS.split(',')))})"
 )
 # MAX keeps the tip monotonic even if batches for one room were ever applied
 # out of order; the write lock makes read-modify-write safe.

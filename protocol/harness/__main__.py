@@ -1,51 +1,109 @@
-"""``realtime-server bench SCENARIO`` (also ``python -m protocol.harness``)."""
+"""``realtime-server bench SCENARIO`` (also ``python -m protocol.harness``).
+
+A scenario is a module with ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``async run(args, target) -> dict``; adding one (the *ai* scenario, when AI
+streaming lands) is one import and one entry in ``SCENARIOS``. Options every
+scenario shares (where the server is, how many processes, output) are added
+here, once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from contextlib import nullcontext
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from types import ModuleType
 from typing import Any
 
 import trio
 
-from protocol.harness.fanout import FanoutConfig, as_dict, run_fanout
-from protocol.harness.report import table
-from protocol.harness.server import spawn_server
+from protocol.harness import ai, connections, fanout, resume, rooms
+from protocol.harness.report import profile_summary, table
+from protocol.harness.server import ServerProcess, Target, spawn_server
+
+SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (fanout, rooms, connections, resume, ai)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="scenario", required=True)
-    fan = sub.add_parser("fanout", help="one room, N members, M messages")
-    fan.add_argument("--url", help="server to test (default: start one on a temporary SQLite file)")
-    fan.add_argument("--members", type=int, default=200)
-    fan.add_argument("--messages", type=int, default=1000)
-    fan.add_argument(
-        "--rate", type=float, default=0.0, help="messages/s; 0 = as fast as acks allow"
+    sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    for name, module in SCENARIOS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(p)
+        _add_common(p)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server and output")
+    g.add_argument(
+        "--url",
+        help="server to drive, e.g. http://127.0.0.1:8000 (default: spawn a fresh one)",
     )
-    fan.add_argument("--procs", type=int, default=2, help="subscriber processes")
-    fan.add_argument("--window", type=int, default=64, help="publisher messages in flight")
-    fan.add_argument("--json", action="store_true", help="print only the JSON line")
+    g.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="database of the spawned server: a temporary SQLite file (default) or a fresh "
+        "schema in BENCH_POSTGRES_DSN / TEST_POSTGRES_DSN "
+        "(default postgresql://postgres@127.0.0.1:5432/test)",
+    )
+    g.add_argument(
+        "--server-pid",
+        type=int,
+        help="with --url: the server's pid on this host, to report its CPU and memory",
+    )
+    g.add_argument("--procs", type=int, default=2, help="harness worker processes (default 2)")
+    g.add_argument(
+        "--timeout", type=float, default=300.0, help="give up after this many seconds per phase"
+    )
+    g.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the spawned server with py-spy during the measured phase: "
+        "FILE.svg flame graph, FILE.json speedscope, FILE.txt collapsed stacks "
+        "(then the hottest functions are printed too)",
+    )
+    g.add_argument("--json", action="store_true", help="print only the JSON line")
+
+
+@contextmanager
+def open_target(args: argparse.Namespace) -> Iterator[Target]:
+    if args.url:
+        process = ServerProcess(args.server_pid) if args.server_pid else None
+        yield Target(args.url.rstrip("/"), process, "external")
+        return
+    # A scenario may need processes beside the server, and server settings to
+    # reach them (ai: its local provider): ``server_env(args)`` provides both.
+    server_env = getattr(SCENARIOS[args.scenario], "server_env", None)
+    with (
+        server_env(args) if server_env else nullcontext({}) as env,
+        spawn_server(args.database, env) as target,
+    ):
+        yield target
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.scenario != "fanout":
-        raise SystemExit(f"unknown scenario {args.scenario}")
-    spawned = spawn_server() if not args.url else nullcontext(None)
-    with spawned as server:
-        url = args.url or server.url
-        config = FanoutConfig(
-            url=url,
-            members=args.members,
-            messages=args.messages,
-            rate=args.rate,
-            procs=args.procs,
-            window=args.window,
-        )
-        result = trio.run(run_fanout, config, server.cpu_seconds if server else None)
-    data = {"scenario": "fanout", **as_dict(result)}
+    scenario = SCENARIOS[args.scenario]
+    # Other work on the host skews every figure: say how busy it was.
+    load_before = round(os.getloadavg()[0], 2)
+    with open_target(args) as target:
+        result = trio.run(scenario.run, args, target)
+    data: dict[str, Any] = {
+        "scenario": args.scenario,
+        "database": target.database,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before": load_before,
+        **result,
+    }
+    if args.profile and args.profile.endswith(".txt") and os.path.exists(args.profile):
+        data["profile"] = profile_summary(args.profile)
     if not args.json:
-        print(table({k: v for k, v in data.items()}))
+        print(table({k: v for k, v in data.items() if k != "profile"}))
+        for kind, lines in data.get("profile", {}).items():
+            if kind != "samples":
+                print(f"--- server profile, {kind} time")
+                print("\n".join(lines))
     print(json.dumps(data))
     return data
 

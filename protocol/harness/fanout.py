@@ -1,180 +1,173 @@
 """Scenario *fanout*: one room, N online members, one publisher, M messages.
 
-Subscribers are spread over ``procs`` worker processes (lean clients); the
-publisher uses the reference client from the main process. Every message text
-starts with the publisher's ``time.monotonic_ns()`` (one clock for every
-process on a Linux host), so each delivery's send-to-receive latency is exact.
+Members are lean connections spread over ``procs`` worker processes; the
+publisher is the reference client (``protocol.client``) in the harness's main
+process. Every message text starts with the publisher's ``time.time_ns()``,
+so each delivery's send-to-delivery latency is exact (see ``lean``: *arrival*
+is when the bytes reached the member's socket, *read* when the harness got to
+them).
 
-Two modes: ``rate=0`` sends as fast as acks allow (with ``window`` messages in
-flight) and measures deliveries per second at saturation; ``rate=R`` paces the
-publisher at R messages per second and measures latency under that load.
+Two modes: ``--rate 0`` sends as fast as acks allow (``--window`` messages in
+flight, as a client pipelining its sends) and measures deliveries per second
+at saturation; ``--rate R`` paces the publisher at R messages per second and
+measures latency under that load.
+
+Correct means: every member got every message exactly once, in a gap-free
+seq range, and the publisher got an ``ok`` for each.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import resource
+import argparse
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import trio
 
-from protocol.client import open_client
-from protocol.harness.lean import LeanSubscriber
-from protocol.harness.report import percentiles
+from protocol.client import Client, open_client
+from protocol.harness.lean import LeanConn, Loop
+from protocol.harness.report import Meter, add_up, first_error, ns_to_ms, rate
+from protocol.harness.server import Target, profile
 from protocol.harness.users import create_group, create_users
+from protocol.harness.workers import Control, Workers, split
+
+NAME = "fanout"
+HELP = "one room, N online members, M messages: deliveries/s and send-to-delivery latency"
+# Latency samples kept per run (every k-th delivery beyond this).
+MAX_SAMPLES = 400_000
 
 
-@dataclass(frozen=True)
-class FanoutConfig:
-    url: str
-    members: int = 200
-    messages: int = 1000
-    rate: float = 0.0
-    procs: int = 2
-    window: int = 64
-    payload: int = 32
-    timeout: float = 120.0
-
-
-@dataclass
-class FanoutResult:
-    members: int
-    messages: int
-    rate: float
-    deliveries: int
-    expected: int
-    seconds: float
-    deliveries_per_s: float
-    latency_ms: dict[str, float]
-    harness_cpu_s: float
-    server_cpu_s: float | None = None
-
-
-def _worker(
-    host: str,
-    port: int,
-    tokens: list[str],
-    expected: int,
-    sample_every: int,
-    ready: Any,
-    results: Any,
-) -> None:
-    async def main() -> dict[str, Any]:
-        subs = [LeanSubscriber(host, port, t, sample_every) for t in tokens]
-        limiter = trio.CapacityLimiter(50)
-
-        async def connect(s: LeanSubscriber) -> None:
-            async with limiter:
-                await s.connect()
-
-        async with trio.open_nursery() as n:
-            for s in subs:
-                n.start_soon(connect, s)
-        ready.put(len(subs))
-        async with trio.open_nursery() as n:
-            for s in subs:
-                n.start_soon(s.receive, expected)
-        for s in subs:
-            await s.aclose()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {
-            "received": sum(s.stats.received for s in subs),
-            "first_ns": min(s.stats.first_ns for s in subs),
-            "last_ns": max(s.stats.last_ns for s in subs),
-            "latencies": [x for s in subs for x in s.stats.latencies],
-            "cpu_s": usage.ru_utime + usage.ru_stime,
-        }
-
-    try:
-        results.put(trio.run(main))
-    except BaseException as exc:  # report, never hang the parent
-        ready.put(-1)
-        results.put({"error": repr(exc)})
-
-
-async def run_fanout(config: FanoutConfig, server_cpu: Any = None) -> FanoutResult:
-    parts = urlsplit(config.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    ws_url = f"ws://{host}:{port}/ws"
-    async with httpx.AsyncClient(base_url=config.url, timeout=30) as http:
-        users = await create_users(http, config.members + 1)
-        publisher, members = users[0], users[1:]
-        room = await create_group(http, publisher, members)
-
-    ctx = mp.get_context("spawn")
-    ready, results = ctx.Queue(), ctx.Queue()
-    procs = max(1, min(config.procs, config.members))
-    sample_every = max(1, (config.members * config.messages) // 200_000)
-    workers = []
-    for i in range(procs):
-        tokens = [m.token for m in members[i::procs]]
-        p = ctx.Process(
-            target=_worker,
-            args=(host, port, tokens, config.messages, sample_every, ready, results),
-            daemon=True,
-        )
-        p.start()
-        workers.append(p)
-    try:
-        with trio.fail_after(config.timeout):
-            for _ in range(procs):
-                if await trio.to_thread.run_sync(ready.get) < 0:
-                    raise RuntimeError(f"a worker failed: {results.get()}")
-            cpu_before = server_cpu() if server_cpu else None
-            t0 = time.monotonic_ns()
-            await _publish(ws_url, publisher.token, room, config)
-            outcomes = [await trio.to_thread.run_sync(results.get) for _ in range(procs)]
-            cpu_after = server_cpu() if server_cpu else None
-    finally:
-        for p in workers:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.kill()
-    errors = [o["error"] for o in outcomes if "error" in o]
-    if errors:
-        raise RuntimeError(f"worker failed: {errors[0]}")
-    deliveries = sum(o["received"] for o in outcomes)
-    last = max(o["last_ns"] for o in outcomes)
-    seconds = (last - t0) / 1e9
-    latencies = [x / 1e6 for o in outcomes for x in o["latencies"]]
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return FanoutResult(
-        members=config.members,
-        messages=config.messages,
-        rate=config.rate,
-        deliveries=deliveries,
-        expected=config.members * config.messages,
-        seconds=round(seconds, 3),
-        deliveries_per_s=round(deliveries / seconds, 1) if seconds > 0 else 0.0,
-        latency_ms=percentiles(latencies),
-        harness_cpu_s=round(usage.ru_utime + usage.ru_stime + sum(o["cpu_s"] for o in outcomes), 2),
-        server_cpu_s=None if cpu_before is None else round(cpu_after - cpu_before, 2),
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--members", type=int, default=200, help="online members (default 200)")
+    p.add_argument("--messages", type=int, default=1000, help="messages to publish (default 1000)")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="messages/s; 0 = as fast as acks allow (default)"
+    )
+    p.add_argument(
+        "--window", type=int, default=64, help="publisher messages in flight (default 64)"
+    )
+    p.add_argument(
+        "--payload", type=int, default=32, help="text bytes after the stamp (default 32)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        help="messages sent and delivered before measuring (default 10); the first one's "
+        "ack time is reported as cold_first_ack_ms (the room actor starting from storage)",
     )
 
 
-async def _publish(ws_url: str, token: str, room: str, config: FanoutConfig) -> None:
-    pad = "x" * config.payload
-    async with open_client(ws_url, token, device="bench-publisher") as client:
-        window = trio.Semaphore(config.window)
-        start = trio.current_time()
+def _members_worker(
+    control: Control,
+    host: str,
+    port: int,
+    tokens: list[str],
+    messages: int,
+    sample_every: int,
+    timeout: float,
+) -> None:
+    loop = Loop(host, port, sample_every=sample_every)
+    conns = [LeanConn(t) for t in tokens]
+    loop.connect_all(conns, concurrency=100, timeout=timeout)
+    summary = loop.summary()
+    if loop.live != len(conns):
+        raise RuntimeError(f"{loop.live}/{len(conns)} members connected: {summary['first_error']}")
+    control.reply(connected=loop.live)
+    warmup = control.wait(loop)
+    loop.run_until(lambda: loop.msgs >= warmup * len(conns) or loop.ended > 0, timeout)
+    control.reply(warm=loop.msgs)
+    loop.reset_counters()
+    expected = messages * len(conns)
+    loop.run_until(lambda: loop.msgs >= expected or loop.ended > 0, timeout)
+    control.reply(**loop.summary(), arrival=loop.arrival_ns, read=loop.read_ns)
+    control.wait(loop)
+    loop.close_all()
 
-        async def send(i: int) -> None:
-            try:
-                await client.send_message(room, f"{time.monotonic_ns()} {pad}", cid=f"m{i}")
-            finally:
-                window.release()
 
-        async with trio.open_nursery() as nursery:
-            for i in range(config.messages):
-                if config.rate > 0:
-                    await trio.sleep_until(start + i / config.rate)
-                await window.acquire()
-                nursery.start_soon(send, i)
+async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    members, messages = args.members, args.messages
+    async with httpx.AsyncClient(base_url=target.url, timeout=60) as http:
+        users = await create_users(http, members + 1)
+        publisher, others = users[0], users[1:]
+        room = await create_group(http, publisher, others)
+
+    sample_every = max(1, members * messages // MAX_SAMPLES)
+    jobs = [
+        (target.host, target.port, [u.token for u in part], messages, sample_every, args.timeout)
+        for part in split(others, args.procs)
+    ]
+    async with Workers(_members_worker, jobs) as workers:
+        await workers.gather_async(args.timeout)
+        async with open_client(target.ws_url, publisher.token, device="bench-publisher") as client:
+            cold = await _warm_up(client, room, args.warmup)
+            workers.send(args.warmup)
+            await workers.gather_async(args.timeout)
+            meter = Meter(target.process, lambda: workers.pids)
+            with profile(target.process, args.profile):
+                meter.start()
+                t0 = time.time_ns()
+                acks = await _publish(client, room, args)
+                replies = await workers.gather_async(args.timeout)
+                usage = meter.stop()
+
+    totals = add_up(replies, "msgs", "dups", "gaps", "errors", "ended")
+    last = max(r["last_msg_ns"] for r in replies)
+    seconds = (last - t0) / 1e9 if last else 0.0
+    expected = members * messages
+    return {
+        "members": members,
+        "messages": messages,
+        "rate": args.rate,
+        "window": args.window,
+        "procs": len(jobs),
+        "deliveries": totals["msgs"],
+        "expected": expected,
+        "acks": acks,
+        "duplicates": totals["dups"],
+        "gaps": totals["gaps"],
+        "complete": totals["msgs"] == expected and acks == messages and totals["gaps"] == 0,
+        "first_error": first_error(replies),
+        "seconds": round(seconds, 3),
+        "deliveries_per_s": rate(totals["msgs"], seconds),
+        "cold_first_ack_ms": cold,
+        "latency_ms": ns_to_ms([x for r in replies for x in r["arrival"]]),
+        "read_latency_ms": ns_to_ms([x for r in replies for x in r["read"]]),
+        **usage.as_dict(),
+    }
 
 
-def as_dict(result: FanoutResult) -> dict[str, Any]:
-    return asdict(result)
+async def _warm_up(client: Client, room: str, count: int) -> float | None:
+    """Send ``count`` unmeasured messages; returns the first one's ack time in ms."""
+    cold = None
+    for i in range(count):
+        t = time.perf_counter()
+        await client.send_message(room, f"warm-up {i}", cid=f"w{i}")
+        if cold is None:
+            cold = round((time.perf_counter() - t) * 1000, 3)
+    return cold
+
+
+async def _publish(client: Client, room: str, args: argparse.Namespace) -> int:
+    """Publish ``args.messages`` stamped messages; returns how many were acked."""
+    pad = "x" * args.payload
+    acked = 0
+    window = trio.Semaphore(max(1, args.window))
+    start = trio.current_time()
+
+    async def send(i: int) -> None:
+        nonlocal acked
+        try:
+            await client.send_message(room, f"{time.time_ns()} {pad}", cid=f"m{i}")
+            acked += 1
+        finally:
+            window.release()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(args.messages):
+            if args.rate > 0:
+                await trio.sleep_until(start + i / args.rate)
+            await window.acquire()
+            nursery.start_soon(send, i)
+    return acked

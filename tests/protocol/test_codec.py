@@ -43,6 +43,14 @@ from protocol.frames import (
     Welcome,
     WelcomeData,
 )
+from protocol.frames_ai import AI_CLIENT_FRAMES, AI_SERVER_FRAMES
+from protocol.frames_calls import CALL_CLIENT_FRAMES, CALL_SERVER_FRAMES
+from protocol.frames_chat import CHAT_CLIENT_FRAMES, CHAT_SERVER_FRAMES
+from protocol.frames_presence import PRESENCE_CLIENT_TYPES
+from protocol.schema_ai import AI_EXAMPLES
+from protocol.schema_calls import CALL_EXAMPLES
+from protocol.schema_chat import CHAT_EXAMPLES
+from protocol.schema_presence import PRESENCE_EXAMPLES
 
 MESSAGE = Message(id="m1", room="r1", seq=7, sender="u1", cid="c1", text="hi", ts=1, kind="note")
 PLAIN = Message(id="m2", room="r", seq=1, sender="u", cid="c", text="", ts=0)  # kind "text"
@@ -70,6 +78,18 @@ SERVER_EXAMPLES: list[ServerFrame] = [
     ResumeDone(d=ResumeDoneData()),
     ResumeDone(d=ResumeDoneData(rooms={"r": 3})),
 ]
+
+
+# Rich-messaging frames (issue 3): their documented examples round-trip too.
+CLIENT_EXAMPLES += [f for f in CHAT_EXAMPLES.values() if isinstance(f, CHAT_CLIENT_FRAMES)]
+CLIENT_EXAMPLES += [f for t, f in PRESENCE_EXAMPLES.items() if t in PRESENCE_CLIENT_TYPES]
+SERVER_EXAMPLES += [f for t, f in PRESENCE_EXAMPLES.items() if t not in PRESENCE_CLIENT_TYPES]
+SERVER_EXAMPLES += [f for f in CHAT_EXAMPLES.values() if isinstance(f, CHAT_SERVER_FRAMES)]
+# Call frames (issue 5).
+CLIENT_EXAMPLES += [f for f in CALL_EXAMPLES.values() if isinstance(f, CALL_CLIENT_FRAMES)]
+SERVER_EXAMPLES += [f for f in CALL_EXAMPLES.values() if isinstance(f, CALL_SERVER_FRAMES)]
+CLIENT_EXAMPLES += [f for f in AI_EXAMPLES.values() if isinstance(f, AI_CLIENT_FRAMES)]
+SERVER_EXAMPLES += [f for f in AI_EXAMPLES.values() if isinstance(f, AI_SERVER_FRAMES)]
 
 
 def pack(obj: Any) -> bytes:
@@ -177,7 +197,7 @@ def test_unknown_type_reads_the_id() -> None:
     ("frame", "field"),
     [
         ({"t": "msg.send", "id": 9}, "d"),
-        ({"t": "msg.send", "id": 9, "d": {"room": "r", "cid": "c"}}, "text"),
+        ({"t": "msg.send", "id": 9, "d": {"room": "r", "cid": "c", "kind": 1}}, "kind"),
         ({"t": "msg.send", "id": 9, "d": {"room": "r", "cid": "c", "text": 1}}, "text"),
         ({"t": "msg.send", "id": 9, "d": {"room": "", "cid": "c", "text": "x"}}, "room"),
         ({"t": "msg.send", "id": 9, "d": {"room": "r" * 65, "cid": "c", "text": "x"}}, "room"),

@@ -1,0 +1,469 @@
+"""Generation actors: one per AI answer, under one supervisor per node.
+
+Rules:
+- A generation is one task with one bounded inbox and private state (the
+  deltas so far, the sessions it streams to, how it ended), touched only in
+  its loop. A child task reads the provider and forwards each event to the
+  inbox; it never touches the state.
+- It is not a virtual actor of ``ActorSystem``: a generation cannot be
+  re-created from storage (once it ends, its answer *is* the stored message),
+  so it lives in this supervisor's nursery and is addressed by ``gen`` id
+  while it runs. A crash is logged and ends that generation with an
+  ``ai.error``; no other generation or room notices.
+- Frames are encoded once and the same bytes are pushed to every target
+  session: the room's member sessions online at the start, plus any session
+  that attaches later. A session that comes online mid-answer gets nothing
+  until it sends ``ai.attach`` with the index it has; the missed deltas are
+  pushed in the same loop step that adds it, so it sees no gap and no
+  duplicate.
+- The asking client's disconnect changes nothing: the generation does not
+  belong to a socket.
+- Stop cancels the reader, which leaves the provider's ``open_stream`` and so
+  closes the upstream HTTP response. A second stop finds the generation
+  stopping or gone and is answered ``ok`` all the same.
+- How it ends, and what is kept:
+  done      the answer is stored (kind "ai", sender "ai:<model>"), ``ai.done``
+  stopped   the partial answer is stored if it has any text, ``ai.done``
+            with status "stopped"; the message quota stays used
+  failed    the partial answer is stored if it has any text, else nothing is
+            and the message quota is refunded; ``ai.error``
+  Token usage is recorded per answer and per user per day and month; when the
+  provider sent none (stopped, failed) it is estimated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+
+from actors.ai_context import ai_sender
+from actors.ai_providers import ChatRequest, Provider, ProviderError, Usage, estimate_tokens
+from actors.errors import ActorError
+from protocol import codec
+from protocol.errors import ErrorCode
+from protocol.frames import Message
+from protocol.frames_ai import (
+    AiDelta,
+    AiDeltaData,
+    AiDone,
+    AiDoneData,
+    AiError,
+    AiErrorData,
+    AiStart,
+    AiStartData,
+    AiUsage,
+)
+from storage.ai import AiAnswer, AiStore
+from storage.base import now_ms
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 256
+ENDED_MEMORY = 4096  # how many ended generation ids stop() still recognises
+
+
+def periods(ms: int) -> tuple[str, str]:
+    """The (day, month) usage periods of a time, UTC."""
+    import time
+
+    t = time.gmtime(ms / 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"{t.tm_year:04d}-{t.tm_mon:02d}"
+
+
+@dataclass(slots=True)
+class GenerationSpec:
+    gen_id: str
+    room_id: str
+    user_id: str
+    model: str
+    provider: Provider
+    request: ChatRequest
+    prompt_seq: int
+    members: frozenset[str]
+    # Called (once) when nothing is kept, to give the quota back.
+    refund: Callable[[], Awaitable[None]]
+    title: str | None = None  # set the conversation's title to this when done
+    conversation: bool = False  # an "ai" room: touch its updated_at
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDeps:
+    ai: AiStore
+    hub: Any  # realtime_server.hub.Hub
+    frame: Callable[[bytes], bytes]  # wraps an encoded frame for the WebSocket
+    post: Callable[[str, str, str, str], Awaitable[Message]]  # room, sender, cid, text
+    first_token_timeout: float = 60.0
+    idle_timeout: float = 30.0
+    max_generations: int = 1000
+
+
+# ----- messages ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Text:
+    text: str
+
+
+@dataclass(slots=True)
+class _Usage:
+    usage: Usage
+
+
+@dataclass(slots=True)
+class _Finished:
+    pass
+
+
+@dataclass(slots=True)
+class _Failed:
+    code: ErrorCode
+    message: str
+
+
+@dataclass(slots=True, eq=False)
+class Stop:
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(slots=True, eq=False)
+class Attach:
+    """Add ``session``; push it the deltas from ``from_`` on first."""
+
+    session: Any
+    from_: int
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(slots=True, eq=False)
+class Subscribe:
+    """Add a non-socket listener (the SSE endpoint): ``sink(frame)`` must not block."""
+
+    sink: Callable[[msgspec.Struct], None]
+    from_: int = 0
+
+
+# ----- the actor -----------------------------------------------------------------
+
+
+class Generation:
+    def __init__(self, spec: GenerationSpec, deps: StreamDeps) -> None:
+        self.spec = spec
+        self.id = spec.gen_id
+        self.room_id = spec.room_id
+        self.deps = deps
+        self._send, self._recv = trio.open_memory_channel[Any](INBOX_SIZE)
+        self.deltas: list[str] = []
+        self.sessions: dict[int, Any] = {}
+        self.sinks: list[Callable[[msgspec.Struct], None]] = []
+        self.status = "running"
+        self.usage: Usage | None = None
+        self.final: msgspec.Struct | None = None  # the ai.done / ai.error sent
+        self.reader_scope = trio.CancelScope()
+        self.upstream_closed = trio.Event()  # set once the provider stream is left
+        self.start_frame = AiStart(
+            d=AiStartData(
+                gen=self.id,
+                room=self.room_id,
+                model=spec.model,
+                by=spec.user_id,
+                q=spec.prompt_seq,
+                sender=ai_sender(spec.model),
+            )
+        )
+        for user_id in spec.members:
+            for session in deps.hub.sessions_of(user_id):
+                self.sessions[id(session)] = session
+
+    async def tell(self, msg: Any) -> None:
+        await self._send.send(msg)
+
+    # ----- fan-out -----
+
+    def _fan(self, frame: msgspec.Struct) -> None:
+        data = self.deps.frame(codec.encode(frame))
+        gone = []
+        for key, session in self.sessions.items():
+            if session.close_code is not None:
+                gone.append(key)
+            else:
+                session.push(data)
+        for key in gone:
+            del self.sessions[key]
+        for sink in self.sinks:
+            sink(frame)
+
+    def _delta(self, i: int) -> AiDelta:
+        return AiDelta(d=AiDeltaData(gen=self.id, room=self.room_id, i=i, text=self.deltas[i]))
+
+    # ----- the loop -----
+
+    async def run(self) -> None:
+        self._fan(self.start_frame)
+        error: _Failed | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read)
+            async for msg in self._recv:
+                match msg:
+                    case _Text(text):
+                        self.deltas.append(text)
+                        self._fan(self._delta(len(self.deltas) - 1))
+                    case _Usage(usage):
+                        self.usage = usage
+                    case _Finished():
+                        self.status = "done"
+                        break
+                    case _Failed():
+                        self.status, error = "failed", msg
+                        break
+                    case Stop(done):
+                        self.status = "stopped"
+                        done.set()
+                        break
+                    case Attach() | Subscribe():
+                        self._attach(msg)
+                    case _:
+                        raise AssertionError(f"generation cannot take {msg!r}")
+            self.reader_scope.cancel()
+        await self._finish(error)
+        self._send.close()
+        # Whatever arrived while finishing is answered now: the end frame is known.
+        async for msg in self._recv:
+            self._late(msg)
+
+    def _attach(self, msg: Attach | Subscribe) -> None:
+        start = min(msg.from_, len(self.deltas))
+        if isinstance(msg, Attach):
+            session = msg.session
+            if session.close_code is None:
+                # One write: the start (the attacher may never have seen it), then the deltas.
+                frame = self.deps.frame
+                session.push(
+                    b"".join(
+                        [
+                            frame(codec.encode(self.start_frame)),
+                            *(
+                                frame(codec.encode(self._delta(i)))
+                                for i in range(start, len(self.deltas))
+                            ),
+                        ]
+                    )
+                )
+                if self.final is not None:
+                    session.push_frame(self.final)
+                else:
+                    self.sessions[id(session)] = session
+            msg.done.set()
+        else:
+            msg.sink(self.start_frame)
+            for i in range(start, len(self.deltas)):
+                msg.sink(self._delta(i))
+            if self.final is not None:
+                msg.sink(self.final)
+            else:
+                self.sinks.append(msg.sink)
+
+    def _late(self, msg: Any) -> None:
+        match msg:
+            case Stop(done):
+                done.set()
+            case Attach() | Subscribe():
+                self._attach(msg)
+            case _:
+                pass  # provider events after the end are dropped
+
+    async def _read(self) -> None:
+        """The child task: provider events into the inbox. Never touches state."""
+        spec, send = self.spec, self._send
+        with self.reader_scope:
+            try:
+                async with spec.provider.open_stream(spec.request) as events:
+                    timeout = self.deps.first_token_timeout
+                    while True:
+                        with trio.move_on_after(timeout) as waited:
+                            event = await events.next()
+                        if waited.cancelled_caught:
+                            raise ProviderError(
+                                ErrorCode.AI_PROVIDER_TIMEOUT,
+                                f"The provider sent nothing for {timeout:g}s.",
+                            )
+                        if event is None:
+                            break
+                        if isinstance(event, Usage):
+                            await send.send(_Usage(event))
+                        else:
+                            timeout = self.deps.idle_timeout
+                            await send.send(_Text(event))
+                self.upstream_closed.set()
+                await send.send(_Finished())
+            except ProviderError as exc:
+                self.upstream_closed.set()
+                await send.send(_Failed(exc.code, exc.message))
+            except trio.Cancelled:
+                self.upstream_closed.set()
+                raise
+            except Exception:
+                self.upstream_closed.set()
+                log.exception("generation %s: reading the provider failed", self.id)
+                await send.send(_Failed(ErrorCode.INTERNAL, "Reading the AI provider failed."))
+
+    async def _finish(self, error: _Failed | None) -> None:
+        spec, deps = self.spec, self.deps
+        text = "".join(self.deltas)
+        usage = self.usage or Usage(
+            sum(estimate_tokens(m["content"]) for m in spec.request.messages),
+            estimate_tokens(text) if text else 0,
+        )
+        stored: Message | None = None
+        at = now_ms()
+        try:
+            if text:
+                stored = await deps.post(self.room_id, ai_sender(spec.model), self.id, text)
+                await deps.ai.add_answer(
+                    AiAnswer(
+                        stored.id,
+                        self.room_id,
+                        stored.seq,
+                        self.id,
+                        spec.user_id,
+                        spec.model,
+                        self.status,
+                        usage.prompt,
+                        usage.completion,
+                        at,
+                    )
+                )
+            else:
+                if self.status == "failed":
+                    await spec.refund()
+            await deps.ai.add_usage(spec.user_id, list(periods(at)), usage.prompt, usage.completion)
+            if spec.conversation:
+                changes: dict[str, Any] = {"updated_at": at}
+                if spec.title and self.status == "done":
+                    changes["title"] = spec.title
+                await deps.ai.update_conversation(self.room_id, changes)
+        except (ActorError, Exception) as exc:  # storage or room failure: say so
+            log.warning("generation %s: storing the answer failed: %r", self.id, exc)
+            if error is None:
+                error = _Failed(ErrorCode.UNAVAILABLE, "The answer could not be stored.")
+        wire_usage = AiUsage(prompt=usage.prompt, completion=usage.completion, total=usage.total)
+        final: msgspec.Struct
+        if error is None:
+            final = AiDone(
+                d=AiDoneData(
+                    gen=self.id,
+                    room=self.room_id,
+                    status="stopped" if self.status == "stopped" else "done",
+                    n=len(self.deltas),
+                    usage=wire_usage,
+                    msg=stored,
+                )
+            )
+        else:
+            final = AiError(
+                d=AiErrorData(
+                    gen=self.id,
+                    room=self.room_id,
+                    code=error.code.value,
+                    text=error.message,
+                    n=len(self.deltas),
+                    msg=stored,
+                )
+            )
+        self._fan(final)
+        self.final = final
+
+
+# ----- the supervisor -----------------------------------------------------------
+
+
+class AiStreams:
+    """Every running generation of this node, by id and by room (one per room)."""
+
+    def __init__(self, deps: StreamDeps) -> None:
+        self.deps = deps
+        self._nursery: trio.Nursery | None = None
+        self._by_id: dict[str, Generation] = {}
+        self._by_room: dict[str, Generation] = {}
+        self._reserved: set[str] = set()
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        self.started = 0
+        self.crashed = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    def reserve(self, room_id: str) -> bool:
+        """Hold ``room_id``'s one generation slot while its prompt is stored; False if taken."""
+        if room_id in self._reserved or room_id in self._by_room:
+            return False
+        if len(self._by_id) + len(self._reserved) >= self.deps.max_generations:
+            raise ActorError(
+                "This server is running as many AI answers as it can; retry shortly.",
+                code=ErrorCode.OVERLOADED,
+            )
+        self._reserved.add(room_id)
+        return True
+
+    def release(self, room_id: str) -> None:
+        self._reserved.discard(room_id)
+
+    def start(self, spec: GenerationSpec) -> Generation:
+        """Start a generation in a room reserved with ``reserve``."""
+        if self._nursery is None:
+            raise ActorError("AI streaming is not running.", code=ErrorCode.UNAVAILABLE)
+        self._reserved.discard(spec.room_id)
+        gen = Generation(spec, self.deps)
+        self._by_id[gen.id] = gen
+        self._by_room[gen.room_id] = gen
+        self.started += 1
+        self._nursery.start_soon(self._supervise, gen, name=f"ai generation {gen.id}")
+        return gen
+
+    async def _supervise(self, gen: Generation) -> None:
+        try:
+            await gen.run()
+        except Exception:
+            self.crashed += 1
+            log.exception("generation %s crashed", gen.id)
+            gen.final = AiError(
+                d=AiErrorData(
+                    gen=gen.id,
+                    room=gen.room_id,
+                    code=ErrorCode.INTERNAL.value,
+                    text="The AI answer failed.",
+                    n=len(gen.deltas),
+                )
+            )
+            gen._fan(gen.final)
+        finally:
+            del self._by_id[gen.id]
+            if self._by_room.get(gen.room_id) is gen:
+                del self._by_room[gen.room_id]
+            self._ended[gen.id] = gen.status
+            while len(self._ended) > ENDED_MEMORY:
+                self._ended.popitem(last=False)
+
+    def get(self, gen_id: str) -> Generation | None:
+        return self._by_id.get(gen_id)
+
+    def running_in(self, room_id: str) -> Generation | None:
+        return self._by_room.get(room_id)
+
+    def has_ended(self, gen_id: str) -> bool:
+        return gen_id in self._ended
+
+    def __len__(self) -> int:
+        return len(self._by_id)

@@ -1,0 +1,545 @@
+"""CallActor: one call's state machine, its signaling relay and its history.
+
+Rules:
+- Decisions are made by ``actors.call_rules`` (pure); this actor does the
+  I/O around them: claims users in the node's ``CallRegistry``, persists
+  every transition, pushes frames, runs the ring and reconnect timers.
+- Every transition is one ``call.state`` frame, encoded once, pushed to every
+  device of every user the call involves (not to users it found busy). The
+  start is announced as ``call.ring`` to the callees instead.
+- Signaling (``call.sdp``/``call.ice``) goes only from the device that is in
+  the call to the device of the peer that is in the call, in the order this
+  inbox received it, which is the order each sender sent it.
+- A request the call refuses answers ``err`` to its session and changes
+  nothing; a request that changes the call answers first, then the
+  ``call.state`` follows.
+- A call is created by ``Start`` on a fresh id. Anything else addressed to an
+  id that storage does not know stops the actor with ``not_found``. A call
+  found unfinished in storage on start (this actor crashed, or the node
+  stopped mid-call) is ended as ``failed``: its signaling state is gone.
+- The actor never stops while its call is not over (``may_stop_idle``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import trio
+
+from actors import call_rules as rules
+from actors.call_registry import CallRegistry
+from actors.call_rules import Call, CallProblem, Change, Participant, Status
+from actors.errors import ActorError, ActorUnavailable
+from actors.room import post_as
+from actors.runtime import Actor, ActorRef, ActorSystem
+from protocol import codec
+from protocol.errors import ErrorCode
+from protocol.frames import Err, Ok
+from protocol.frames_calls import (
+    CallIceData,
+    CallMissed,
+    CallMissedData,
+    CallOk,
+    CallRemoteIce,
+    CallRemoteSdp,
+    CallRing,
+    CallSdpData,
+    CallStateData,
+    CallStateFrame,
+    IceServer,
+    RemoteIceData,
+    RemoteSdpData,
+)
+from storage.base import Store, now_ms
+from storage.calls import CallParticipantRecord, CallRecord, CallStore
+from storage.contacts import blocked_either_way
+from storage.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+CALL = "call"
+SYSTEM_SENDER = "system"
+
+
+async def _blocked(store: Store, a: str, b: str) -> bool:
+    """Whether ``a`` or ``b`` has blocked the other: the one place calls ask about blocks."""
+    return await blocked_either_way(store, a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class CallDeps:
+    store: Store
+    calls: CallStore
+    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    registry: CallRegistry
+    system: ActorSystem  # to post the missed-call notice in the room
+    frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
+    ice_servers: Callable[[str], list[IceServer]]  # per user: TURN credentials name them
+    ring_seconds: float = 45.0
+    reconnect_grace: float = 15.0
+    max_participants: int = 8
+    clock: Callable[[], int] = now_ms
+
+
+# ----- messages --------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class CallRequest:
+    """A client's request, cast from the gateway; answered on ``session``."""
+
+    session: Any  # realtime_server.session.Session
+    request_id: int
+
+    @property
+    def user(self) -> str:
+        return str(self.session.user_id)
+
+    @property
+    def device(self) -> str:
+        return str(self.session.info.device)
+
+    def reply(self, frame: msgspec.Struct) -> None:
+        self.session.push_frame(frame)
+
+    def reply_err(self, code: ErrorCode, msg: str) -> None:
+        self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
+
+    def fail(self, error: ActorError) -> None:
+        # The call crashed, stopped or does not exist: the device must hear.
+        self.reply_err(error.code, error.message)
+
+
+@dataclass(slots=True, eq=False)
+class Start(CallRequest):
+    room: str
+    kind: str
+
+
+@dataclass(slots=True, eq=False)
+class Accept(CallRequest):
+    pass
+
+
+@dataclass(slots=True, eq=False)
+class Decline(CallRequest):
+    pass
+
+
+@dataclass(slots=True, eq=False)
+class Join(CallRequest):
+    pass
+
+
+@dataclass(slots=True, eq=False)
+class Hangup(CallRequest):
+    pass
+
+
+@dataclass(slots=True, eq=False)
+class Relay(CallRequest):
+    payload: CallSdpData | CallIceData
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SessionGone:
+    user: str
+    session: Any
+
+
+@dataclass(frozen=True, slots=True)
+class GraceOver:
+    user: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class RingOver:
+    pass
+
+
+# ----- records ---------------------------------------------------------------
+
+
+def to_record(call: Call) -> CallRecord:
+    return CallRecord(
+        id=call.id,
+        room_id=call.room,
+        caller_id=call.caller,
+        kind=call.kind,
+        is_group=call.group,
+        state=call.state.value,
+        outcome=call.outcome.value if call.outcome else None,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        participants=tuple(
+            CallParticipantRecord(p.user, p.status.value, p.device, p.joined_at, p.left_at)
+            for p in call.participants.values()
+        ),
+    )
+
+
+def from_record(record: CallRecord) -> Call:
+    call = Call(
+        id=record.id,
+        room=record.room_id,
+        caller=record.caller_id,
+        kind=record.kind,
+        group=record.is_group,
+        started_at=record.started_at,
+        state=rules.State(record.state),
+        outcome=rules.Outcome(record.outcome) if record.outcome else None,
+        answered_at=record.answered_at,
+        ended_at=record.ended_at,
+    )
+    for p in record.participants:
+        call.participants[p.user_id] = Participant(
+            p.user_id, Status(p.status), p.device, p.joined_at, p.left_at
+        )
+    return call
+
+
+# ----- the actor -------------------------------------------------------------
+
+
+class CallActor(Actor):
+    def __init__(self, key: str, ref: ActorRef, deps: CallDeps) -> None:
+        super().__init__(key, ref)
+        self.deps = deps
+        self.call: Call | None = None
+        # user -> the session of the device that is in the call for them
+        self.sessions: dict[str, Any] = {}
+        self.watchers: dict[str, trio.CancelScope] = {}
+        self.grace: dict[str, tuple[int, trio.CancelScope]] = {}
+        self.ring_timer: trio.CancelScope | None = None
+        self.held: set[str] = set()
+        self.epochs = 0
+
+    async def on_start(self) -> None:
+        try:
+            record = await self.deps.calls.get_call(self.key)
+        except StoreError as exc:
+            raise ActorUnavailable(
+                "Call storage is unavailable; retry.", code=ErrorCode.UNAVAILABLE
+            ) from exc
+        if record is None:
+            return  # a new call: only Start may come
+        self.call = from_record(record)
+        if not self.call.ended:
+            # A previous incarnation crashed: its timers, sessions and claims
+            # are gone or stale, and without them the call cannot go on.
+            self.deps.registry.cancel_all(self.key)
+            self.deps.registry.release_call(self.key)
+            await self._apply(rules.fail(self.call, self.deps.clock()))
+
+    def may_stop_idle(self) -> bool:
+        return self.call is None or self.call.ended
+
+    async def handle_cast(self, msg: Any) -> None:
+        if self.call is None and not isinstance(msg, Start):
+            if isinstance(msg, CallRequest):
+                raise ActorUnavailable("No such call.", code=ErrorCode.NOT_FOUND)
+            return  # a stale timer of a call that never was stored
+        try:
+            match msg:
+                case Start():
+                    await self._start(msg)
+                case Accept():
+                    await self._accept(msg)
+                case Join():
+                    await self._join(msg)
+                case Decline():
+                    await self._simple(msg, rules.decline)
+                case Hangup():
+                    await self._simple(msg, rules.hangup)
+                case Relay():
+                    self._relay(msg)
+                case SessionGone(user, session):
+                    await self._session_gone(user, session)
+                case GraceOver(user, epoch):
+                    await self._grace_over(user, epoch)
+                case RingOver():
+                    await self._ring_over()
+                case _:
+                    raise ActorError(f"call cannot take {type(msg).__name__}")
+        except (CallProblem, StoreError) as exc:
+            # Only reads can raise StoreError here (writes are handled where
+            # they happen), so nothing has changed.
+            problem = (
+                exc
+                if isinstance(exc, CallProblem)
+                else CallProblem(ErrorCode.UNAVAILABLE, "Storage is unavailable; retry.")
+            )
+            if isinstance(msg, Start) and self.call is None:
+                # Nothing was created: answer through ``fail`` and stop at once.
+                raise ActorUnavailable(problem.message, code=problem.code) from None
+            if isinstance(msg, CallRequest):
+                msg.reply_err(problem.code, problem.message)
+
+    # ----- requests ----------------------------------------------------------
+
+    async def _start(self, msg: Start) -> None:
+        if self.call is not None:
+            raise CallProblem(ErrorCode.CONFLICT, "This call id is taken.")
+        deps, caller = self.deps, msg.user
+        room = await deps.store.get_room(msg.room)
+        members = [m.user_id for m in room.members] if room is not None else []
+        if room is None or caller not in members:
+            raise CallProblem(
+                ErrorCode.NOT_MEMBER, "You are not a member of this room (or it does not exist)."
+            )
+        blocked = [m for m in members if m != caller and await _blocked(deps.store, caller, m)]
+        callees = rules.callees(caller, room.kind, members, blocked)
+        # From here to the claims nothing awaits: the busy check and the
+        # claims are one step, so racing calls cannot share a user.
+        if deps.registry.holder(caller) is not None:
+            raise CallProblem(ErrorCode.ALREADY_IN_CALL, "You are already in another call.")
+        call = rules.new_call(
+            call_id=self.key,
+            room=room.id,
+            room_kind=room.kind,
+            caller=caller,
+            device=msg.device,
+            kind=msg.kind,
+            callees=callees,
+            busy=deps.registry.busy_elsewhere(callees, self.key),
+            now=deps.clock(),
+        )
+        self._claim(rules.claims(call))
+        try:
+            await deps.calls.insert_call(to_record(call))
+        except StoreError as exc:
+            log.warning("call %s not stored: %r", self.key, exc)
+            deps.registry.release_call(self.key)
+            # Stops this actor: the caller gets ``unavailable`` and may retry.
+            raise ActorUnavailable(
+                "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
+            ) from exc
+        self.call = call
+        msg.reply(CallOk(re=msg.request_id, d=rules.view(call, deps.ice_servers(caller))))
+        if call.ended:  # every callee was busy
+            self._announce(Change("ended", caller, ()), users=[caller])
+            self.held.clear()
+            return
+        self._attach(caller, msg.session)
+        self._announce(Change("started", caller, ()), users=[caller])
+        for user in call.with_status(Status.RINGING):
+            ring = CallRing(d=rules.view(call, deps.ice_servers(user)))
+            for session in deps.hub.sessions_of(user):
+                session.push_frame(ring)
+        self.ring_timer = deps.registry.after(self.key, deps.ring_seconds, self.ref, RingOver())
+
+    async def _accept(self, msg: Accept) -> None:
+        call, user = self._call, msg.user
+        self._check_free(user)
+        change = rules.accept(
+            call, user, msg.device, self.deps.clock(), cap=self.deps.max_participants
+        )
+        await self._joined(msg, change)
+
+    async def _join(self, msg: Join) -> None:
+        call, user = self._call, msg.user
+        p = call.participants.get(user)
+        if p is not None and p.status is Status.JOINED and self.sessions.get(user) is msg.session:
+            raise CallProblem(ErrorCode.ALREADY_ANSWERED, rules.ERROR_ANSWERED)
+        is_member = p is not None
+        if p is None and call.group and not call.ended:
+            room = await self.deps.store.get_room(call.room)
+            is_member = room is not None and any(m.user_id == user for m in room.members)
+        self._check_free(user)
+        change = rules.join(
+            call,
+            user,
+            msg.device,
+            self.deps.clock(),
+            cap=self.deps.max_participants,
+            is_member=is_member,
+        )
+        await self._joined(msg, change)
+
+    async def _joined(self, msg: CallRequest, change: Change) -> None:
+        user = msg.user
+        self._claim({user})
+        self._cancel_grace(user)
+        self._attach(user, msg.session)
+        ok = CallOk(re=msg.request_id, d=rules.view(self._call, self.deps.ice_servers(user)))
+        await self._apply(change, reply=(msg, ok))
+
+    async def _simple(
+        self, msg: CallRequest, transition: Callable[[Call, str, int], Change]
+    ) -> None:
+        change = transition(self._call, msg.user, self.deps.clock())
+        await self._apply(change, reply=(msg, Ok(re=msg.request_id)))
+
+    def _relay(self, msg: Relay) -> None:
+        call, user, d = self._call, msg.user, msg.payload
+        rules.check_signal(call, user, d.to)
+        if self.sessions.get(user) is not msg.session:
+            raise CallProblem(
+                ErrorCode.NOT_IN_CALL, "This device is not the one in the call; join from it first."
+            )
+        frame: msgspec.Struct
+        if isinstance(d, CallSdpData):
+            frame = CallRemoteSdp(d=RemoteSdpData(call=call.id, from_=user, type=d.type, sdp=d.sdp))
+        else:
+            frame = CallRemoteIce(
+                d=RemoteIceData(
+                    call=call.id,
+                    from_=user,
+                    candidate=d.candidate,
+                    sdp_mid=d.sdp_mid,
+                    sdp_mline_index=d.sdp_mline_index,
+                    ufrag=d.ufrag,
+                )
+            )
+        self.sessions[d.to].push_frame(frame)
+        msg.reply(Ok(re=msg.request_id))
+
+    # ----- what the node tells us ----------------------------------------------
+
+    async def _session_gone(self, user: str, session: Any) -> None:
+        if self.call is None or self.sessions.get(user) is not session:
+            return  # that device already left the call, or was replaced
+        change = rules.disconnected(self.call, user)
+        if change is None:
+            return
+        self.epochs += 1
+        scope = self.deps.registry.after(
+            self.key, self.deps.reconnect_grace, self.ref, GraceOver(user, self.epochs)
+        )
+        self.grace[user] = (self.epochs, scope)
+        await self._apply(change)
+
+    async def _grace_over(self, user: str, epoch: int) -> None:
+        current = self.grace.get(user)
+        if self.call is None or current is None or current[0] != epoch:
+            return
+        del self.grace[user]
+        change = rules.grace_over(self.call, user, self.deps.clock())
+        if change is not None:
+            await self._apply(change)
+
+    async def _ring_over(self) -> None:
+        self.ring_timer = None
+        if self.call is None:
+            return
+        change = rules.ring_over(self.call, self.deps.clock())
+        if change is not None:
+            await self._apply(change)
+
+    # ----- effects -----------------------------------------------------------
+
+    @property
+    def _call(self) -> Call:
+        assert self.call is not None
+        return self.call
+
+    def _check_free(self, user: str) -> None:
+        holder = self.deps.registry.holder(user)
+        if holder is not None and holder != self.key:
+            raise CallProblem(ErrorCode.ALREADY_IN_CALL, "You are already in another call.")
+
+    def _claim(self, users: set[str]) -> None:
+        for user in users:
+            if self.deps.registry.claim(user, self.key):
+                self.held.add(user)
+
+    def _attach(self, user: str, session: Any) -> None:
+        """``session`` is now the device in the call for ``user``."""
+        self.sessions[user] = session
+        old = self.watchers.pop(user, None)
+        if old is not None:
+            old.cancel()
+        self.watchers[user] = self.deps.registry.when_closed(
+            self.key, session, self.ref, SessionGone(user, session)
+        )
+
+    def _cancel_grace(self, user: str) -> None:
+        timer = self.grace.pop(user, None)
+        if timer is not None:
+            timer[1].cancel()
+
+    async def _apply(
+        self, change: Change, reply: tuple[CallRequest, msgspec.Struct] | None = None
+    ) -> None:
+        """After a transition: release, untrack, persist, reply, announce, wrap up an end.
+
+        The reply goes out after the save: a client that reads history over
+        REST once it has its answer finds the transition there.
+        """
+        call = self._call
+        keep = rules.claims(call)
+        for user in self.held - keep:
+            self.deps.registry.release(user, self.key)
+        self.held &= keep
+        for user in list(self.sessions):
+            p = call.participants[user]
+            if p.status not in rules.IN_CALL:
+                del self.sessions[user]
+                watcher = self.watchers.pop(user, None)
+                if watcher is not None:
+                    watcher.cancel()
+                self._cancel_grace(user)
+        if self.ring_timer is not None and not call.with_status(Status.RINGING):
+            self.ring_timer.cancel()
+            self.ring_timer = None
+        try:
+            await self.deps.calls.save_call(to_record(call), change.touched)
+        except StoreError as exc:
+            # The live call goes on; history catches up with the next save,
+            # or the start-up sweep ends the row as failed.
+            log.warning("call %s: transition %s not stored: %r", self.key, change.event, exc)
+        if reply is not None:
+            reply[0].reply(reply[1])
+        self._announce(change)
+        if call.ended:
+            self.deps.registry.cancel_all(self.key)
+            self.deps.registry.release_call(self.key)
+            self.held.clear()
+            if call.outcome is rules.Outcome.MISSED:
+                await self._missed_notices()
+
+    def _announce(self, change: Change, users: list[str] | None = None) -> None:
+        call = self._call
+        frame = CallStateFrame(
+            d=CallStateData(event=change.event, call=rules.view(call), user=change.user)  # type: ignore[arg-type]
+        )
+        data = self.deps.frame(codec.encode(frame))
+        if users is None:
+            users = [u for u, p in call.participants.items() if p.status is not Status.BUSY]
+        for user in users:
+            for session in self.deps.hub.sessions_of(user):
+                session.push(data)
+
+    async def _missed_notices(self) -> None:
+        call = self._call
+        notice = CallMissed(
+            d=CallMissedData(
+                call=call.id,
+                room=call.room,
+                caller=call.caller,
+                kind=call.kind,  # type: ignore[arg-type]
+                ts=call.ended_at or self.deps.clock(),
+            )
+        )
+        data = self.deps.frame(codec.encode(notice))
+        for user in call.with_status(Status.MISSED):
+            for session in self.deps.hub.sessions_of(user):
+                session.push(data)
+        try:
+            await post_as(
+                self.deps.system,
+                call.room,
+                SYSTEM_SENDER,
+                f"call:{call.id}:missed",
+                f"Missed {call.kind} call",
+                kind="system",
+                system_sender=True,
+            )
+        except ActorError as exc:
+            log.warning("call %s: missed-call message not posted: %r", call.id, exc)

@@ -1,0 +1,126 @@
+"""Per-node call bookkeeping: who is busy with which call, and the call timers.
+
+Rules:
+- ``claim``/``release`` are synchronous: a ``CallActor`` checks and claims
+  users with no ``await`` in between, so two calls racing for the same callee
+  cannot both get them (trio runs one task at a time).
+- Timers (ring time, reconnect grace) and session watchers are tasks in the
+  registry's own nursery; each tells its call actor a message when it fires
+  and is cancelled by ``cancel`` or ``cancel_all`` when no longer wanted.
+
+Scale-out: this registry is one node's. With several nodes a user's devices
+may sit on different nodes, so "busy" must live where every node sees it,
+e.g. a Redis key per user (``SET call:busy:<user> <call> NX`` with a TTL the
+call actor refreshes), and a call's actor must run on one node (the call id
+hashed to a node, or a Redis lease), with pushes to sessions on other nodes
+going over the bus like room fan-out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+
+from actors.errors import ActorError, ActorUnavailable
+from actors.runtime import ActorRef
+
+
+class CallRegistry:
+    def __init__(self) -> None:
+        self._busy: dict[str, str] = {}  # user -> call id
+        self._held: dict[str, set[str]] = {}  # call id -> users
+        self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
+        self._nursery: trio.Nursery | None = None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    # ----- busy ----------------------------------------------------------------
+
+    def holder(self, user: str) -> str | None:
+        """The call ``user`` is busy with, if any."""
+        return self._busy.get(user)
+
+    def busy_elsewhere(self, users: Iterable[str], call_id: str) -> set[str]:
+        return {u for u in users if self._busy.get(u, call_id) != call_id}
+
+    def claim(self, user: str, call_id: str) -> bool:
+        """Make ``user`` busy with ``call_id``; False if another call has them."""
+        held = self._busy.setdefault(user, call_id)
+        if held != call_id:
+            return False
+        self._held.setdefault(call_id, set()).add(user)
+        return True
+
+    def release(self, user: str, call_id: str) -> None:
+        if self._busy.get(user) == call_id:
+            del self._busy[user]
+        users = self._held.get(call_id)
+        if users is not None:
+            users.discard(user)
+            if not users:
+                del self._held[call_id]
+
+    def release_call(self, call_id: str) -> None:
+        for user in self._held.pop(call_id, set()):
+            if self._busy.get(user) == call_id:
+                del self._busy[user]
+
+    # ----- timers ----------------------------------------------------------------
+
+    def after(self, call_id: str, seconds: float, ref: ActorRef, msg: Any) -> trio.CancelScope:
+        """Tell ``msg`` to ``ref`` in ``seconds`` unless cancelled first."""
+        # The deadline is fixed now, not when the task first runs: a timer
+        # measures from the transition that set it.
+        deadline = trio.current_time() + seconds
+
+        async def wait() -> None:
+            await trio.sleep_until(deadline)
+
+        return self._spawn(call_id, wait, ref, msg)
+
+    def when_closed(self, call_id: str, session: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+        """Tell ``msg`` to ``ref`` once ``session`` has closed, unless cancelled first."""
+        return self._spawn(call_id, session.closed.wait, ref, msg)
+
+    def cancel_all(self, call_id: str) -> None:
+        for scope in self._scopes.pop(call_id, set()):
+            scope.cancel()
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "busy_users": len(self._busy),
+            "calls": len(self._held),
+            "timers": sum(len(s) for s in self._scopes.values()),
+        }
+
+    def _spawn(self, call_id: str, wait: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+        if self._nursery is None:
+            raise ActorUnavailable("the call registry is not running")
+        scope = trio.CancelScope()
+        scopes = self._scopes.setdefault(call_id, set())
+        scopes.add(scope)
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await wait()
+                    try:
+                        await ref.tell(msg)
+                    except ActorError:
+                        pass  # the node is stopping; nobody is left to tell
+            finally:
+                scopes.discard(scope)
+                if not scopes and self._scopes.get(call_id) is scopes:
+                    del self._scopes[call_id]
+
+        self._nursery.start_soon(run)
+        return scope

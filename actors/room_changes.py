@@ -1,0 +1,332 @@
+"""The room actor's change events: edits, deletes, reactions and receipts.
+
+Why a second per-room sequence (``ev``) instead of one sequence for everything:
+``seq`` numbers messages only and stays gap-free, so ``last_seq - read_seq``
+style unread arithmetic, history paging by seq and the message hot path
+(group-committed batches, one-write fan-out) are untouched. Change events are
+rarer, each is stored in its own small transaction together with the change
+(``storage.messages_rich``) and gets the next ``ev``; clients keep an ``ev``
+cursor per room beside the ``seq`` cursor and a reconnect replays both. One
+shared sequence would have interleaved rare change rows into the message
+batches and made every seq-based client computation skip numbers.
+
+Rules (on top of actors.room's):
+- A change is stored, with its event row, BEFORE the requester's ``ok`` and
+  before any member sees it. The actor awaits that write: changes of one room
+  are serialised, which is what keeps ``ev`` gap-free without a lock.
+- A failed write re-reads ``last_ev`` from storage (a lost commit answer
+  must not fork the sequence) and answers ``unavailable``.
+- Each event is encoded once; the same bytes are stored (for resume) and
+  queued to every online member session except the requester's (it has the
+  ``ok``). Live events held during a session's replay are deduplicated by
+  ``ev`` (key ``room + EV_KEY``), like messages by ``seq``.
+- "Delete for me" is private: no event, only the user's other devices hear.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace as update
+
+from actors.errors import ActorError
+from actors.room_rules import (
+    delete_problem,
+    edit_problem,
+    react_problem,
+    scrub_reply,
+    to_wire,
+)
+from protocol import codec
+from protocol.errors import ErrorCode
+from protocol.frames import Err, Message, Ok
+from protocol.frames_chat import (
+    DeleteData,
+    DeletedData,
+    EditData,
+    EditedData,
+    MsgDeleted,
+    MsgEdited,
+    MsgReaction,
+    ReactData,
+    ReactionData,
+    ReceiptData,
+    ReceiptUpdate,
+    ReceiptUpdateData,
+    ReplyPreview,
+)
+from storage.base import now_ms
+from storage.errors import StoreError
+from storage.messages_rich import RoomEvent
+
+if TYPE_CHECKING:
+    from actors.room import ReplayResult, RoomDeps
+
+log = logging.getLogger(__name__)
+
+# Suffix of the key under which a session holds live change events during replay.
+EV_KEY = "\x00ev"
+
+ChangeOp = EditData | DeleteData | ReactData | ReceiptData
+
+
+@dataclass(slots=True, eq=False)
+class Change:
+    """Cast from the gateway: apply ``op`` as ``user_id``, reply to ``session``."""
+
+    session: Any
+    request_id: int
+    user_id: str
+    op: ChangeOp
+
+    def reply_ok(self, ev: int | None = None) -> None:
+        self.session.push_frame(Ok(re=self.request_id, ev=ev))
+
+    def reply_err(self, code: ErrorCode, msg: str) -> None:
+        self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
+
+    def fail(self, error: ActorError) -> None:
+        self.reply_err(error.code, error.message)
+
+
+class RoomChanges:
+    """Mixin of RoomActor: everything about ``ev``. State lives on the actor."""
+
+    key: str
+    deps: RoomDeps
+    members: set[str]
+    roles: dict[str, str]
+    cursors: dict[str, tuple[int, int]]
+    last_seq: int
+    last_ev: int
+    cache: deque[Message]
+    by_cid: OrderedDict[tuple[str, str], Message]
+
+    async def _load_changes(self) -> None:
+        rich = self.deps.rich
+        self.last_ev = await rich.last_ev(self.key)
+        self.cursors = {
+            c.user_id: (c.read_seq, c.delivered_seq) for c in await rich.member_cursors(self.key)
+        }
+
+    # ----- message lookup ---------------------------------------------------------
+
+    async def _find(self, seq: int) -> Message | None:
+        cache = self.cache
+        if cache and cache[0].seq <= seq <= cache[-1].seq:
+            # Cached seqs are contiguous: seq is gap-free and batches land in order.
+            return cache[seq - cache[0].seq]
+        if seq < 1 or seq > self.last_seq:
+            return None
+        row = await self.deps.rich.message_at(self.key, seq)
+        return None if row is None else to_wire(row)
+
+    def _recache(self, message: Message) -> None:
+        cache = self.cache
+        if cache and cache[0].seq <= message.seq <= cache[-1].seq:
+            cache[message.seq - cache[0].seq] = message
+        key = (message.sender, message.cid)
+        if key in self.by_cid:
+            self.by_cid[key] = message
+
+    # ----- dispatch --------------------------------------------------------------
+
+    async def _change(self, change: Change) -> None:
+        if change.user_id not in self.members:
+            change.reply_err(
+                ErrorCode.NOT_MEMBER, "You are not a member of this room (or it does not exist)."
+            )
+            return
+        try:
+            match change.op:
+                case EditData():
+                    await self._edit(change, change.op)
+                case DeleteData():
+                    await self._delete(change, change.op)
+                case ReactData():
+                    await self._react(change, change.op)
+                case ReceiptData():
+                    await self._receipt(change, change.op)
+                case _:
+                    raise ActorError(f"room cannot apply {type(change.op).__name__}")
+        except StoreError as exc:
+            log.warning("room %s: change failed: %r", self.key, exc)
+            # The commit may have happened with its answer lost: trust storage.
+            self.last_ev = await self.deps.rich.last_ev(self.key)
+            change.reply_err(ErrorCode.UNAVAILABLE, "The change was not stored; retry it.")
+
+    async def _edit(self, change: Change, op: EditData) -> None:
+        m = await self._find(op.seq)
+        problem = edit_problem(m, change.user_id)
+        if problem is not None:
+            change.reply_err(*problem)
+            return
+        assert m is not None
+        ev, at = self.last_ev + 1, now_ms()
+        raw = codec.encode(
+            MsgEdited(
+                d=EditedData(
+                    room=self.key, ev=ev, seq=op.seq, by=change.user_id, text=op.text, at=at
+                )
+            )
+        )
+        if not await self.deps.rich.edit(
+            self.key, op.seq, op.text, RoomEvent(ev, "edit", op.seq, raw, at)
+        ):
+            change.reply_err(ErrorCode.CONFLICT, "This message was deleted; it cannot be edited.")
+            return
+        self.last_ev = ev
+        self._recache(update(m, text=op.text, edited=at))
+        self._broadcast(raw, ev, skip=change.session)
+        change.reply_ok(ev)
+
+    async def _delete(self, change: Change, op: DeleteData) -> None:
+        m = await self._find(op.seq)
+        if not op.all:
+            if m is None:
+                change.reply_err(ErrorCode.NOT_FOUND, "No such message in this room.")
+                return
+            await self.deps.rich.hide(self.key, change.user_id, op.seq)
+            data = self.deps.frame(
+                codec.encode(
+                    MsgDeleted(
+                        d=DeletedData(
+                            room=self.key, seq=op.seq, by=change.user_id, at=now_ms(), me=True
+                        )
+                    )
+                )
+            )
+            for session in self.deps.hub.sessions_of(change.user_id):
+                if session is not change.session:
+                    session.push(data)
+            change.reply_ok()
+            return
+        now = now_ms()
+        problem = delete_problem(
+            m, change.user_id, self.roles.get(change.user_id), now, self.deps.delete_window_ms
+        )
+        if problem is not None:
+            change.reply_err(*problem)
+            return
+        assert m is not None
+        ev = self.last_ev + 1
+        raw = codec.encode(
+            MsgDeleted(d=DeletedData(room=self.key, seq=op.seq, by=change.user_id, at=now, ev=ev))
+        )
+        scrubbed = await self.deps.rich.delete_for_all(
+            self.key, op.seq, RoomEvent(ev, "delete", op.seq, raw, now), scrub_reply
+        )
+        self.last_ev = ev
+        self._recache(
+            update(
+                m,
+                text="",
+                deleted=True,
+                reply=None,
+                fwd=False,
+                media=None,
+                loc=None,
+                contact=None,
+                edited=None,
+            )
+        )
+        for reply_seq, _meta in scrubbed:
+            cached = await self._find(reply_seq) if self._cached(reply_seq) else None
+            if cached is not None and cached.reply is not None:
+                gone = ReplyPreview(seq=op.seq, sender=m.sender, kind=m.kind, deleted=True)
+                self._recache(update(cached, reply=gone))
+        self._broadcast(raw, ev, skip=change.session)
+        change.reply_ok(ev)
+
+    def _cached(self, seq: int) -> bool:
+        return bool(self.cache) and self.cache[0].seq <= seq <= self.cache[-1].seq
+
+    async def _react(self, change: Change, op: ReactData) -> None:
+        m = await self._find(op.seq)
+        problem = react_problem(m, op.emoji)
+        if problem is not None:
+            change.reply_err(*problem)
+            return
+        ev, at = self.last_ev + 1, now_ms()
+        raw = codec.encode(
+            MsgReaction(
+                d=ReactionData(
+                    room=self.key,
+                    ev=ev,
+                    seq=op.seq,
+                    user=change.user_id,
+                    emoji=op.emoji,
+                    off=op.off,
+                )
+            )
+        )
+        changed = await self.deps.rich.react(
+            self.key,
+            op.seq,
+            change.user_id,
+            op.emoji,
+            op.off,
+            RoomEvent(ev, "react", op.seq, raw, at),
+        )
+        if not changed:
+            change.reply_ok()  # already so: idempotent, no event
+            return
+        self.last_ev = ev
+        self._broadcast(raw, ev, skip=change.session)
+        change.reply_ok(ev)
+
+    async def _receipt(self, change: Change, op: ReceiptData) -> None:
+        user = change.user_id
+        read0, dlv0 = self.cursors.get(user, (0, 0))
+        # Cursors never move back, never past the last message; read implies delivered.
+        read = read0 if op.read is None else max(read0, min(op.read, self.last_seq))
+        dlv = max(dlv0, read, min(op.dlv or 0, self.last_seq))
+        if (read, dlv) == (read0, dlv0):
+            change.reply_ok()
+            return
+        ev, at = self.last_ev + 1, now_ms()
+        receipt = ReceiptUpdateData(room=self.key, ev=ev, user=user, read=read, dlv=dlv)
+        raw = codec.encode(ReceiptUpdate(d=receipt))
+        await self.deps.rich.set_receipt(
+            self.key, user, read, dlv, RoomEvent(ev, "rcpt", None, raw, at)
+        )
+        self.last_ev = ev
+        self.cursors[user] = (read, dlv)
+        # The reader's own devices also get the unread count the new cursor leaves.
+        unread = await self._unread(user, read)
+        own = self.deps.frame(codec.encode(ReceiptUpdate(d=update(receipt, unread=unread))))
+        for session in self.deps.hub.sessions_of(user):
+            if session is not change.session:
+                session.push_event(self.key + EV_KEY, ev, own)
+        self._broadcast(raw, ev, skip=change.session, except_user=user)
+        change.reply_ok(ev)
+
+    async def _unread(self, user: str, read: int) -> int:
+        cache = self.cache
+        if cache and cache[0].seq <= read + 1:
+            return sum(1 for m in cache if m.seq > read and m.sender != user and not m.deleted)
+        return await self.deps.rich.unread(self.key, user, read)
+
+    def _broadcast(self, raw: bytes, ev: int, *, skip: Any, except_user: str | None = None) -> None:
+        data = self.deps.frame(raw)
+        hub, key = self.deps.hub, self.key + EV_KEY
+        for user_id in self.members:
+            if user_id == except_user:
+                continue
+            for session in hub.sessions_of(user_id):
+                if session is not skip:
+                    session.push_event(key, ev, data)
+
+    # ----- resume ---------------------------------------------------------------
+
+    async def _replay_events(self, result: ReplayResult, after_ev: int) -> ReplayResult:
+        last = self.last_ev
+        if after_ev >= last:
+            return replace(result, last_ev=last)
+        if last - after_ev > self.deps.resume_max:
+            return replace(result, last_ev=last, events_truncated=True)
+        rows = await self.deps.rich.events_after(self.key, after_ev, last - after_ev)
+        return replace(result, events=[r.frame for r in rows if r.ev <= last], last_ev=last)

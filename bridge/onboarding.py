@@ -1,0 +1,228 @@
+"""What the onboarding routes share: the services they run on and the rules
+that are the same everywhere (usernames, who may see a photo, signing a
+device out everywhere at once).
+
+``Onboarding.of(services)`` builds the bundle once per app from
+``BridgeServices`` (tests may put their own, with a clock or senders, in
+``services.onboarding`` first). Routes live in ``routes_phone``,
+``routes_oidc``, ``routes_password``, ``routes_profile``, ``routes_contacts``
+and ``routes_sessions``.
+
+Signing a session out (remote sign-out, password change, password reset)
+does three things, in this order: revokes its refresh tokens in storage (it
+can never refresh again), tells ``TokenService`` to refuse its access tokens
+on this node from now on (REST and the socket's hello), and closes its open
+sockets with 4104 ``SESSION_REVOKED`` through ``services.revoke_sockets``,
+which the node sets.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from quart import request
+
+from bridge.errors import BadRequest, TokenInvalid
+from bridge.mailer import EmailSender, build_mailer
+from bridge.oidc import OidcConfig, OidcProvider
+from bridge.onboarding_schemas import MeOut, PrivacyOut, UserCardOut
+from bridge.otp import OtpService
+from bridge.ratelimit import Limits
+from bridge.sms import SmsSender, build_sms
+from bridge.tokens import TokenPair
+from realtime_server.settings import Settings
+from storage.challenges import challenges_store
+from storage.contacts import UserCard, contacts_store
+from storage.onboarding import Profile, onboarding_store
+from storage.presence import presence_store
+
+USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+USERNAME_MIN, USERNAME_MAX = 3, 32
+_GONE = "The account of this token no longer exists; sign in again."
+
+
+def check_username(name: str) -> str:
+    """``name`` if it is a valid username, else BadRequest naming the problem.
+
+    Only ASCII letters, digits, ``_`` and ``.``: a Cyrillic "а" or a
+    full-width "ａ" looks like a Latin "a" but is another character, and
+    letting one in makes "аda" an impersonation of "ada" that no
+    case-insensitive index would catch.
+    """
+    for char in name:
+        if char not in USERNAME_CHARS:
+            if char.isascii():
+                why = f"{char!r} is not allowed"
+            else:
+                label = unicodedata.name(char, f"U+{ord(char):04X}")
+                why = f"{char!r} ({label}) is not a Latin letter or digit, though it looks like one"
+            raise BadRequest(
+                f"Usernames use only a-z, A-Z, 0-9, '_' and '.'; {why}.", field="username"
+            )
+    if not USERNAME_MIN <= len(name) <= USERNAME_MAX:
+        raise BadRequest(
+            f"Usernames are {USERNAME_MIN} to {USERNAME_MAX} characters.", field="username"
+        )
+    return name
+
+
+def photo_visible(
+    privacy: str, *, own: bool, owner_knows_viewer: bool, blocked: bool = False
+) -> bool:
+    """Whether a viewer may see a user's photo. Pure: the rule in one place."""
+    if own:
+        return True
+    if blocked or privacy == "nobody":
+        return False
+    return privacy == "everyone" or owner_knows_viewer
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def build_google(settings: Settings, clock: Callable[[], float]) -> OidcProvider:
+    mobile = [a.strip() for a in settings.google_mobile_client_ids.split(",") if a.strip()]
+    audiences = tuple(a for a in [settings.google_client_id, *mobile] if a)
+    config = OidcConfig(
+        issuer=settings.google_issuer,
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret,
+        redirect_uri=settings.google_redirect_uri,
+        audiences=audiences,
+        jwks_ttl=float(settings.oidc_jwks_ttl),
+        timeout=settings.oidc_http_timeout,
+    )
+    return OidcProvider("google", config, clock=clock)
+
+
+class Onboarding:
+    def __init__(
+        self,
+        services: Any,  # bridge.services.BridgeServices (not imported: it imports us)
+        *,
+        clock: Callable[[], float] = time.time,
+        sms: SmsSender | None = None,
+        mailer: EmailSender | None = None,
+        google: OidcProvider | None = None,
+    ) -> None:
+        settings: Settings = services.settings
+        store = services.store
+        self.services = services
+        self.settings = settings
+        self.store = store
+        self.tokens = services.tokens
+        self.passwords = services.passwords
+        self.clock = clock
+        self.accounts = onboarding_store(store)
+        self.social = contacts_store(store)
+        self.challenges = challenges_store(store)
+        self.presence_settings = presence_store(store)
+        self.limits = Limits(store, settings, clock=clock)
+        self.sms = sms if sms is not None else build_sms(settings)
+        self.mailer = mailer if mailer is not None else build_mailer(settings)
+        self.otp = OtpService(store, settings, self.limits, self.sms, self.mailer, clock=clock)
+        self.google = google if google is not None else build_google(settings, clock)
+
+    @classmethod
+    def of(cls, services: Any) -> Onboarding:
+        if services.onboarding is None:
+            services.onboarding = cls(services)
+        found: Onboarding = services.onboarding
+        return found
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ----- accounts --------------------------------------------------------------
+
+    async def profile(self, user_id: str) -> Profile:
+        """The caller's own profile; a token whose user is gone is no sign-in."""
+        found = await self.accounts.get_profile(user_id)
+        if found is None:
+            raise TokenInvalid(_GONE)
+        return found
+
+    async def sign_in(self, user_id: str, device: str) -> TokenPair:
+        pair: TokenPair = await self.tokens.sign_in(user_id, device)
+        return pair
+
+    async def me(self, profile: Profile) -> MeOut:
+        visibility = await self.last_seen_privacy(profile.id)
+        return MeOut(
+            id=profile.id,
+            username=profile.username,
+            display_name=profile.display_name,
+            phone=profile.phone,
+            email=profile.email,
+            email_verified=profile.email_verified_at is not None,
+            bio=profile.bio,
+            avatar_url=self.avatar_url(profile.id, profile.avatar_etag),
+            has_password=profile.has_password,
+            profile_complete=profile.complete,
+            privacy=PrivacyOut(
+                last_seen=visibility,  # type: ignore[arg-type]
+                profile_photo=profile.photo_privacy,  # type: ignore[arg-type]
+                groups=profile.groups_privacy,  # type: ignore[arg-type]
+            ),
+            created_at=profile.created_at,
+        )
+
+    async def last_seen_privacy(self, user_id: str) -> str:
+        found = await self.presence_settings.presence_settings([user_id])
+        return found[user_id].visibility
+
+    # ----- how others appear ---------------------------------------------------------
+
+    @staticmethod
+    def avatar_url(user_id: str, etag: str | None) -> str | None:
+        # The etag in the URL lets clients cache an avatar forever: a new
+        # photo is a new URL.
+        return None if etag is None else f"/users/{user_id}/avatar?v={etag}"
+
+    def card(self, card: UserCard, viewer_id: str, *, blocked: bool = False) -> UserCardOut:
+        visible = photo_visible(
+            card.photo_privacy,
+            own=card.id == viewer_id,
+            owner_knows_viewer=card.knows_viewer,
+            blocked=blocked,
+        )
+        return UserCardOut(
+            id=card.id,
+            username=card.username,
+            display_name=card.display_name,
+            avatar_url=self.avatar_url(card.id, card.avatar_etag) if visible else None,
+        )
+
+    # ----- signing devices out ---------------------------------------------------------
+
+    async def end_sessions(
+        self, user_id: str, *, only: str | None = None, keep: str | None = None
+    ) -> list[str]:
+        ended = await self.accounts.revoke_sessions(user_id, self.now_ms(), only=only, keep=keep)
+        if ended:
+            self.tokens.forget_sessions(ended)
+            revoke_sockets = self.services.revoke_sockets
+            if revoke_sockets is not None:
+                revoke_sockets(user_id, ended)
+        return ended
+
+    # ----- blocks reach the direct room at once ----------------------------------------
+
+    async def blocks_changed(self, a: str, b: str) -> None:
+        """Tell the live direct room of ``a`` and ``b`` (if any) to reload its block state.
+
+        A room not running loads it when it starts; telling only live rooms
+        never spawns an actor for this.
+        """
+        system = self.services.system
+        if system is None:
+            return
+        from actors.room import ROOM, BlocksChanged
+
+        room_id = await self.social.direct_room_id(a, b)
+        if room_id is not None and system.is_live(ROOM, room_id):
+            await system.ref(ROOM, room_id).tell(BlocksChanged())

@@ -1,0 +1,521 @@
+"""AI conversations over REST: settings, organisation, history, export, models, SSE.
+
+A conversation is a room of kind "ai" whose only member is its owner; its id
+is the room id, usable with the socket's ``ai.*`` and ``msg.*`` frames. Every
+route answers 404 ``not_found`` for a conversation, folder or preset that does
+not exist or is someone else's, so ids cannot be probed.
+
+The SSE route streams one generation as ``text/event-stream`` for clients that
+cannot hold a WebSocket. Events, each ``data`` a JSON object::
+
+    event: ai.ask     the stored prompt (a message)
+    event: ai.start   then ai.delta ..., then one of ai.done / ai.error
+                      (the same payloads as the socket's frames)
+
+The answer is stored exactly as on the socket, and the generation goes on if
+the HTTP client goes away (its answer is in the history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import trio
+from quart import Response
+
+from actors.ai_context import is_ai_sender, visible
+from actors.ai_providers import OFFLINE_MODEL
+from actors.ai_service import AiService
+from actors.ai_stream import periods
+from actors.errors import ActorError
+from bridge.errors import BridgeError, NotFound
+from bridge.routing import Router, empty_response, json_response
+from bridge.schemas_ai import (
+    AiMessageList,
+    AiMessageOut,
+    ConversationEnvelope,
+    ConversationList,
+    ConversationOut,
+    ConversationQuery,
+    CreateConversation,
+    ExportOut,
+    ExportQuery,
+    FolderBody,
+    FolderEnvelope,
+    FolderList,
+    FolderOut,
+    ModelList,
+    ModelOut,
+    PresetBody,
+    PresetEnvelope,
+    PresetList,
+    PresetOut,
+    StreamBody,
+    UpdateConversation,
+    UsageOut,
+    UsagePeriodOut,
+)
+from bridge.services import BridgeServices
+from bridge.tokens import AccessClaims
+from protocol.errors import ErrorCode
+from protocol.frames_ai import AiDone, AiError
+from storage.ai import AiConversation, AiFolder, AiPreset
+from storage.base import new_time_id, now_ms
+
+TAG = "ai"
+_json = msgspec.json.Encoder()
+
+
+def _refusal(exc: ActorError) -> BridgeError:
+    return BridgeError(exc.message, code=exc.code)
+
+
+def add_routes(router: Router, services: BridgeServices) -> None:
+    def service() -> AiService:
+        if services.ai is None:
+            raise BridgeError("AI is not running on this server.", code=ErrorCode.UNAVAILABLE)
+        ai: AiService = services.ai
+        return ai
+
+    async def own_conversation(user_id: str, room_id: str) -> AiConversation:
+        conv = await service().ai.get_conversation(room_id)
+        if conv is None or conv.user_id != user_id:
+            raise NotFound("No such conversation.")
+        return conv
+
+    async def own_folder(user_id: str, folder_id: str) -> AiFolder:
+        folder = await service().ai.get_folder(folder_id)
+        if folder is None or folder.user_id != user_id:
+            raise NotFound("No such folder.", field="folder_id")
+        return folder
+
+    async def own_preset(user_id: str, preset_id: str) -> AiPreset:
+        preset = await service().ai.get_preset(preset_id)
+        if preset is None or preset.user_id != user_id:
+            raise NotFound("No such preset.", field="preset_id")
+        return preset
+
+    async def check_model(user_id: str, model: str) -> None:
+        try:
+            await service().check_model(user_id, model)
+        except ActorError as exc:
+            raise _refusal(exc) from None
+
+    def out(conv: AiConversation) -> ConversationOut:
+        running = service().streams.running_in(conv.room_id)
+        return ConversationOut.of(conv, running.id if running else None)
+
+    # ----- models and usage -----
+
+    @router.route(
+        "GET",
+        "/ai/models",
+        summary="AI models your plan allows",
+        tag=TAG,
+        responses={200: ModelList},
+    )
+    async def ai_models(claims: AccessClaims) -> Response:
+        ai = service()
+        models = [
+            ModelOut(m, ai.providers.by_model[m].name, m == OFFLINE_MODEL)
+            for m in await ai.allowed_models(claims.user_id)
+        ]
+        return json_response(ModelList(models, ai.providers.default_model))
+
+    @router.route(
+        "GET",
+        "/ai/usage",
+        summary="Your AI messages and tokens",
+        tag=TAG,
+        responses={200: UsageOut},
+    )
+    async def ai_usage(claims: AccessClaims) -> Response:
+        ai = service()
+        try:
+            summary = await ai.metered().summary(claims.user_id)
+        except ActorError as exc:
+            raise _refusal(exc) from None
+        day, month = periods(now_ms())
+        rows = await ai.ai.usage(claims.user_id, [day, month])
+        return json_response(
+            UsageOut(
+                plan=summary.plan,
+                limit=summary.monthly_limit,
+                used=summary.monthly_used,
+                resets_at=summary.resets_at,
+                day=_period(rows[day]),
+                month=_period(rows[month]),
+            )
+        )
+
+    # ----- conversations -----
+
+    @router.route(
+        "POST",
+        "/ai/conversations",
+        summary="Start an AI conversation",
+        tag=TAG,
+        body=CreateConversation,
+        responses={201: ConversationEnvelope},
+        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+    )
+    async def create_conversation(claims: AccessClaims, body: CreateConversation) -> Response:
+        ai, me = service(), claims.user_id
+        preset = await own_preset(me, body.preset_id) if body.preset_id else None
+        model = body.model or (preset.model if preset else ai.providers.default_model)
+        await check_model(me, model)
+        if body.folder_id:
+            await own_folder(me, body.folder_id)
+        room = await ai.create_room(me, body.title)
+        at = now_ms()
+        conv = AiConversation(
+            room_id=room.id,
+            user_id=me,
+            title=body.title,
+            model=model,
+            system_prompt=_pick(body.system_prompt, preset and preset.system_prompt, ""),
+            temperature=_pick(body.temperature, preset and preset.temperature, None),
+            max_tokens=_pick(body.max_tokens, preset and preset.max_tokens, None),
+            folder_id=body.folder_id,
+            preset_id=body.preset_id,
+            favourite=False,
+            created_at=at,
+            updated_at=at,
+        )
+        try:
+            await ai.ai.create_conversation(conv)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await ai.ai.delete_conversation(room.id)
+            raise
+        return json_response(ConversationEnvelope(out(conv)), status=201)
+
+    @router.route(
+        "GET",
+        "/ai/conversations",
+        summary="Your AI conversations, most recently active first",
+        tag=TAG,
+        query=ConversationQuery,
+        responses={200: ConversationList},
+    )
+    async def list_conversations(claims: AccessClaims, query: ConversationQuery) -> Response:
+        convs = await service().ai.list_conversations(
+            claims.user_id,
+            folder_id=query.folder,
+            favourite=query.favourite,
+            limit=query.limit,
+            offset=query.offset,
+        )
+        return json_response(ConversationList([out(c) for c in convs]))
+
+    @router.route(
+        "GET",
+        "/ai/conversations/<room_id>",
+        summary="One AI conversation and its settings",
+        tag=TAG,
+        responses={200: ConversationEnvelope},
+    )
+    async def get_conversation(claims: AccessClaims, room_id: str) -> Response:
+        conv = await own_conversation(claims.user_id, room_id)
+        return json_response(ConversationEnvelope(out(conv)))
+
+    @router.route(
+        "PATCH",
+        "/ai/conversations/<room_id>",
+        summary="Rename, move to a folder, favourite, change settings or apply a preset",
+        tag=TAG,
+        body=UpdateConversation,
+        responses={200: ConversationEnvelope},
+        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+    )
+    async def update_conversation(
+        claims: AccessClaims, room_id: str, body: UpdateConversation
+    ) -> Response:
+        me = claims.user_id
+        await own_conversation(me, room_id)
+        changes: dict[str, Any] = {}
+        if body.preset_id is not msgspec.UNSET:
+            preset = await own_preset(me, body.preset_id)
+            changes.update(
+                preset_id=preset.id,
+                model=preset.model,
+                system_prompt=preset.system_prompt,
+                temperature=preset.temperature,
+                max_tokens=preset.max_tokens,
+            )
+        for name in ("title", "model", "system_prompt", "temperature", "max_tokens", "favourite"):
+            value = getattr(body, name)
+            if value is not msgspec.UNSET:
+                changes[name] = value
+        if body.folder_id is not msgspec.UNSET:
+            if body.folder_id is not None:
+                await own_folder(me, body.folder_id)
+            changes["folder_id"] = body.folder_id
+        if "model" in changes:
+            await check_model(me, changes["model"])
+        changes["updated_at"] = now_ms()
+        conv = await service().ai.update_conversation(room_id, changes)
+        if conv is None:
+            raise NotFound("No such conversation.")
+        return json_response(ConversationEnvelope(out(conv)))
+
+    @router.route(
+        "DELETE",
+        "/ai/conversations/<room_id>",
+        summary="Delete an AI conversation and its messages",
+        tag=TAG,
+        responses={204: None},
+    )
+    async def delete_conversation(claims: AccessClaims, room_id: str) -> Response:
+        await own_conversation(claims.user_id, room_id)
+        ai = service()
+        running = ai.streams.running_in(room_id)
+        if running is not None:
+            try:
+                await ai.stop(claims.user_id, running.id)
+            except ActorError:
+                pass  # it ended meanwhile
+        await ai.ai.delete_conversation(room_id)
+        return empty_response()
+
+    async def history(conv: AiConversation) -> list[AiMessageOut]:
+        ai = service()
+        last = await ai.store.last_seq(conv.room_id)
+        rows = await ai.store.messages_after(conv.room_id, 0, max(last, 1))
+        shown = visible(rows, await ai.ai.hidden(conv.room_id))
+        answers = {a.message_id: a for a in await ai.ai.answers(conv.room_id)}
+        result = []
+        for m in shown:
+            answer = answers.get(m.id)
+            result.append(
+                AiMessageOut(
+                    id=m.id,
+                    seq=m.seq,
+                    role="assistant" if is_ai_sender(m.sender_id) else "user",
+                    sender=m.sender_id,
+                    text=m.text,
+                    ts=m.created_at,
+                    model=answer.model if answer else None,
+                    status=answer.status if answer else None,
+                    prompt_tokens=answer.prompt_tokens if answer else None,
+                    completion_tokens=answer.completion_tokens if answer else None,
+                )
+            )
+        return result
+
+    @router.route(
+        "GET",
+        "/ai/conversations/<room_id>/messages",
+        summary="The visible history: hidden branches (regenerated, edited) left out",
+        tag=TAG,
+        responses={200: AiMessageList},
+    )
+    async def conversation_messages(claims: AccessClaims, room_id: str) -> Response:
+        conv = await own_conversation(claims.user_id, room_id)
+        return json_response(AiMessageList(await history(conv)))
+
+    @router.route(
+        "GET",
+        "/ai/conversations/<room_id>/export",
+        summary="Export a conversation as JSON (format=json) or Markdown (format=markdown)",
+        tag=TAG,
+        query=ExportQuery,
+        responses={200: ExportOut},
+    )
+    async def export_conversation(
+        claims: AccessClaims, room_id: str, query: ExportQuery
+    ) -> Response:
+        conv = await own_conversation(claims.user_id, room_id)
+        messages = await history(conv)
+        filename = f"conversation-{conv.room_id}"
+        if query.format == "markdown":
+            return Response(
+                to_markdown(conv, messages),
+                status=200,
+                content_type="text/markdown; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
+            )
+        body = ExportOut(out(conv), messages, now_ms())
+        response = json_response(body)
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
+        return response
+
+    # ----- SSE -----
+
+    @router.route(
+        "POST",
+        "/ai/conversations/<room_id>/stream",
+        summary="Ask and stream the answer as text/event-stream (for clients without WebSocket)",
+        tag=TAG,
+        body=StreamBody,
+        responses={200: None},
+        errors=(
+            ErrorCode.AI_QUOTA_EXCEEDED,
+            ErrorCode.AI_UNKNOWN_MODEL,
+            ErrorCode.AI_MODEL_NOT_ALLOWED,
+            ErrorCode.AI_BUSY,
+            ErrorCode.MESSAGE_TOO_LONG,
+        ),
+    )
+    async def stream_answer(claims: AccessClaims, room_id: str, body: StreamBody) -> Response:
+        await own_conversation(claims.user_id, room_id)
+        ai = service()
+        # Room for every delta a generation may send: a sink must never block.
+        send, receive = trio.open_memory_channel[msgspec.Struct](
+            4 * ai.settings.ai_max_output_tokens + 64
+        )
+
+        def sink(frame: msgspec.Struct) -> None:
+            try:
+                send.send_nowait(frame)
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                pass  # the HTTP client is gone or hopelessly behind; the answer is stored
+
+        try:
+            question, gen = await ai.ask(
+                claims.user_id, room_id, body.cid, body.text, body.model, sink=sink
+            )
+        except ActorError as exc:
+            raise _refusal(exc) from None
+
+        async def events() -> AsyncIterator[bytes]:
+            with receive:
+                yield _sse("ai.ask", question)
+                if gen is None:
+                    return  # a resend: the prompt was stored before; its answer is in history
+                async for frame in receive:
+                    yield _sse(frame.__struct_config__.tag, frame.d)  # type: ignore[attr-defined]
+                    if isinstance(frame, AiDone | AiError):
+                        return
+
+        response = Response(events(), status=200, content_type="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        response.timeout = None  # type: ignore[assignment]
+        return response
+
+    # ----- folders -----
+
+    @router.route(
+        "POST",
+        "/ai/folders",
+        summary="Create a folder of conversations",
+        tag=TAG,
+        body=FolderBody,
+        responses={201: FolderEnvelope},
+    )
+    async def create_folder(claims: AccessClaims, body: FolderBody) -> Response:
+        folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, now_ms())
+        await service().ai.create_folder(folder)
+        return json_response(FolderEnvelope(FolderOut.of(folder)), status=201)
+
+    @router.route(
+        "GET", "/ai/folders", summary="Your folders", tag=TAG, responses={200: FolderList}
+    )
+    async def list_folders(claims: AccessClaims) -> Response:
+        folders = await service().ai.list_folders(claims.user_id)
+        return json_response(FolderList([FolderOut.of(f) for f in folders]))
+
+    @router.route(
+        "PATCH",
+        "/ai/folders/<folder_id>",
+        summary="Rename a folder",
+        tag=TAG,
+        body=FolderBody,
+        responses={200: FolderEnvelope},
+    )
+    async def rename_folder(claims: AccessClaims, folder_id: str, body: FolderBody) -> Response:
+        folder = await own_folder(claims.user_id, folder_id)
+        await service().ai.rename_folder(folder_id, body.name)
+        return json_response(FolderEnvelope(FolderOut(folder.id, body.name, folder.created_at)))
+
+    @router.route(
+        "DELETE",
+        "/ai/folders/<folder_id>",
+        summary="Delete a folder; its conversations stay, outside any folder",
+        tag=TAG,
+        responses={204: None},
+    )
+    async def delete_folder(claims: AccessClaims, folder_id: str) -> Response:
+        await own_folder(claims.user_id, folder_id)
+        await service().ai.delete_folder(folder_id)
+        return empty_response()
+
+    # ----- presets ("projects") -----
+
+    @router.route(
+        "POST",
+        "/ai/presets",
+        summary="Save reusable conversation settings (a project)",
+        tag=TAG,
+        body=PresetBody,
+        responses={201: PresetEnvelope},
+        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+    )
+    async def create_preset(claims: AccessClaims, body: PresetBody) -> Response:
+        await check_model(claims.user_id, body.model)
+        preset = AiPreset(
+            new_time_id("p_"),
+            claims.user_id,
+            body.name,
+            body.model,
+            body.system_prompt,
+            body.temperature,
+            body.max_tokens,
+            now_ms(),
+        )
+        await service().ai.create_preset(preset)
+        return json_response(PresetEnvelope(PresetOut.of(preset)), status=201)
+
+    @router.route(
+        "GET", "/ai/presets", summary="Your presets", tag=TAG, responses={200: PresetList}
+    )
+    async def list_presets(claims: AccessClaims) -> Response:
+        presets = await service().ai.list_presets(claims.user_id)
+        return json_response(PresetList([PresetOut.of(p) for p in presets]))
+
+    @router.route(
+        "DELETE",
+        "/ai/presets/<preset_id>",
+        summary="Delete a preset; conversations keep the settings they copied",
+        tag=TAG,
+        responses={204: None},
+    )
+    async def delete_preset(claims: AccessClaims, preset_id: str) -> Response:
+        await own_preset(claims.user_id, preset_id)
+        await service().ai.delete_preset(preset_id)
+        return empty_response()
+
+
+def _pick(given: Any, from_preset: Any, default: Any) -> Any:
+    if given is not None:
+        return given
+    if from_preset is not None and from_preset is not False:
+        return from_preset
+    return default
+
+
+def _period(row: Any) -> UsagePeriodOut:
+    return UsagePeriodOut(row.period, row.messages, row.prompt_tokens, row.completion_tokens)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + _json.encode(data) + b"\n\n"
+
+
+def to_markdown(conv: AiConversation, messages: list[AiMessageOut]) -> str:
+    """A conversation as Markdown: a title, its settings, then each turn."""
+    lines = [f"# {conv.title or 'Conversation'}", "", f"- Model: `{conv.model}`"]
+    if conv.system_prompt:
+        lines.append(f"- System prompt: {conv.system_prompt}")
+    lines.append("")
+    for m in messages:
+        if m.role == "user":
+            lines.append("## You")
+        else:
+            stopped = " (stopped)" if m.status == "stopped" else ""
+            lines.append(f"## Assistant · {m.model or m.sender.removeprefix('ai:')}{stopped}")
+        lines += ["", m.text, ""]
+    return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""Rich-messaging frames: kinds, replies, forwards, edits, deletes, reactions, receipts.
+
+Kept beside ``protocol.frames`` (which imports this module and puts these
+frames into its ``ClientFrame``/``ServerFrame`` unions); nothing here imports
+``protocol.frames``, so there is no cycle.
+
+Two per-room sequences (see docs/protocol.md, "Change events"):
+- ``seq`` numbers messages, gap-free, exactly as before;
+- ``ev`` numbers change events (edits, deletes, reactions, receipts), gap-free
+  too. Every push below that changes shared state carries its ``ev``; the
+  client keeps one ``ev`` cursor per room next to its ``seq`` cursor and sends
+  both in ``hello``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import msgspec
+
+RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+MsgSeq = Annotated[int, msgspec.Meta(ge=1)]
+RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Emoji = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+# Message kinds a client may send. "system" is reserved for server-side posters.
+CLIENT_KINDS = ("text", "image", "video", "audio", "document", "location", "contact")
+MEDIA_KINDS = frozenset({"image", "video", "audio", "document"})
+MAX_FORWARD_TARGETS = 10
+PREVIEW_CHARS = 100
+
+
+class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
+    pass
+
+
+# ----- message content -------------------------------------------------------
+
+
+class Location(msgspec.Struct, omit_defaults=True):
+    """A point on the map: WGS 84 degrees, with an optional place name."""
+
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+    label: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+    def __post_init__(self) -> None:
+        # Bounds are checked only when decoding; this also guards values built in code.
+        if not (math.isfinite(self.lat) and math.isfinite(self.lon)):
+            raise ValueError("lat and lon must be finite numbers")
+
+
+class Contact(msgspec.Struct, omit_defaults=True):
+    """A contact card: a name and at least one way to reach them."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    phones: Annotated[
+        list[
+            Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-.]+$")]
+        ],
+        msgspec.Meta(max_length=10),
+    ] = []
+    emails: Annotated[
+        list[
+            Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+        ],
+        msgspec.Meta(max_length=10),
+    ] = []
+    user: Annotated[str, msgspec.Meta(max_length=64)] | None = None  # a user id of this server
+
+    def __post_init__(self) -> None:
+        if not (self.phones or self.emails or self.user):
+            raise ValueError("a contact needs a phone, an email or a user id")
+
+
+class ReplyPreview(msgspec.Struct, omit_defaults=True):
+    """What a reply shows of the message it answers (a snapshot at send time)."""
+
+    seq: int
+    sender: str
+    kind: str = "text"
+    text: str = ""  # at most PREVIEW_CHARS characters
+    deleted: bool = False  # the original was deleted for everyone
+
+
+class Reaction(msgspec.Struct, omit_defaults=True):
+    """One emoji's aggregate on a message: ``n`` users, ``me`` if you are one."""
+
+    e: str
+    n: int
+    me: bool = False
+
+
+class MessageMeta(msgspec.Struct, omit_defaults=True):
+    """Kind-specific content as stored (JSON) with a message."""
+
+    reply: ReplyPreview | None = None
+    fwd: bool = False
+    media: str | None = None
+    loc: Location | None = None
+    contact: Contact | None = None
+
+
+# ----- client -> server payloads ----------------------------------------------
+
+
+class EditData(msgspec.Struct, omit_defaults=True):
+    room: RoomId
+    seq: MsgSeq
+    text: str
+
+
+class DeleteData(msgspec.Struct, omit_defaults=True):
+    """``all``: delete for everyone (tombstone); otherwise hide it for me only."""
+
+    room: RoomId
+    seq: MsgSeq
+    all: bool = False
+
+
+class ReactData(msgspec.Struct, omit_defaults=True):
+    """Add ``emoji`` (or remove it with ``off``) on message ``seq``."""
+
+    room: RoomId
+    seq: MsgSeq
+    emoji: Emoji
+    off: bool = False
+
+
+class ForwardData(msgspec.Struct, omit_defaults=True):
+    """Forward message ``seq`` of ``room`` to every room in ``to``.
+
+    ``cid`` makes the whole forward idempotent: the copy in each target room is
+    stored under ``cid`` there.
+    """
+
+    room: RoomId
+    seq: MsgSeq
+    to: Annotated[list[RoomId], msgspec.Meta(min_length=1, max_length=MAX_FORWARD_TARGETS)]
+    cid: ClientId
+
+
+class ReceiptData(msgspec.Struct, omit_defaults=True):
+    """Move my cursors: delivered up to ``dlv``, read up to ``read`` (read implies delivered)."""
+
+    room: RoomId
+    read: Seq | None = None
+    dlv: Seq | None = None
+
+
+# ----- server -> client payloads ----------------------------------------------
+
+
+class EditedData(msgspec.Struct, omit_defaults=True):
+    room: str
+    ev: int
+    seq: int
+    by: str
+    text: str
+    at: int  # edited_at, ms since the Unix epoch
+
+
+class DeletedData(msgspec.Struct, omit_defaults=True):
+    """``me``: hidden for you only (your other devices); ``ev`` is then 0 (not logged)."""
+
+    room: str
+    seq: int
+    by: str
+    at: int
+    ev: int = 0
+    me: bool = False
+
+
+class ReactionData(msgspec.Struct, omit_defaults=True):
+    room: str
+    ev: int
+    seq: int
+    user: str
+    emoji: str
+    off: bool = False
+
+
+class ReceiptUpdateData(msgspec.Struct, omit_defaults=True):
+    """``user``'s cursors in ``room``. ``unread`` is present only on that user's own devices."""
+
+    room: str
+    ev: int
+    user: str
+    read: int
+    dlv: int
+    unread: int | None = None
+
+
+# ----- frames ------------------------------------------------------------------
+
+
+class Edit(_Frame, tag="msg.edit"):
+    """Edit the text of your own message; answered by ``ok`` with ``ev``."""
+
+    id: RequestId
+    d: EditData
+
+
+class Delete(_Frame, tag="msg.delete"):
+    """Delete a message for everyone (``all``) or only for you; answered by ``ok``."""
+
+    id: RequestId
+    d: DeleteData
+
+
+class React(_Frame, tag="msg.react"):
+    """Add or remove a reaction; answered by ``ok`` (``ev`` absent when nothing changed)."""
+
+    id: RequestId
+    d: ReactData
+
+
+class Forward(_Frame, tag="msg.forward"):
+    """Forward a message to several rooms; answered by ``ok`` with ``ms``, one per target."""
+
+    id: RequestId
+    d: ForwardData
+
+
+class ReceiptSet(_Frame, tag="rcpt"):
+    """Report delivered/read cursors; answered by ``ok`` (``ev`` absent when nothing moved)."""
+
+    id: RequestId
+    d: ReceiptData
+
+
+class MsgEdited(_Frame, tag="msg.edited"):
+    """A message's text was edited."""
+
+    d: EditedData
+
+
+class MsgDeleted(_Frame, tag="msg.deleted"):
+    """A message was deleted for everyone (or, with ``me``, hidden for you)."""
+
+    d: DeletedData
+
+
+class MsgReaction(_Frame, tag="msg.reaction"):
+    """A reaction was added or (``off``) removed."""
+
+    d: ReactionData
+
+
+class ReceiptUpdate(_Frame, tag="rcpt.update"):
+    """A member's delivered/read cursors moved; a read of N covers every seq up to N."""
+
+    d: ReceiptUpdateData
+
+
+CHAT_CLIENT_FRAMES = (Edit, Delete, React, Forward, ReceiptSet)
+CHAT_SERVER_FRAMES = (MsgEdited, MsgDeleted, MsgReaction, ReceiptUpdate)
