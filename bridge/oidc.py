@@ -249,7 +249,9 @@ class OidcProvider:
     def _check_claims(self, claims: dict[str, Any], nonce: str) -> IdClaims:
         now = self._clock()
         exp, iat = claims.get("exp"), claims.get("iat")
-        if not _is_number(exp) or not _is_number(iat):
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise IdTokenInvalid("The ID token's times are not numbers.")
+        if isinstance(exp, bool) or isinstance(iat, bool):
             raise IdTokenInvalid("The ID token's times are not numbers.")
         if exp + LEEWAY_SECONDS <= now:
             raise IdTokenInvalid("The ID token has expired.")
@@ -273,7 +275,3 @@ class OidcProvider:
             email_verified=verified,
             name=name.strip()[:64] if isinstance(name, str) else "",
         )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -33,6 +33,7 @@ from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.base import Room, Store, new_id, now_ms
+from storage.contacts import group_add_refusals
 from storage.groups import GroupProfile, group_store
 from storage.media import attach_media, media_visible_to
 
@@ -134,6 +135,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         if unknown := set(wanted) - await store.existing_user_ids(wanted):
             shown = ", ".join(sorted(unknown)[:5])
             raise BadRequest(f"Unknown user ids: {shown}.", field="user_ids")
+        if refused := await group_add_refusals(store, me, wanted):
+            raise Forbidden(
+                "These users do not allow you to add them to groups: "
+                + ", ".join(refused[:5])
+                + "."
+            )
         added = await groups.add_members(room_id, wanted, now_ms())
         if added:
             await _changed(services, room_id, {"ev": "members.added", "by": me, "users": added})

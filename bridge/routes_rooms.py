@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from quart import Response
 
-from bridge.errors import BadRequest, NotFound
+from bridge.errors import BadRequest, Forbidden, NotFound
 from bridge.routing import Router, json_response
 from bridge.schemas import (
     MAX_SEQ,
@@ -34,6 +34,7 @@ from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.base import Room, RoomMember, Store, new_id, now_ms
+from storage.contacts import group_add_refusals
 
 _NO_SUCH_ROOM = "No such room, or you are not a member."
 
@@ -172,6 +173,10 @@ async def _group_room(store: Store, me: str, body: CreateGroupRoom) -> Room:
     if unknown := set(others) - known:
         shown = ", ".join(sorted(unknown)[:5])
         raise BadRequest(f"Unknown user ids: {shown}.", field="members")
+    if refused := await group_add_refusals(store, me, others):
+        raise Forbidden(
+            "These users do not allow you to add them to groups: " + ", ".join(refused[:5]) + "."
+        )
     members = (RoomMember(me, "owner"), *(RoomMember(u, "member") for u in others))
     return Room(
         id=new_id("r_"),

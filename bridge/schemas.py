@@ -145,7 +145,8 @@ class ReadRequest(_Request):
     seq: Seq
 
 
-RoomKind = Literal["direct", "group"]
+# "ai": a ChatGPT-style conversation whose only member is its owner (actors/ai_service.py).
+RoomKind = Literal["direct", "group", "ai"]
 Role = Literal["owner", "admin", "member"]
 
 

@@ -119,7 +119,9 @@ CLOSE_REASONS: dict[CloseCode, str] = {
     CloseCode.PROTOCOL_VIOLATION: "The first frame was not a valid hello.",
     CloseCode.UNAUTHORIZED: "The token in hello is not valid; sign in again.",
     CloseCode.TOKEN_EXPIRED: "The token in hello has expired; refresh it, then reconnect.",
-    CloseCode.UNSUPPORTED_VERSION: "The protocol version in hello is not supported; update the app.",
+    CloseCode.UNSUPPORTED_VERSION: (
+        "The protocol version in hello is not supported; update the app."
+    ),
     CloseCode.SESSION_REVOKED: "This session was signed out.",
 }
 

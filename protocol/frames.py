@@ -37,7 +37,12 @@ from protocol.frames_chat import (
 )
 
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="client-chosen id making a send idempotent")]
+ClientId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=64, description="client-chosen id making a send idempotent"
+    ),
+]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 

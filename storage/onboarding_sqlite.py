@@ -74,13 +74,13 @@ class SqliteOnboarding:
     # accounts
 
     async def get_profile(self, user_id: str) -> Profile | None:
-        return await self._store._read(lambda c: _profile(c, "id = ?", user_id))  # type: ignore[no-any-return]
+        return await self._store._read(lambda c: _profile(c, "id = ?", user_id))
 
     async def profile_by_phone(self, phone: str) -> Profile | None:
-        return await self._store._read(lambda c: _profile(c, "phone = ?", phone))  # type: ignore[no-any-return]
+        return await self._store._read(lambda c: _profile(c, "phone = ?", phone))
 
     async def profile_by_email(self, email: str) -> Profile | None:
-        return await self._store._read(lambda c: _profile(c, "email_lc = ?", fold(email)))  # type: ignore[no-any-return]
+        return await self._store._read(lambda c: _profile(c, "email_lc = ?", fold(email)))
 
     async def create_phone_user(
         self, user_id: str, phone: str, phone_hash: str, at: int

@@ -20,7 +20,8 @@ TOKEN_COLUMNS = (
 )
 ROOM_COLUMNS = "id, kind, name, created_by, created_at"
 MESSAGE_COLUMNS = (
-    "id, room_id, seq, sender_id, cid, text, created_at, kind, meta, reply_to, edited_at, deleted_at"
+    "id, room_id, seq, sender_id, cid, text, created_at, kind, meta, reply_to, edited_at, "
+    "deleted_at"
 )
 MEMBER_COLUMNS = "user_id, role, read_seq"
 

@@ -66,8 +66,7 @@ def _holder_worker(
     )
     control.wait(loop)  # "report", after the hold
     control.reply(**loop.summary())
-    control.wait(loop)
-    loop.close_all(timeout=30)
+    control.finish(loop)
 
 
 async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:

@@ -82,8 +82,7 @@ def _members_worker(
     expected = messages * len(conns)
     loop.run_until(lambda: loop.msgs >= expected or loop.ended > 0, timeout)
     control.reply(**loop.summary(), arrival=loop.arrival_ns, read=loop.read_ns)
-    control.wait(loop)
-    loop.close_all()
+    control.finish(loop)
 
 
 async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:

@@ -65,8 +65,7 @@ def _clients_worker(
         last_live_ns=max((c.live_ns for c in live), default=0),
         catch_up_ns=[c.live_ns - c.opened_ns for c in live],
     )
-    control.wait(loop)
-    loop.close_all()
+    control.finish(loop)
 
 
 async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:

@@ -78,8 +78,7 @@ def _members_worker(
         last_ack_ns=max(c.last_ack_ns for c in conns),
         ack=loop.ack_ns,
     )
-    control.wait(loop)
-    loop.close_all()
+    control.finish(loop)
 
 
 async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:

@@ -3,14 +3,17 @@
 A scenario's worker is a module-level function ``fn(control, *args)`` run in
 a fresh (spawned) process. It reports with ``control.reply(...)`` and waits for
 the parent's next word with ``control.wait(loop)``, which keeps serving the
-loop's sockets meanwhile (pings are answered, deliveries counted). The parent
-holds a ``Workers`` and calls ``gather`` to collect one reply from each.
+loop's sockets meanwhile (pings are answered, deliveries counted), and ends
+with ``control.finish(loop)``: serve until the parent says "exit", then close
+every connection politely. The parent holds a ``Workers`` (``async with``)
+and calls ``gather_async`` to collect one reply from each.
 
 Rules:
 - A worker that raises sends ``{"error": traceback}`` instead of a reply; the
   parent's ``gather`` raises ``WorkerError`` with it, so a run never hangs on a
   dead worker and never reports numbers from a partial one.
-- Workers are daemonic: if the parent dies they die with it.
+- Workers are daemonic: if the parent dies they die with it. An "exit" that
+  comes early (the parent gave up) ends a worker quietly.
 - Each worker raises its own open-files soft limit to the hard limit, so one
   process can hold thousands of connections.
 """
@@ -33,6 +36,10 @@ from protocol.harness.lean import Loop
 
 class WorkerError(RuntimeError):
     """A worker failed or did not answer in time."""
+
+
+class _Exit(Exception):
+    """The parent said "exit" before the worker was done: it is giving up on the run."""
 
 
 def raise_open_files_limit() -> int:
@@ -67,7 +74,18 @@ class Control:
             loop.run_until(self._conn.poll, timeout)
         if not self._conn.poll(0 if loop is not None else timeout):
             raise WorkerError("no word from the parent")
-        return self._conn.recv()
+        command = self._conn.recv()
+        if command == "exit":
+            raise _Exit
+        return command
+
+    def finish(self, loop: Loop, timeout: float = 30.0) -> None:
+        """Serve ``loop`` until the parent says "exit", then close every connection politely."""
+        try:
+            self.wait(loop)
+        except _Exit:
+            pass
+        loop.close_all(timeout)
 
     def watch(self, loop: Loop) -> None:
         """Let ``loop.run_until`` return early when the parent speaks."""
@@ -78,6 +96,8 @@ def _worker_main(conn: mp.connection.Connection, fn: Callable[..., None], args: 
     raise_open_files_limit()
     try:
         fn(Control(conn), *args)
+    except _Exit:
+        pass
     except BaseException:  # report, never leave the parent waiting
         try:
             conn.send({"error": traceback.format_exc()})

@@ -271,3 +271,31 @@ async def test_unknown_users_have_no_profile(api: Api) -> None:
     assert_error(
         await api.http.get("/users/u_nobody/avatar", headers=ada.headers), 404, "not_found"
     )
+
+
+async def test_who_can_add_me_to_groups_is_enforced_on_create_and_on_add(api: Api) -> None:
+    ada = await api.phone_user(FR, "ada")
+    bob = await api.phone_user(FR2, "bob")
+    r = await api.http.put("/me/privacy", json={"groups": "contacts"}, headers=bob.headers)
+    assert r.status_code == 200
+    # Ada is not in Bob's contacts: she can neither create a group with him...
+    r = await api.http.post(
+        "/rooms", json={"kind": "group", "name": "g", "members": [bob.id]}, headers=ada.headers
+    )
+    assert_error(r, 403, "forbidden")
+    assert (await api.http.get("/rooms", headers=bob.headers)).json()["rooms"] == []
+    # ...nor add him to one she already has.
+    r = await api.http.post(
+        "/rooms", json={"kind": "group", "name": "g", "members": []}, headers=ada.headers
+    )
+    room = r.json()["room"]["id"]
+    r = await api.http.post(
+        f"/rooms/{room}/members", json={"user_ids": [bob.id]}, headers=ada.headers
+    )
+    assert_error(r, 403, "forbidden")
+    # Once Bob has Ada as a contact, she may.
+    await api.http.post("/contacts", json={"user_id": ada.id}, headers=bob.headers)
+    r = await api.http.post(
+        f"/rooms/{room}/members", json={"user_ids": [bob.id]}, headers=ada.headers
+    )
+    assert r.status_code == 200, r.text
