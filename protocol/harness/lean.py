@@ -202,7 +202,6 @@ class Loop:
         self.first_msg_ns = 0
         self.last_msg_ns = 0
         self.opening = 0  # connections between open() and LIVE (or their end)
-        self.signalled = False
         self._counter = 0
         self._pending: list[LeanConn] = []
         self._concurrency = 1
@@ -213,17 +212,12 @@ class Loop:
 
     # ----- running -----------------------------------------------------------
 
-    def watch(self, fileobj: Any) -> None:
-        """Make ``run_until`` return as soon as ``fileobj`` is readable (the parent's pipe)."""
-        self.sel.register(fileobj, _READ, None)
-
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
-        """Serve every connection until ``done()`` (True) or the timeout or a signal (False)."""
+        """Serve every connection until ``done()`` (True) or the timeout (False)."""
         deadline = time.monotonic() + timeout
-        self.signalled = False
         while not done():
             left = deadline - time.monotonic()
-            if left <= 0 or self.signalled:
+            if left <= 0:
                 return False
             self._open_pending()
             self.step(min(left, 0.05))
@@ -232,9 +226,6 @@ class Loop:
     def step(self, timeout: float) -> None:
         for key, mask in self.sel.select(timeout):
             conn = key.data
-            if conn is None:
-                self.signalled = True
-                continue
             if mask & _WRITE:
                 self._on_writable(conn)
             if mask & _READ and conn.sock is not None:

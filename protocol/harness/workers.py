@@ -87,10 +87,6 @@ class Control:
             pass
         loop.close_all(timeout)
 
-    def watch(self, loop: Loop) -> None:
-        """Let ``loop.run_until`` return early when the parent speaks."""
-        loop.watch(self._conn)
-
 
 def _worker_main(conn: mp.connection.Connection, fn: Callable[..., None], args: tuple) -> None:
     raise_open_files_limit()
