@@ -160,3 +160,16 @@ def ai_store(store: Store) -> AiStore:
 
         return PostgresAiStore(store)  # type: ignore[arg-type]
     raise ValueError(f"no AiStore for backend {store.backend!r}")
+
+
+# Column lists shared by the SQLite and PostgreSQL implementations (same order as
+# the record dataclasses, so a row maps with Record(*row)).
+CONVERSATION_COLUMNS = (
+    "room_id, user_id, title, model, system_prompt, temperature, max_tokens,"
+    " folder_id, preset_id, favourite, created_at, updated_at"
+)
+PRESET_COLUMNS = "id, user_id, name, model, system_prompt, temperature, max_tokens, created_at"
+ANSWER_COLUMNS = (
+    "message_id, room_id, seq, gen_id, user_id, model, status,"
+    " prompt_tokens, completion_tokens, created_at"
+)

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from .ai import ANSWER_COLUMNS as _ANSWER
+from .ai import CONVERSATION_COLUMNS as _CONV
 from .ai import (
     CONVERSATION_FIELDS,
     AiAnswer,
@@ -19,17 +21,8 @@ from .ai import (
     AiPreset,
     AiUsageRow,
 )
+from .ai import PRESET_COLUMNS as _PRESET
 from .postgres import PostgresStore
-
-_CONV = (
-    "room_id, user_id, title, model, system_prompt, temperature, max_tokens,"
-    " folder_id, preset_id, favourite, created_at, updated_at"
-)
-_PRESET = "id, user_id, name, model, system_prompt, temperature, max_tokens, created_at"
-_ANSWER = (
-    "message_id, room_id, seq, gen_id, user_id, model, status,"
-    " prompt_tokens, completion_tokens, created_at"
-)
 
 
 def _conv(row: Sequence[Any] | None) -> AiConversation | None:

@@ -172,3 +172,19 @@ def billing_store(store: Store) -> BillingStore:
     from .billing_postgres import PostgresBillingStore
 
     return PostgresBillingStore(store)  # type: ignore[arg-type]
+
+
+# Column lists shared by the SQLite and PostgreSQL implementations (same order as
+# the record dataclasses, so a row maps with Record(*row)).
+SUB_COLUMNS = (
+    "user_id, plan, status, provider, provider_ref, period_start, period_end,"
+    " cancel_at_period_end, customer_ref, updated_at"
+)
+ORDER_COLUMNS = (
+    "id, user_id, provider, plan, status, created_at, amount, currency, provider_ref,"
+    " pay_url, completed_at"
+)
+PAYMENT_COLUMNS = (
+    "id, user_id, provider, provider_ref, plan, amount, currency, status, created_at,"
+    " period_start, period_end"
+)

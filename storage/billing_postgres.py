@@ -13,6 +13,9 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from .billing import ORDER_COLUMNS as _ORDER_COLUMNS
+from .billing import PAYMENT_COLUMNS as _PAYMENT_COLUMNS
+from .billing import SUB_COLUMNS as _SUB_COLUMNS
 from .billing import (
     BillingWrite,
     Order,
@@ -21,19 +24,6 @@ from .billing import (
     Usage,
 )
 from .postgres import PostgresStore
-
-_SUB_COLUMNS = (
-    "user_id, plan, status, provider, provider_ref, period_start, period_end,"
-    " cancel_at_period_end, customer_ref, updated_at"
-)
-_ORDER_COLUMNS = (
-    "id, user_id, provider, plan, status, created_at, amount, currency, provider_ref,"
-    " pay_url, completed_at"
-)
-_PAYMENT_COLUMNS = (
-    "id, user_id, provider, provider_ref, plan, amount, currency, status, created_at,"
-    " period_start, period_end"
-)
 
 _CONSUME = """
 INSERT INTO billing_usage AS u (user_id, period_key, period_used, day_key, day_used)

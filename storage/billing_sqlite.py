@@ -11,6 +11,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .billing import ORDER_COLUMNS as _ORDER_COLUMNS
+from .billing import PAYMENT_COLUMNS as _PAYMENT_COLUMNS
+from .billing import SUB_COLUMNS as _SUB_COLUMNS
 from .billing import (
     BillingWrite,
     Order,
@@ -19,19 +22,6 @@ from .billing import (
     Usage,
 )
 from .sqlite import SqliteStore, _transaction
-
-_SUB_COLUMNS = (
-    "user_id, plan, status, provider, provider_ref, period_start, period_end,"
-    " cancel_at_period_end, customer_ref, updated_at"
-)
-_ORDER_COLUMNS = (
-    "id, user_id, provider, plan, status, created_at, amount, currency, provider_ref,"
-    " pay_url, completed_at"
-)
-_PAYMENT_COLUMNS = (
-    "id, user_id, provider, provider_ref, plan, amount, currency, status, created_at,"
-    " period_start, period_end"
-)
 
 # One statement: insert the row, or update it only if both counters stay
 # within their caps. A counter on another key (a past period or day) counts

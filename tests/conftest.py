@@ -13,19 +13,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import trio
 
+from protocol.harness.server import pg_execute, with_search_path
 from realtime_server.node import Node, open_node
 from realtime_server.settings import Settings
 from storage.base import Store
@@ -42,32 +42,10 @@ def _redacted(dsn: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _with_search_path(dsn: str, schema: str) -> str:
-    parts = urlsplit(dsn)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
-    query.append(("search_path", schema))
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _pg_execute(dsn: str, sql: str) -> None:
-    # Set-up runs outside the test's trio run, so plain asyncio is the
-    # simplest way to drive asyncpg here.
-    import asyncpg  # type: ignore[import-untyped]
-
-    async def run() -> None:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     try:
-        _pg_execute(POSTGRES_DSN, "SELECT 1")
+        pg_execute(POSTGRES_DSN, "SELECT 1")
     except Exception as exc:  # any failure to reach it counts as "absent"
         message = f"PostgreSQL not reachable at {_redacted(POSTGRES_DSN)}: {exc!r}"
         if IN_CI:
@@ -86,11 +64,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     dsn: str = request.getfixturevalue("postgres_dsn")
     schema = f"t_{secrets.token_hex(6)}"
-    _pg_execute(dsn, f"CREATE SCHEMA {schema}")
+    pg_execute(dsn, f"CREATE SCHEMA {schema}")
     try:
-        yield _with_search_path(dsn, schema)
+        yield with_search_path(dsn, schema)
     finally:
-        _pg_execute(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        pg_execute(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture

@@ -91,15 +91,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _with_search_path(dsn: str, schema: str) -> str:
+def with_search_path(dsn: str, schema: str) -> str:
     parts = urlsplit(dsn)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
     query.append(("search_path", schema))
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _pg_execute(dsn: str, sql: str) -> None:
-    # Runs before and after the scenario's trio run: plain asyncio is enough.
+def pg_execute(dsn: str, sql: str) -> None:
+    # Runs outside any trio run (before and after a scenario, or in test set-up):
+    # plain asyncio is enough. Shared with tests/conftest.py.
     import asyncpg  # type: ignore[import-untyped]
 
     async def run() -> None:
@@ -122,11 +123,11 @@ def fresh_database(kind: str, tmp: str) -> Iterator[str]:
         raise ValueError(f"unknown database kind {kind!r} (sqlite or postgres)")
     dsn = postgres_dsn()
     schema = f"bench_{secrets.token_hex(6)}"
-    _pg_execute(dsn, f"CREATE SCHEMA {schema}")
+    pg_execute(dsn, f"CREATE SCHEMA {schema}")
     try:
-        yield _with_search_path(dsn, schema)
+        yield with_search_path(dsn, schema)
     finally:
-        _pg_execute(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        pg_execute(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @contextmanager
