@@ -15,6 +15,7 @@ Everything here is pure; only ``python -m protocol.schema`` touches files::
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sys
@@ -135,6 +136,7 @@ def schema_document() -> dict[str, Any]:
     assert not clash, f"struct names clash with schema tables: {sorted(clash)}"
     for tag, cls in frame_types().items():
         components[cls.__name__]["examples"] = [msgspec.to_builtins(_example(tag))]
+    _normalise_descriptions(components)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Realtime messaging protocol v{PROTOCOL_VERSION}",
@@ -146,6 +148,24 @@ def schema_document() -> dict[str, Any]:
         "anyOf": [{"$ref": _REF_TEMPLATE.format(name=n)} for n in ("ClientFrame", "ServerFrame")],
         "$defs": {**components, **extra},
     }
+
+
+def _normalise_descriptions(node: Any) -> None:
+    """Dedent every docstring-derived description in place.
+
+    msgspec releases disagree on whether a docstring is dedented before it
+    becomes a ``description`` (0.23 dedents, 0.18-0.19 keep the indent), and the
+    committed schema must not change with the installed msgspec.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            else:
+                _normalise_descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            _normalise_descriptions(item)
 
 
 def render_schema() -> str:
