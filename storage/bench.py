@@ -37,8 +37,9 @@ async def _setup(store: Store, rooms: int) -> tuple[str, list[str]]:
     await store.create_user(user)
     room_ids = []
     for _ in range(rooms):
-        room = Room(new_id("r_"), "group", "bench", user.id, now_ms(),
-                    (RoomMember(user.id, "owner"),))
+        room = Room(
+            new_id("r_"), "group", "bench", user.id, now_ms(), (RoomMember(user.id, "owner"),)
+        )
         room_ids.append((await store.create_room(room)).id)
     return user.id, room_ids
 

@@ -144,8 +144,9 @@ class PostgresStore:
         isolation = "repeatable_read" if readonly else "read_committed"
 
         async def run() -> T:
-            async with self._pool.acquire() as c, c.transaction(
-                isolation=isolation, readonly=readonly
+            async with (
+                self._pool.acquire() as c,
+                c.transaction(isolation=isolation, readonly=readonly),
             ):
                 return await fn(c)
 
@@ -301,8 +302,10 @@ class PostgresStore:
                 await c.executemany(
                     "INSERT INTO room_members (room_id, user_id, role, read_seq, joined_at)"
                     " VALUES ($1, $2, $3, $4, $5)",
-                    [(room.id, m.user_id, m.role, m.read_seq, room.created_at)
-                     for m in room.members],
+                    [
+                        (room.id, m.user_id, m.role, m.read_seq, room.created_at)
+                        for m in room.members
+                    ],
                 )
             stored = await _load_room(c, room_id)
             assert stored is not None  # read inside the transaction that wrote it

@@ -203,9 +203,7 @@ class SqliteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreError("store is closed")
-        return await trio.to_thread.run_sync(
-            _guarded, fn, self._reader, limiter=self._read_limiter
-        )
+        return await trio.to_thread.run_sync(_guarded, fn, self._reader, limiter=self._read_limiter)
 
     async def migrate(self) -> MigrationReport:
         return await self._write(migrate.migrate_sqlite)
@@ -317,11 +315,13 @@ class SqliteStore:
         # One conditional UPDATE is the atomic test-and-set: of two racing
         # refreshes with the same token exactly one sees rowcount 1.
         count = await self._write(
-            lambda c: c.execute(
-                "UPDATE refresh_tokens SET used_at = ?"
-                " WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL",
-                (at, token_hash),
-            ).rowcount
+            lambda c: (
+                c.execute(
+                    "UPDATE refresh_tokens SET used_at = ?"
+                    " WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL",
+                    (at, token_hash),
+                ).rowcount
+            )
         )
         return count == 1
 
@@ -342,8 +342,14 @@ class SqliteStore:
                 cur = c.execute(
                     f"INSERT INTO rooms ({ROOM_COLUMNS}, direct_key) VALUES (?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (direct_key) DO NOTHING",
-                    (room.id, room.kind, room.name, room.created_by, room.created_at,
-                     room.direct_key),
+                    (
+                        room.id,
+                        room.kind,
+                        room.name,
+                        room.created_by,
+                        room.created_at,
+                        room.direct_key,
+                    ),
                 )
                 room_id = room.id
                 if cur.rowcount == 0:
@@ -355,8 +361,10 @@ class SqliteStore:
                     c.executemany(
                         "INSERT INTO room_members (room_id, user_id, role, read_seq, joined_at)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        [(room.id, m.user_id, m.role, m.read_seq, room.created_at)
-                         for m in room.members],
+                        [
+                            (room.id, m.user_id, m.role, m.read_seq, room.created_at)
+                            for m in room.members
+                        ],
                     )
                 stored = _load_room(c, room_id)
             assert stored is not None  # read inside the transaction that wrote it

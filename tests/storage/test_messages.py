@@ -169,8 +169,13 @@ async def test_last_seq(store: Store, make_user: MakeUser, make_room: MakeRoom, 
         assert await store.last_seq(new_id("r_")) == 0
         # One batch spanning rooms advances each room's tip.
         await store.insert_messages(
-            [msg(room, 1, alice), msg(other, 1, alice), msg(room, 2, alice), msg(other, 2, alice),
-             msg(other, 3, alice)]
+            [
+                msg(room, 1, alice),
+                msg(other, 1, alice),
+                msg(room, 2, alice),
+                msg(other, 2, alice),
+                msg(other, 3, alice),
+            ]
         )
         assert await store.last_seq(room.id) == 2
         assert await store.last_seq(other.id) == 3

@@ -95,7 +95,11 @@ async def test_room_with_unknown_member_is_not_created(store: Store, make_user: 
     with trio.fail_after(TIMEOUT):
         alice = await make_user("alice")
         room = Room(
-            new_id("r_"), "group", "g", alice.id, now_ms(),
+            new_id("r_"),
+            "group",
+            "g",
+            alice.id,
+            now_ms(),
             (RoomMember(alice.id, "owner"), RoomMember(new_id("u_"), "member")),
         )
         with pytest.raises(NotFound):

@@ -109,8 +109,9 @@ async def test_a_conflicting_job_fails_alone(
         writer = MessageWriter(store)
         outcomes = Outcomes(expected=3)
         writer.submit_nowait([msg(ok1, 1, alice), msg(ok1, 2, alice)], outcomes.callback("ok1"))
-        writer.submit_nowait([msg(clash, 2, alice), msg(clash, 1, alice, cid="dup")],
-                             outcomes.callback("clash"))
+        writer.submit_nowait(
+            [msg(clash, 2, alice), msg(clash, 1, alice, cid="dup")], outcomes.callback("clash")
+        )
         writer.submit_nowait([msg(ok2, 1, alice)], outcomes.callback("ok2"))
 
         async with trio.open_nursery() as nursery:
@@ -140,8 +141,9 @@ async def test_max_batch_splits_rounds_without_splitting_jobs(
         writer = MessageWriter(store, max_batch=3)
         outcomes = Outcomes(expected=3)
         for room in rooms:
-            writer.submit_nowait([msg(room, 1, alice), msg(room, 2, alice)],
-                                 outcomes.callback(room.id))
+            writer.submit_nowait(
+                [msg(room, 1, alice), msg(room, 2, alice)], outcomes.callback(room.id)
+            )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.serve)
             await outcomes.all_done.wait()
@@ -152,7 +154,10 @@ async def test_max_batch_splits_rounds_without_splitting_jobs(
 
 
 async def test_a_raising_callback_does_not_stop_the_writer(
-    store: Store, make_user: MakeUser, make_room: MakeRoom, msg: Msg,
+    store: Store,
+    make_user: MakeUser,
+    make_room: MakeRoom,
+    msg: Msg,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with trio.fail_after(TIMEOUT):
