@@ -18,6 +18,9 @@ Rules:
   duplicate.
 - The asking client's disconnect changes nothing: the generation does not
   belong to a socket.
+- A member removed from the room (or who left it) mid-answer gets nothing
+  more of it (``Leave``): the fan-out is to members, not to whoever was one
+  at the start. Attach and stop check the room's members now, in storage.
 - Stop cancels the reader, which leaves the provider's ``open_stream`` and so
   closes the upstream HTTP response. A second stop finds the generation
   stopping or gone and is answered ``ok`` all the same.
@@ -132,6 +135,13 @@ class Stop:
     done: trio.Event = field(default_factory=trio.Event)
 
 
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """``user`` is no longer a member of the room: their sessions get nothing more."""
+
+    user: str
+
+
 @dataclass(slots=True, eq=False)
 class Attach:
     """Add ``session``; push it the deltas from ``from_`` on first."""
@@ -228,6 +238,8 @@ class Generation:
                         break
                     case Attach() | Subscribe():
                         self._attach(msg)
+                    case Leave(user):
+                        self._leave(user)
                     case _:
                         raise AssertionError(f"generation cannot take {msg!r}")
             self.reader_scope.cancel()
@@ -268,6 +280,10 @@ class Generation:
                 msg.sink(self.final)
             else:
                 self.sinks.append(msg.sink)
+
+    def _leave(self, user: str) -> None:
+        for key in [k for k, s in self.sessions.items() if str(s.user_id) == user]:
+            del self.sessions[key]
 
     def _late(self, msg: Any) -> None:
         match msg:
