@@ -424,7 +424,7 @@ class CallActor(Actor):
         return room is not None and any(m.user_id == user for m in room.members)
 
     async def _keep_apart(self, *users: str) -> None:
-        """Reload, for each of ``users``, whom in this group call they blocked or were blocked by."""
+        """Reload whom in this group call each of ``users`` blocked or was blocked by."""
         call = self._call
         if not call.group:
             return

@@ -107,9 +107,7 @@ async def test_a_member_removed_while_still_rung_cannot_join_or_signal(
     assert {p["user_id"]: p["status"] for p in row["participants"]}[cy.id] == "left"
 
 
-async def test_a_member_removed_mid_call_is_out_of_it_at_once(
-    node: Node, http: httpx.AsyncClient
-):
+async def test_a_member_removed_mid_call_is_out_of_it_at_once(node: Node, http: httpx.AsyncClient):
     ada, bob, cy = [await register(http) for _ in range(3)]
     room = await create_group(http, ada, bob, cy)
     async with (
