@@ -31,6 +31,9 @@ Semantics:
   record (``bridge.billing_plans.entitlement``). Counters are keyed by the
   plan's period (the calendar month on the free plan, the paid period
   otherwise) and by the UTC day, so they reset when the period or day changes.
+  Each period keeps its own count: a paid interlude in a free month (free,
+  subscribe, cancel) finds the free month's count as it left it (issue 12).
+  The day counter is one per user across plans.
 - ``refund(user_id, n)`` takes back up to ``n`` from the current counters and
   never goes below zero; call it only for a message that was consumed and
   produced nothing (a provider failure before the first delta).
@@ -134,7 +137,7 @@ class QuotaService:
     async def snapshot(self, user_id: str) -> tuple[Entitlement, QuotaSummary]:
         """The plan in force and the quota under it, from one read of each."""
         ent = await self.entitlement(user_id)
-        return ent, _summarise(ent, await self._store.usage(user_id))
+        return ent, _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
 
     async def try_consume(self, user_id: str, n: int = 1) -> QuotaDecision:
         _check_n(n)
@@ -150,7 +153,7 @@ class QuotaService:
         )
         if usage is not None:
             return QuotaDecision(True, _summarise(ent, usage))
-        summary = _summarise(ent, await self._store.usage(user_id))
+        summary = _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
         month_left = summary.monthly_limit - summary.monthly_used
         exhausted = "monthly" if month_left < n else "daily"
         return QuotaDecision(False, summary, exhausted)
@@ -159,7 +162,7 @@ class QuotaService:
         _check_n(n)
         ent = await self.entitlement(user_id)
         await self._store.refund(user_id, period_key=ent.period_key, day_key=ent.day_key, n=n)
-        return _summarise(ent, await self._store.usage(user_id))
+        return _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
 
     async def allows_model(self, user_id: str, model: str) -> bool:
         return (await self.entitlement(user_id)).plan.allows_model(model)
