@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,25 +298,44 @@ class Generation:
     async def _read(self) -> None:
         """The child task: provider events into the inbox. Never touches state."""
         spec, send = self.spec, self._send
+        first = self.deps.first_token_timeout
+        # The first token is due ``first`` seconds after the request starts:
+        # waiting for the response headers counts (a provider that accepts the
+        # request and never answers is a timeout then, not after the SDK's own
+        # AI_REQUEST_TIMEOUT). After it, each wait gets ``idle_timeout``.
+        deadline = trio.current_time() + first
+        silent = ProviderError(
+            ErrorCode.AI_PROVIDER_TIMEOUT, f"The provider sent nothing for {first:g}s."
+        )
         with self.reader_scope:
             try:
-                async with spec.provider.open_stream(spec.request) as events:
-                    timeout = self.deps.first_token_timeout
+                async with AsyncExitStack() as stack:
+                    with trio.move_on_at(deadline) as opening:
+                        events = await stack.enter_async_context(
+                            spec.provider.open_stream(spec.request)
+                        )
+                    if opening.cancelled_caught:
+                        raise silent
+                    got_text = False
                     while True:
-                        with trio.move_on_after(timeout) as waited:
+                        with trio.move_on_at(deadline) as waited:
                             event = await events.next()
                         if waited.cancelled_caught:
+                            if not got_text:
+                                raise silent
                             raise ProviderError(
                                 ErrorCode.AI_PROVIDER_TIMEOUT,
-                                f"The provider sent nothing for {timeout:g}s.",
+                                f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
                             )
                         if event is None:
                             break
                         if isinstance(event, Usage):
                             await send.send(_Usage(event))
                         else:
-                            timeout = self.deps.idle_timeout
+                            got_text = True
                             await send.send(_Text(event))
+                        if got_text:
+                            deadline = trio.current_time() + self.deps.idle_timeout
                 self.upstream_closed.set()
                 await send.send(_Finished())
             except ProviderError as exc:

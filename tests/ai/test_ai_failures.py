@@ -106,6 +106,34 @@ async def test_a_slow_provider_times_out_and_its_request_is_closed(
             assert len(ai_service(node).streams) == 0
 
 
+async def test_the_first_token_timeout_covers_a_provider_that_never_answers_at_all(
+    ai_node_factory: AiNodeFactory, fake: FakeOpenAI
+):
+    """Issue 12: a provider that takes the request and sends not even headers fails
+    after AI_FIRST_TOKEN_TIMEOUT, not AI_REQUEST_TIMEOUT; its request is closed and
+    the AI message given back."""
+    async with ai_node_factory(
+        ai_first_token_timeout=0.5, ai_request_timeout=30.0, ai_max_retries=0
+    ) as node:
+        async with httpx.AsyncClient(base_url=node.http_url) as http:
+            alice = await register(http, "alice")
+            room = await new_conversation(http, alice, model="mute")
+            async with open_client(node.ws_url, alice.access_token) as client:
+                asked = trio.current_time()
+                await ask(client, room, "hello?")
+                answer = await read_answer(client, timeout=10)
+                took = trio.current_time() - asked
+            with trio.fail_after(5):
+                await fake.disconnected[f"chatcmpl-{len(fake.requests)}"].wait()
+            assert isinstance(answer.end, AiError), answer.end
+            assert answer.end.d.code == "ai_provider_timeout"
+            assert "0.5s" in answer.end.d.text
+            assert 0.5 <= took < 5, took
+            assert (answer.text, answer.end.d.msg) == ("", None)
+            assert (await usage(http, alice))["used"] == 0
+            assert len(ai_service(node).streams) == 0
+
+
 async def test_unknown_model_too_long_prompt_and_strangers_are_refused_before_anything(
     ai_node: Node, http: httpx.AsyncClient, fake: FakeOpenAI
 ):
