@@ -47,7 +47,14 @@ import msgspec
 import trio
 
 from actors.ai_context import ai_sender
-from actors.ai_providers import ChatRequest, Provider, ProviderError, Usage, estimate_tokens
+from actors.ai_providers import (
+    ChatRequest,
+    EventStream,
+    Provider,
+    ProviderError,
+    Usage,
+    estimate_tokens,
+)
 from actors.errors import ActorError
 from protocol import codec
 from protocol.errors import ErrorCode
@@ -310,6 +317,7 @@ class Generation:
         with self.reader_scope:
             try:
                 async with AsyncExitStack() as stack:
+                    events: EventStream
                     with trio.move_on_at(deadline) as opening:
                         events = await stack.enter_async_context(
                             spec.provider.open_stream(spec.request)
