@@ -177,3 +177,19 @@ async def test_a_member_removed_mid_answer_gets_nothing_more_of_it(
             await read_answer(c, seen[c], timeout=0.5)
         assert seen[c].end is None and len(seen[c].deltas) == 1
         assert all(m.sender != "ai:stall" for m in seen[c].messages)
+
+
+async def test_the_asker_gets_its_prompt_in_the_ok_and_as_msg_new(
+    ai_node: Node, http: httpx.AsyncClient
+):
+    """As docs/protocol.md says (issue 12): unlike msg.send, the asking session also
+    gets a msg.new for its own prompt, which it dedupes by (room, seq)."""
+    alice = await register(http)
+    room = await new_conversation(http, alice)
+    async with open_client(ai_node.ws_url, alice.access_token) as client:
+        prompt = await ask(client, room, "Is the prompt echoed?")
+        answer = await read_answer(client)
+    pushed = [m for m in answer.messages if m.seq == prompt.seq]
+    assert pushed == [prompt]
+    assert isinstance(answer.end, AiDone) and answer.end.d.msg is not None
+    assert [m.seq for m in answer.messages] == [prompt.seq, answer.end.d.msg.seq]
