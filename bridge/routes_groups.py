@@ -30,7 +30,7 @@ from quart import Response
 
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
 from bridge.routing import Router, empty_response, json_response
-from bridge.schemas import RoomName, RoomOut, UserId
+from bridge.schemas import NO_NUL, RoomName, RoomOut, UserId
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
@@ -45,7 +45,7 @@ RANK = {"owner": 2, "admin": 1, "member": 0}
 _NO_SUCH_ROOM = "No such room, or you are not a member."
 SYSTEM_SENDER = "system"
 
-Description = Annotated[str, msgspec.Meta(max_length=500)]
+Description = Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)]
 
 
 class AddMembersRequest(msgspec.Struct, forbid_unknown_fields=True):
