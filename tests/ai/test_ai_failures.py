@@ -232,3 +232,25 @@ async def test_one_answer_at_a_time_per_room_and_other_rooms_are_unaffected(
             await client.request(AiStop(id=0, d=AiStopData(gen="g_nonexistent")))
     assert caught.value.code == "not_found"
     assert len(ai_service(ai_node).streams) == 0
+
+
+async def test_a_nul_in_any_stored_ai_text_is_invalid_on_every_backend(
+    ai_node: Node, http: httpx.AsyncClient
+):
+    """Issue 12: PostgreSQL cannot store NUL and answered 503; both backends say 400."""
+    alice = await register(http, "alice")
+    h = auth(alice)
+    room = await new_conversation(http, alice, title="fine")
+    bad = [
+        ("POST", "/ai/conversations", {"title": "a\x00"}),
+        ("POST", "/ai/conversations", {"system_prompt": "be\x00nice"}),
+        ("PATCH", f"/ai/conversations/{room}", {"title": "\x00"}),
+        ("POST", "/ai/folders", {"name": "f\x00"}),
+        ("POST", "/ai/presets", {"name": "p", "model": "test-model", "system_prompt": "\x00"}),
+    ]
+    for method, path, body in bad:
+        r = await http.request(method, path, json=body, headers=h)
+        assert r.status_code == 400, (path, body, r.text)
+        assert r.json()["error"]["code"] == "invalid", (path, body, r.text)
+    r = await http.get(f"/ai/conversations/{room}", headers=h)
+    assert r.json()["conversation"]["title"] == "fine"
