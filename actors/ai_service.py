@@ -274,7 +274,9 @@ class AiService:
             quota = self.quota
 
             async def refund() -> None:
-                await quota.refund(user_id, 1)
+                # To the period the message was counted in, not the one in force
+                # when the generation fails (a plan may change meanwhile).
+                await quota.refund(user_id, 1, consumed=decision)
 
             spec = GenerationSpec(
                 gen_id=new_time_id("g_"),
@@ -297,7 +299,7 @@ class AiService:
             self.streams.release(room.id)
             if consumed:
                 with trio.CancelScope(shield=True):
-                    await self.quota.refund(user_id, 1)
+                    await self.quota.refund(user_id, 1, consumed=decision)
             raise
 
     # ----- control -----
