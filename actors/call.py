@@ -381,7 +381,9 @@ class CallActor(Actor):
 
     async def _accept(self, msg: Accept) -> None:
         call, user = self._call, msg.user
+        # Reads first: from the transition on nothing may fail before _apply.
         is_member = await self._is_member(user)
+        await self._keep_apart(user)
         self._check_free(user)
         change = rules.accept(
             call,
@@ -391,7 +393,6 @@ class CallActor(Actor):
             cap=self.deps.max_participants,
             is_member=is_member,
         )
-        await self._keep_apart(user)
         await self._joined(msg, change)
 
     async def _join(self, msg: Join) -> None:
@@ -400,6 +401,7 @@ class CallActor(Actor):
         if p is not None and p.status is Status.JOINED and self.sessions.get(user) is msg.session:
             raise CallProblem(ErrorCode.ALREADY_ANSWERED, rules.ERROR_ANSWERED)
         is_member = await self._is_member(user)
+        await self._keep_apart(user)
         self._check_free(user)
         change = rules.join(
             call,
@@ -409,7 +411,6 @@ class CallActor(Actor):
             cap=self.deps.max_participants,
             is_member=is_member,
         )
-        await self._keep_apart(user)
         await self._joined(msg, change)
 
     async def _is_member(self, user: str) -> bool:
