@@ -296,7 +296,7 @@ async def _changed(services: BridgeServices, room_id: str, event: dict[str, Any]
     await _refresh(services, room_id)
     if leaving:
         await _cut_live_access(services, room_id, event["user"])
-    if not leaving:
+    else:
         await _announce(services, room_id, event)
 
 
