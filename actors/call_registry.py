@@ -15,7 +15,9 @@ may sit on different nodes, so "busy" must live where every node sees it,
 e.g. a Redis key per user (``SET call:busy:<user> <call> NX`` with a TTL the
 call actor refreshes), and a call's actor must run on one node (the call id
 hashed to a node, or a Redis lease), with pushes to sessions on other nodes
-going over the bus like room fan-out.
+going over the bus like room fan-out. The room index (``calls_in``) then
+has to be shared too, so that a member removed through any node's REST API
+reaches the call (``actors.call.access_changed``) wherever it runs.
 """
 
 from __future__ import annotations
