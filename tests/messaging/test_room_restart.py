@@ -28,11 +28,13 @@ class Poison:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (at most 5 s) until ``condition`` holds: ``what`` names it for the failure."""
-    with trio.fail_after(5):
+    """Wait (at most 5 s) until ``condition`` holds; ``what`` names it in the failure."""
+    with trio.move_on_after(5):
         # Polls statistics of the node under test: nothing there signals them.
         while not condition():  # noqa: ASYNC110
             await trio.sleep(0.005)
+        return
+    raise AssertionError(f"still waiting after 5 s: {what}")
 
 
 async def request_in_background(
