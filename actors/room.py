@@ -23,6 +23,8 @@ Rules:
   ``unavailable`` (retryable), state that may now be out of date is marked
   stale and reloaded before it is next used, and the store's
   ``StorageHealth`` logs one line when the outage begins and one when it ends.
+  Only a write that worked says storage is back (a SQLite write lock held
+  elsewhere still lets reads through).
 - A resend of a (sender, cid) already stored, or still in flight, answers with
   the original message; nothing is stored twice. Recent cids are known from
   memory; for the rest the whole pending batch is looked up in one query.
@@ -342,7 +344,6 @@ class RoomActor(RoomChanges, Actor):
         await self.deps.writer.wait_idle(self.key)
         await self._load_room()
         await self._load_tail()
-        self.health.succeeded()
 
     async def _load_room(self) -> None:
         room = await self.deps.store.get_room(self.key)
@@ -378,11 +379,9 @@ class RoomActor(RoomChanges, Actor):
         if self.stale_room:
             await self._load_room()
             self.stale_room = False
-            self.health.succeeded()
         if self.stale_tail and self.batch is None:
             await self._load_tail()
             self.stale_tail = False
-            self.health.succeeded()
 
     def _storage_failed(self, exc: StoreError) -> None:
         log.debug("room %s: storage failed: %r", self.key, exc)

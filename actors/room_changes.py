@@ -200,6 +200,7 @@ class RoomChanges:
     # ----- dispatch --------------------------------------------------------------
 
     async def _change(self, change: Change) -> None:
+        ev_before = self.last_ev
         try:
             await self._refresh()
             if change.user_id not in self.members:
@@ -219,6 +220,8 @@ class RoomChanges:
                     await self._receipt(change, change.op)
                 case _:
                     raise ActorError(f"room cannot apply {type(change.op).__name__}")
+            if self.last_ev != ev_before:
+                self.health.succeeded()  # a write worked: storage is back, if it was away
         except StoreError as exc:
             log.debug("room %s: change failed: %r", self.key, exc)
             self.health.failed(exc)

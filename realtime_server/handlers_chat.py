@@ -53,7 +53,9 @@ async def _media_problem(ctx: FrameContext, media_id: str, room: str) -> str | N
         return "No such upload, or you may not share it."
     try:
         member = await ctx.system.ref(ROOM, room).ask(IsMember(ctx.user_id))
-    except ActorError:
+    except ActorError as exc:
+        if exc.code != ErrorCode.NOT_MEMBER:
+            raise  # unavailable, timeout: the dispatcher answers with its code
         member = False
     if not member:
         return None  # the room answers not_member itself
@@ -132,7 +134,10 @@ async def on_forward(ctx: FrameContext, frame: Forward) -> None:
     for room in targets:
         try:
             member = await ctx.system.ref(ROOM, room).ask(IsMember(me))
-        except ActorError:
+        except ActorError as exc:
+            if exc.code != ErrorCode.NOT_MEMBER:
+                session.push_error(exc.code, exc.message, rid)
+                return
             member = False
         if not member:
             session.push_error(
