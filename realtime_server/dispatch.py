@@ -75,6 +75,9 @@ class Dispatcher:
         """The handler of ``frame``'s type, guarded: it never raises (but ``Cancelled``)."""
         return self._handlers.get(type(frame))
 
+    def handled_types(self) -> set[type]:
+        return set(self._handlers)
+
 
 def _guarded(handler: Callable[[FrameContext, Any], Awaitable[None]]) -> Handler:
     async def guarded(ctx: FrameContext, frame: Any) -> None:
@@ -109,6 +112,3 @@ def answer_failure(ctx: FrameContext, frame: Any, exc: Exception) -> None:
             log.error("%s handler failed; answered internal", name, exc_info=exc)
             code, message = ErrorCode.INTERNAL, "Internal error; the request was not completed."
     ctx.session.push_error(code, message, request_id)
-
-    def handled_types(self) -> set[type]:
-        return set(self._handlers)
