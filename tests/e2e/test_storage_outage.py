@@ -233,3 +233,75 @@ async def test_no_frame_takes_the_connection_or_the_node_down_while_storage_is_u
     async with open_client(node.ws_url, bob.access_token) as b:
         assert await b.ping() > 0
     assert our_tracebacks(caplog) == []
+
+
+async def test_under_load_three_outages_leave_no_request_unanswered_and_lose_no_ack(
+    node: Node, http: httpx.AsyncClient, outage: Outage, caplog: pytest.LogCaptureFixture
+):
+    """The outside review's run, shortened: senders keep sending through three outages.
+
+    Every request gets exactly one answer (``ok`` or ``unavailable``), every
+    ``ok`` is in storage under its seq, and the log has two lines per outage.
+    """
+    caplog.set_level(logging.WARNING)
+    people = [await register(http) for _ in range(3)]
+    rooms = [await create_group(http, people[0], *people[1:], name=f"r{i}") for i in range(2)]
+    answers_by_code: dict[str, int] = {}
+    acked: list[frames.Message] = []
+    sending = True
+
+    async def sender(client: Client, room: str) -> None:
+        while sending:
+            frame = send_frame(room, uuid.uuid4().hex, "load")
+            try:
+                reply = await client.request(frame)
+            except ServerError as exc:
+                code = exc.code
+            else:
+                assert isinstance(reply, frames.Ok) and reply.d is not None
+                acked.append(reply.d)
+                code = "ok"
+            answers_by_code[code] = answers_by_code.get(code, 0) + 1
+            await trio.sleep(0.002)
+
+    async with trio.open_nursery() as nursery:
+        clients = []
+        for person in people:
+            client = await nursery.start(_client_task, node.ws_url, person.access_token)
+            clients.append(client)
+        async with trio.open_nursery() as senders:
+            for client in clients:
+                for room in rooms:
+                    for _ in range(3):
+                        senders.start_soon(sender, client, room)
+            for _ in range(3):
+                await trio.sleep(0.5)
+                outage.begin()
+                await trio.sleep(1.0)
+                outage.end()
+            await trio.sleep(0.5)
+            sending = False
+        for client in clients:
+            await assert_no_second_answer(client)
+        nursery.cancel_scope.cancel()
+
+    assert set(answers_by_code) <= {"ok", "unavailable"}, answers_by_code
+    assert answers_by_code.get("ok", 0) > 0 and answers_by_code.get("unavailable", 0) > 0
+    assert node.system.statistics().crashes == 0
+    stored: dict[tuple[str, int], str] = {}
+    for room in rooms:
+        rows = await node.store.messages_after(room, 0, 1_000_000)
+        assert [m.seq for m in rows] == list(range(1, len(rows) + 1))  # gap-free
+        stored.update({(room, m.seq): m.id for m in rows})
+    assert all(stored.get((m.room, m.seq)) == m.id for m in acked), "an ok without its message"
+    lines = outage_lines(caplog)
+    assert len(lines) == 6, lines
+    assert our_tracebacks(caplog) == []
+
+
+async def _client_task(
+    url: str, token: str, *, task_status: trio.TaskStatus[Client] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with open_client(url, token) as client:
+        task_status.started(client)
+        await trio.sleep_forever()
