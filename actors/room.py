@@ -57,7 +57,7 @@ from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
-from storage.errors import Conflict, NotFound, StoreError
+from storage.errors import StoreError
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.writer import MessageWriter
@@ -412,8 +412,8 @@ class RoomActor(RoomChanges, Actor):
             await self._refresh()
             return await self._answer(msg)
         except StoreError as exc:
+            # Reads only: nothing in memory became doubtful.
             self._storage_failed(exc)
-            self.stale_room = self.stale_room or not isinstance(exc, Conflict | NotFound)
             raise Rejected(_UNAVAILABLE, code=ErrorCode.UNAVAILABLE) from exc
 
     async def _answer(self, msg: Any) -> Any:
