@@ -15,6 +15,9 @@ Rules:
   apart.
 - Only ``StoreError`` that is about the database itself counts;
   ``Conflict``/``NotFound`` are answers about data, not outages.
+- asyncpg's pool logs a traceback each time it fails to reconnect its minimum
+  connections (backing off from 1 s to 60 s). During an outage that is noise
+  beside our one line: the line stays, its traceback goes.
 """
 
 from __future__ import annotations
@@ -86,6 +89,19 @@ def _now() -> float:
         return trio.current_time()
     except RuntimeError:  # outside a trio run (a synchronous tool)
         return 0.0
+
+
+class _QuietPoolReconnects(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Failed to restore the pool"):
+            error = record.exc_info[1]
+            record.msg = f"{record.msg} ({error!r})"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_QuietPoolReconnects())
 
 
 _trackers: weakref.WeakKeyDictionary[object, StorageHealth] = weakref.WeakKeyDictionary()
