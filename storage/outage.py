@@ -109,7 +109,13 @@ _trackers: weakref.WeakKeyDictionary[object, StorageHealth] = weakref.WeakKeyDic
 
 def health_of(store: object) -> StorageHealth:
     """The health tracker of ``store`` (created on first use)."""
-    tracker = _trackers.get(store)
-    if tracker is None:
-        tracker = _trackers[store] = StorageHealth()
+    try:
+        tracker = _trackers.get(store)
+        if tracker is None:
+            tracker = _trackers[store] = StorageHealth()
+    except TypeError:  # not weakly referable: share one tracker rather than fail
+        return _shared
     return tracker
+
+
+_shared = StorageHealth()
