@@ -70,7 +70,7 @@ from protocol.frames_chat import (
 from storage.base import now_ms
 from storage.errors import StoreError
 from storage.messages_rich import RoomEvent
-from storage.outage import StorageHealth
+from storage.outage import StorageHealth, is_outage
 
 if TYPE_CHECKING:
     from actors.room import ReplayResult, RoomDeps
@@ -223,8 +223,10 @@ class RoomChanges:
             if self.last_ev != ev_before:
                 self.health.succeeded()  # a write worked: storage is back, if it was away
         except StoreError as exc:
-            log.debug("room %s: change failed: %r", self.key, exc)
-            self.health.failed(exc)
+            if is_outage(exc):
+                self.health.failed(exc)  # one log line per outage, not per change
+            else:
+                log.warning("room %s: change refused by storage: %r", self.key, exc)
             # The commit may have happened with its answer lost: trust storage,
             # re-read before the next change (not now: it may be down).
             self.stale_room = True
