@@ -59,7 +59,9 @@ async def _media_problem(
         return ErrorCode.MEDIA_KIND_MISMATCH, mismatch  # issue 12: no PNG "voice note"
     try:
         member = await ctx.system.ref(ROOM, room).ask(IsMember(ctx.user_id))
-    except ActorError:
+    except ActorError as exc:
+        if exc.code != ErrorCode.NOT_MEMBER:
+            raise  # unavailable, timeout: the dispatcher answers with its code
         member = False
     if not member:
         return None  # the room answers not_member itself
@@ -138,7 +140,10 @@ async def on_forward(ctx: FrameContext, frame: Forward) -> None:
     for room in targets:
         try:
             member = await ctx.system.ref(ROOM, room).ask(IsMember(me))
-        except ActorError:
+        except ActorError as exc:
+            if exc.code != ErrorCode.NOT_MEMBER:
+                session.push_error(exc.code, exc.message, rid)
+                return
             member = False
         if not member:
             session.push_error(
