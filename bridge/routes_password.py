@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.client_address import client_ip
 from bridge.errors import BadRequest, RestCode
-from bridge.onboarding import Onboarding, client_ip
+from bridge.onboarding import Onboarding
 from bridge.onboarding_schemas import (
     ChangePasswordRequest,
     CodeRequest,
