@@ -46,7 +46,9 @@ owner, from another address, never shares that counter. The per-login limit
 from anywhere is what many addresses together can impose on the owner: it is
 loose and short (minutes), so the most an attacker achieves is a short wait.
 A right password clears the (login, address) counter: the owner's own typos
-do not slow their next sign-in. Logins are keyed by the folded text typed,
+do not slow their next sign-in. The current password asked by a password
+change passes the same rules, per account (a stolen access token must not
+become a way to guess the password). Logins are keyed by the folded text typed,
 not the account it names, so throttling tells nothing about which emails and
 usernames belong together.
 """
@@ -121,28 +123,35 @@ class Limits:
         # Hashed: the table of counters holds no emails, and keys stay short.
         return hashlib.sha256(fold(login).encode()).hexdigest()[:32]
 
-    def _login_key(self, login: str, ip: str) -> str:
-        return f"login:account-ip:{self._login(login)}|{ip}"
-
-    async def before_login(self, login: str, ip: str) -> None:
+    def _password_hits(self, subject: str, ip: str) -> dict[str, LimitRule]:
         s = self._s
         window = s.login_window * 1000
-        hits = {
-            self._login_key(login, ip): LimitRule(
+        return {
+            f"{subject}|{ip}": LimitRule(
                 s.login_per_account_ip,
                 window,
                 int(s.login_backoff * 1000),
                 free=s.login_free_tries,
             ),
             f"login:ip:{ip}": LimitRule(s.login_per_ip, window),
-            f"login:account:{self._login(login)}": LimitRule(
-                s.login_per_account, s.login_account_window * 1000
-            ),
+            subject: LimitRule(s.login_per_account, s.login_account_window * 1000),
         }
+
+    async def before_login(self, login: str, ip: str) -> None:
+        hits = self._password_hits(f"login:{self._login(login)}", ip)
         await self.admit(hits, "Too many sign-in tries; wait before trying again.")
 
     async def signed_in(self, login: str, ip: str) -> None:
-        await self._challenges.clear_counters([self._login_key(login, ip)])
+        await self._challenges.clear_counters([f"login:{self._login(login)}|{ip}"])
+
+    async def before_password_check(self, user_id: str, ip: str) -> None:
+        """The current password asked to change it: a stolen access token must
+        not become a way to guess the password, so the login rules apply."""
+        hits = self._password_hits(f"password:{user_id}", ip)
+        await self.admit(hits, "Too many password tries; wait before trying again.")
+
+    async def password_checked(self, user_id: str, ip: str) -> None:
+        await self._challenges.clear_counters([f"password:{user_id}|{ip}"])
 
     async def before_register(self, ip: str) -> None:
         rule = LimitRule(self._s.register_per_ip, self._s.register_window * 1000)

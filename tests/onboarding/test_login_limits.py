@@ -135,3 +135,22 @@ async def test_refreshes_from_one_address_are_limited(start: Start) -> None:
         # The refused refresh spent nothing: the token still works from elsewhere.
         r = await other.post("/auth/refresh", json={"refresh_token": token})
         assert r.status_code == 200, r.text
+
+
+async def test_a_stolen_access_token_cannot_guess_the_password(start: Start) -> None:
+    async with clients(start, 2, login_free_tries=2, login_backoff=30) as (thief, owner):
+        ada = (await register(owner, "ada")).json()
+        stolen = {"Authorization": f"Bearer {ada['access_token']}"}
+
+        async def change(http: httpx.AsyncClient, current: str) -> httpx.Response:
+            return await http.post(
+                "/me/password",
+                json={"current_password": current, "new_password": "mine now, all mine"},
+                headers=stolen,
+            )
+
+        for _ in range(3):
+            assert_error(await change(thief, "guess"), 403, "wrong_password", "current_password")
+        assert retry_after(await change(thief, PASSWORD)) == 30
+        # The owner's own sign-in is untouched.
+        assert (await login(owner, "ada", PASSWORD)).status_code == 200
