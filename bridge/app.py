@@ -49,7 +49,10 @@ def create_app(services: BridgeServices) -> QuartTrio:
     security_headers.install(app)
     # Signed-out sessions stay refused across restarts: load them before serving,
     # and close a signed-out session's sockets at once (issue 12).
-    app.before_serving(services.tokens.load_signed_out)
+    async def load_signed_out() -> None:
+        await services.tokens.load_signed_out()
+
+    app.before_serving(load_signed_out)
     if services.revoke_sockets is not None:
         services.tokens.on_signed_out = services.revoke_sockets
 
