@@ -63,6 +63,7 @@ _REQUIRED_CLAIMS = ["sub", "sid", "typ", "iat", "exp", "jti"]
 # A signed-out session is refused this long past one access-token lifetime: a
 # rotation racing the sign-out may have signed a token a moment after it.
 SIGN_OUT_MARGIN = 60
+PURGE_EVERY = 600  # seconds between sweeps of expired sign-outs
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class TokenService:
         # live: refused from now on instead of at expiry (see sign_out).
         self._signed_out: dict[str, float] = {}
         self._accounts = onboarding_store(store)
+        self._next_purge = 0.0
         # How a signed-out session's open sockets get closed at once:
         # on_signed_out(user_id, session_ids), set by the app from the node's hub.
         self.on_signed_out: Callable[[str, Sequence[str]], None] | None = None
@@ -165,7 +167,8 @@ class TokenService:
         await self._accounts.add_signed_out(
             user_id, session_ids, int(now * 1000), int(until * 1000)
         )
-        if len(self._signed_out) > 10_000:
+        if now >= self._next_purge:  # expired entries go, here and in storage
+            self._next_purge = now + PURGE_EVERY
             self._signed_out = {s: t for s, t in self._signed_out.items() if t > now}
             await self._accounts.purge_signed_out(int(now * 1000))
         for session_id in session_ids:
