@@ -46,7 +46,10 @@ owner, from another address, never shares that counter. The per-login limit
 from anywhere is what many addresses together can impose on the owner: it is
 loose and short (minutes), so the most an attacker achieves is a short wait.
 A right password clears the (login, address) counter: the owner's own typos
-do not slow their next sign-in. The current password asked by a password
+do not slow their next sign-in. It also makes the address known for that
+login (for REFRESH_TOKEN_TTL): from a known address the per-login limit from
+anywhere does not apply, so not even many addresses together can hold the
+owner back where they signed in before. The current password asked by a password
 change passes the same rules, per account (a stolen access token must not
 become a way to guess the password). Logins are keyed by the folded text typed,
 not the account it names, so throttling tells nothing about which emails and
@@ -138,11 +141,22 @@ class Limits:
         }
 
     async def before_login(self, login: str, ip: str) -> None:
-        hits = self._password_hits(f"login:{self._login(login)}", ip)
+        subject = f"login:{self._login(login)}"
+        hits = self._password_hits(subject, ip)
+        known = await self._challenges.live_counters([f"known:{subject}|{ip}"], self.now_ms())
+        if known:
+            # The owner's own address: the limit from anywhere is not theirs to pay.
+            del hits[subject]
         await self.admit(hits, "Too many sign-in tries; wait before trying again.")
 
     async def signed_in(self, login: str, ip: str) -> None:
-        await self._challenges.clear_counters([f"login:{self._login(login)}|{ip}"])
+        """A right password from ``ip``: clear its back-off, and know the address
+        (for as long as a refresh token lives) so a crowd of guessers elsewhere
+        cannot hold its owner back."""
+        subject = f"login:{self._login(login)}"
+        await self._challenges.clear_counters([f"{subject}|{ip}"])
+        remember = LimitRule(2**31 - 1, self._s.refresh_token_ttl * 1000)
+        await self._challenges.hit({f"known:{subject}|{ip}": remember}, self.now_ms())
 
     async def before_password_check(self, user_id: str, ip: str) -> None:
         """The current password asked to change it: a stolen access token must
