@@ -179,7 +179,7 @@ class Settings:
     login_backoff: float = 1.0  # then seconds between tries; doubles each time
     login_per_account_ip: int = 20  # tries of one account from one address per window
     login_per_ip: int = 100  # tries from one address, any account, per window
-    login_per_account: int = 50  # tries of one account from anywhere per LOGIN_ACCOUNT_WINDOW
+    login_per_account: int = 50  # one login from anywhere but its known addresses, per window
     login_account_window: int = 300
     register_per_ip: int = 10  # sign-ups from one address per REGISTER_WINDOW
     register_window: int = 3600
