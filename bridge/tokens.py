@@ -33,6 +33,7 @@ one is issued in the same family. Rules:
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ import jwt
 
 from bridge.errors import AuthError, TokenExpired, TokenInvalid, TokenReused
 from storage.base import RefreshToken, Store, User, new_id
+from storage.errors import StoreError
 from storage.onboarding import onboarding_store
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "TokenService",
     "hash_refresh_token",
 ]
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 # RFC 7518 3.2: an HMAC key must be at least as long as the hash output.
@@ -170,11 +174,18 @@ class TokenService:
         if now >= self._next_purge:  # expired entries go, here and in storage
             self._next_purge = now + PURGE_EVERY
             self._signed_out = {s: t for s, t in self._signed_out.items() if t > now}
-            await self._accounts.purge_signed_out(int(now * 1000))
+            purge = True
+        else:
+            purge = False
         for session_id in session_ids:
             self._signed_out[session_id] = max(until, self._signed_out.get(session_id, 0.0))
         if self.on_signed_out is not None:
             self.on_signed_out(user_id, session_ids)
+        if purge:
+            try:
+                await self._accounts.purge_signed_out(int(now * 1000))
+            except StoreError:  # housekeeping: the next sweep retries
+                log.warning("could not purge expired sign-outs", exc_info=True)
 
     async def load_signed_out(self) -> int:
         """Read the sessions still to be refused from storage (at start-up);
