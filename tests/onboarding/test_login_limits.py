@@ -158,3 +158,25 @@ async def test_a_stolen_access_token_cannot_guess_the_password(start: Start) -> 
         assert retry_after(await change(thief, PASSWORD)) == 30
         # The owner's own sign-in is untouched.
         assert (await login(owner, "ada", PASSWORD)).status_code == 200
+
+
+async def test_requests_at_the_same_moment_under_the_limit_are_all_admitted(
+    start: Start,
+) -> None:
+    # Each request reads the clock before it queues for the counter's write:
+    # one that commits after a later reader must not be refused for that.
+    async with clients(start, 1, register_per_ip=16) as (http,):
+        answers: list[int] = []
+
+        async def sign_up(i: int) -> None:
+            answers.append((await register(http, f"user{i}")).status_code)
+
+        async def ask_code(i: int) -> None:
+            r = await http.post("/auth/phone/code", json={"phone": f"+336123456{i:02d}"})
+            answers.append(r.status_code)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(16):
+                nursery.start_soon(sign_up, i)
+                nursery.start_soon(ask_code, i)
+        assert sorted(answers) == [201] * 16 + [202] * 16
