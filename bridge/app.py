@@ -28,6 +28,7 @@ from bridge import (
     routes_sessions,
     routes_system,
     routes_users,
+    security_headers,
 )
 from bridge.errors import handle_exception
 from bridge.routing import Router
@@ -45,6 +46,15 @@ def create_app(services: BridgeServices) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.register_error_handler(Exception, handle_exception)
+    security_headers.install(app)
+    # Signed-out sessions stay refused across restarts: load them before serving,
+    # and close a signed-out session's sockets at once (issue 12).
+    async def load_signed_out() -> None:
+        await services.tokens.load_signed_out()
+
+    app.before_serving(load_signed_out)
+    if services.revoke_sockets is not None:
+        services.tokens.on_signed_out = services.revoke_sockets
 
     router = Router(app, services.tokens)
     for routes in (

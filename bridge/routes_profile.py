@@ -77,7 +77,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "PATCH",
         "/me/profile",
         summary="Change your display name, username, bio or email",
-        description="A new email is unverified until proven (POST /me/email/verify).",
+        description=(
+            "A new email is unverified until proven (POST /me/email/verify), and "
+            "an unverified email is no claim: whoever else next signs up with it, "
+            "sets it, or signs in with Google on it takes it from you. Taking one "
+            "another account holds unverified is allowed; a verified one is 409."
+        ),
         tag="users",
         body=UpdateProfileRequest,
         responses={200: MeOut},
