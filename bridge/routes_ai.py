@@ -386,14 +386,16 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 if gen is None:
                     return  # a resend: the prompt was stored before; its answer is in history
                 async for frame in receive:
-                    yield _sse(frame.__struct_config__.tag, frame.d)  # type: ignore[attr-defined]
+                    # Every frame on this channel is an AI push frame: a string tag and ``d``.
+                    tag = str(frame.__struct_config__.tag)
+                    yield _sse(tag, frame.d)  # type: ignore[attr-defined]
                     if isinstance(frame, AiDone | AiError):
                         return
 
         response = Response(events(), status=200, content_type="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
-        response.timeout = None  # type: ignore[assignment]
+        response.timeout = None
         return response
 
     # ----- folders -----
