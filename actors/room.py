@@ -37,6 +37,7 @@ from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
+from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
 from storage.messages_rich import RichMessageStore, rich_store
@@ -207,6 +208,7 @@ class BlocksChanged:
 class _Pending:
     message: StoredMessage | None
     waiters: list[Post | PostAs] = field(default_factory=list)
+    since: float = field(default_factory=metrics.now)  # for the ack-latency histogram
 
 
 class RoomActor(RoomChanges, Actor):
@@ -443,6 +445,7 @@ class RoomActor(RoomChanges, Actor):
                 )
         for session, parts in acks.items():
             session.push(parts[0] if len(parts) == 1 else b"".join(parts))
+        metrics.fanned_out(hub, self.members, items, origins)
 
     # ----- resume --------------------------------------------------------------
 

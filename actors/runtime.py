@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
+from realtime_server import metrics
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,15 @@ class ActorSystem:
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
 
+    def census(self) -> dict[str, tuple[int, int, int]]:
+        """Per kind: live actors, messages queued in their inboxes, the fullest inbox."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for (kind, _), cell in self._cells.items():
+            queued = cell.receive.statistics().current_buffer_used
+            live, total, most = out.get(kind, (0, 0, 0))
+            out[kind] = (live + 1, total + queued, max(most, queued))
+        return out
+
     def statistics(self) -> SystemStatistics:
         return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
 
@@ -297,7 +307,9 @@ class ActorSystem:
                     self._crashes += 1
                     log.exception("actor %s:%s crashed", cell.kind, cell.key)
                     self._fail_all(cell, ActorCrashed(f"{cell.kind}:{cell.key} crashed"))
-                    if not self._may_restart(cell):
+                    restart = self._may_restart(cell)
+                    metrics.actor_crashed(cell.kind, restarted=restart)
+                    if not restart:
                         log.error(
                             "actor %s:%s over its restart budget; stopped", cell.kind, cell.key
                         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from bridge import (
+    access,
     routes_ai,
     routes_auth,
     routes_billing,
@@ -20,6 +21,7 @@ from bridge import (
     routes_media,
     routes_messages,
     routes_oidc,
+    routes_ops,
     routes_password,
     routes_phone,
     routes_presence,
@@ -45,6 +47,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.register_error_handler(Exception, handle_exception)
+    access.install(app)  # request id, access log, REST metrics (issue 17)
 
     router = Router(app, services.tokens)
     for routes in (
@@ -52,6 +55,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_users,
         routes_rooms,
         routes_system,
+        routes_ops,
         routes_groups,
         routes_media,
         routes_presence,

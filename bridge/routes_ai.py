@@ -31,7 +31,7 @@ from actors.ai_service import AiService
 from actors.ai_stream import periods
 from actors.errors import ActorError
 from bridge.errors import BridgeError, NotFound
-from bridge.routing import Router, empty_response, json_response
+from bridge.routing import Body, Router, empty_response, json_response
 from bridge.schemas_ai import (
     AiMessageList,
     AiMessageOut,
@@ -350,7 +350,15 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         summary="Ask and stream the answer as text/event-stream (for clients without WebSocket)",
         tag=TAG,
         body=StreamBody,
-        responses={200: None},
+        responses={
+            200: Body(
+                "text/event-stream",
+                {"type": "string"},
+                "Server-sent events, each `event: <frame type>` and `data: <JSON>`: first "
+                "`ai.ask` (the stored prompt), then `ai.start`, `ai.delta`... and last "
+                "`ai.done` or `ai.error`, with the same payloads as the WebSocket frames.",
+            )
+        },
         errors=(
             ErrorCode.AI_QUOTA_EXCEEDED,
             ErrorCode.AI_UNKNOWN_MODEL,

@@ -10,7 +10,18 @@ import sys
 
 import trio
 
+from realtime_server.logs import setup_logging
 from realtime_server.settings import Settings, SettingsError, load_settings
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), e.g. ``0.1.0``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("realtime-server")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0+unknown"
 
 
 def _serve(settings: Settings) -> None:
@@ -58,6 +69,7 @@ def _migrate(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="realtime-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the node (REST + WebSocket on one port)")
     serve.add_argument("--host", help="overrides HOST")
@@ -78,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"realtime-server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         _serve(settings.replace(**changes))

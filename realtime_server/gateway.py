@@ -47,6 +47,7 @@ from actors.runtime import ActorSystem
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from realtime_server import metrics
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.session import Session, SessionInfo
@@ -142,6 +143,7 @@ class Gateway:
         conn.ws = ws.connection
         del ws, request
         self._conns.add(conn)
+        metrics.connection_opened()
         try:
             await self._serve(conn)
         except _Closed:
@@ -357,6 +359,7 @@ class Gateway:
         max_frame = conn.max_frame
         ctx = FrameContext(session, self.settings, self.system, self.hub, self.services)
         handler_for = self.dispatcher.handler_for
+        frame_in = metrics.frame_in
         # Token bucket over every frame this connection sends: a flooding client
         # is told to slow down and costs the rooms nothing.
         rate = self.settings.rate_limit_frames_per_second
@@ -384,6 +387,7 @@ class Gateway:
                     )
                     continue
                 tokens -= 1
+            frame_in(frame)
             handler = handler_for(frame)
             if handler is None:
                 session.push_error(

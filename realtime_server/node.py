@@ -38,6 +38,7 @@ from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import serve_node_listener
+from realtime_server.metrics import watch as watch_metrics
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
@@ -206,9 +207,11 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 )
                 node = Node(settings, store, writer, system, hub, gateway, tokens, port)
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
+                unwatch = watch_metrics(node)
                 try:
                     yield node
                 finally:
+                    unwatch()
                     # Tell clients to reconnect elsewhere, give the writers a
                     # moment to flush that close frame, then stop serving.
                     gateway.close_all(CloseCode.GOING_AWAY)

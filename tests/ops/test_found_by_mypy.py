@@ -16,7 +16,10 @@ async def test_promoting_someone_who_is_not_a_member_is_404_not_a_conflict(
     for action in ("promote", "demote"):
         r = await http.post(f"/rooms/{room}/members/{stranger.id}/{action}", headers=auth(owner))
         assert r.status_code == 404, r.text
-        assert r.json()["error"] == {
+        error = r.json()["error"]
+        assert error["request_id"] == r.headers["X-Request-Id"]
+        del error["request_id"]
+        assert error == {
             "code": "not_found",
             "message": "That user is not a member of this group.",
             "field": "user_id",
