@@ -322,6 +322,7 @@ class Gateway:
             except ProtocolError as exc:
                 await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, exc.message)
                 return None
+            metrics.frame_in(frame)
             if not isinstance(frame, frames.Hello):
                 await self._reject(
                     conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
