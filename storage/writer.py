@@ -198,7 +198,8 @@ class MessageWriter:
             self._jobs += 1
         else:
             self._failures += 1
-            metrics.writer_failed()
+            if not isinstance(error, Conflict | NotFound):  # the database failed, not the data
+                metrics.writer_failed()
             if not isinstance(error, StoreError):
                 log.error("message write failed with a non-storage error", exc_info=error)
         try:

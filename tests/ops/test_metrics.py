@@ -6,17 +6,20 @@ traffic it makes (other tests in the same process moved the counters too).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import httpx
+import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.runtime import Actor, ActorRef
 from protocol import frames
 from protocol import frames_calls as fc
-from protocol.client import open_client
+from protocol.client import ServerError, open_client
 from protocol.errors import CloseCode
+from protocol.harness.server import pg_execute
 from realtime_server.node import Node
 from tests.ai.helpers import ask, new_conversation, read_answer
 from tests.calls.helpers import decline, direct_room, expect, expect_state, start
@@ -214,3 +217,38 @@ async def test_a_declined_call_counts_as_started_and_ended_declined(
     d = delta(before, await scrape(http))
     assert d("realtime_calls_started_total") == 1
     assert d("realtime_calls_ended_total", outcome="declined") == 1
+
+
+def _refuse_message_inserts(database_url: str) -> None:
+    """Make the database itself fail every message insert (reads keep working)."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages"
+                " BEGIN INSERT INTO no_such_table VALUES (1); END"
+            )
+        return
+    pg_execute(
+        database_url,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'disk says no'; END $$;"
+        " CREATE TRIGGER refuse BEFORE INSERT ON messages"
+        " FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+
+
+async def test_a_message_batch_the_database_refuses_is_a_writer_storage_error(
+    node: Node, http: httpx.AsyncClient
+) -> None:
+    alice, bob = await register(http), await register(http)
+    room = await create_group(http, alice, bob)
+    async with open_client(node.ws_url, alice.access_token) as a:
+        await a.send_message(room, "stored")
+        await trio.to_thread.run_sync(_refuse_message_inserts, node.settings.database_url)
+        before = await scrape(http)
+        with pytest.raises(ServerError) as refused:
+            await a.send_message(room, "refused")
+        assert refused.value.code == "unavailable"
+        d = delta(before, await scrape(http))
+    assert d("realtime_storage_errors_total", where="writer") == 1
+    assert d("realtime_acks_total") == 0
