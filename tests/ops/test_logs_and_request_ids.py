@@ -108,9 +108,19 @@ def test_json_logs_are_one_object_per_line_with_access_lines_and_request_ids(
     proc, base = _serve(tmp_path, LOG_FORMAT="json")
     try:
         assert httpx.get(f"{base}/ready", headers={HEADER: "probe-1"}).status_code == 200
-        # Google sign-in is not configured here: a 503 we chose, not a bug.
+        # Google sign-in, Stripe and Konnect are not configured here: 503s we chose.
         r = httpx.get(f"{base}/auth/google/start", headers={HEADER: "probe-2"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_configured"
+        account = {"email": "ada@example.com", "username": "ada", "password": "correct horse"}
+        token = httpx.post(f"{base}/auth/register", json=account).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        for rid, path in (("probe-stripe", "stripe"), ("probe-konnect", "konnect")):
+            r = httpx.post(
+                f"{base}/billing/{path}/checkout",
+                json={"plan": "basic"},
+                headers={**bearer, HEADER: rid},
+            )
+            assert r.status_code == 503, r.text
     finally:
         stderr = _stop(proc)
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -128,6 +138,10 @@ def test_json_logs_are_one_object_per_line_with_access_lines_and_request_ids(
     assert warned[0]["level"] == "WARNING"
     assert "not_configured" in warned[0]["msg"]
     assert "exc" not in warned[0]
+    for rid in ("probe-stripe", "probe-konnect"):
+        mine = [r for r in records if r.get("request_id") == rid and r["level"] != "INFO"]
+        assert [(r["level"], "exc" in r) for r in mine] == [("WARNING", False)], mine
+        assert "not configured" in mine[0]["msg"]
     assert not any("Traceback" in line for line in lines)
     assert any(r["msg"].startswith("serving REST on") for r in records)
 
