@@ -243,6 +243,9 @@ class ActorSystem:
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
 
+    def statistics(self) -> SystemStatistics:
+        return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
+
     def census(self) -> dict[str, tuple[int, int, int]]:
         """Per kind: live actors, messages queued in their inboxes, the fullest inbox."""
         out: dict[str, tuple[int, int, int]] = {}
@@ -251,9 +254,6 @@ class ActorSystem:
             live, total, most = out.get(kind, (0, 0, 0))
             out[kind] = (live + 1, total + queued, max(most, queued))
         return out
-
-    def statistics(self) -> SystemStatistics:
-        return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host every actor until cancelled."""

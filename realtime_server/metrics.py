@@ -17,10 +17,11 @@ Every name starts with ``realtime_``; README "Operations" lists them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
+import trio
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -273,15 +274,16 @@ def http_request(method: str, route: str, status: int, seconds: float) -> None:
 _nodes: list[Node] = []
 
 
-def watch(node: Node) -> Callable[[], None]:
-    """Report ``node``'s live sizes until the returned function is called."""
+async def watch(
+    node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Report ``node``'s live sizes until cancelled (run it in the node's nursery)."""
     _nodes.append(node)
-
-    def unwatch() -> None:
-        if node in _nodes:
-            _nodes.remove(node)
-
-    return unwatch
+    task_status.started()
+    try:
+        await trio.sleep_forever()
+    finally:
+        _nodes.remove(node)
 
 
 class _LiveCollector:

@@ -31,14 +31,13 @@ from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from bridge.turn import ice_servers
 from protocol.errors import CloseCode
-from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing
+from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing, metrics
 from realtime_server import presence as presence_frames
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import serve_node_listener
-from realtime_server.metrics import watch as watch_metrics
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
@@ -207,11 +206,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 )
                 node = Node(settings, store, writer, system, hub, gateway, tokens, port)
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
-                unwatch = watch_metrics(node)
+                await services.start(metrics.watch, node)  # /metrics reads it until shutdown
                 try:
                     yield node
                 finally:
-                    unwatch()
                     # Tell clients to reconnect elsewhere, give the writers a
                     # moment to flush that close frame, then stop serving.
                     gateway.close_all(CloseCode.GOING_AWAY)
