@@ -11,7 +11,6 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from bridge import (
-    access,
     routes_ai,
     routes_auth,
     routes_billing,
@@ -31,6 +30,7 @@ from bridge import (
     routes_system,
     routes_users,
 )
+from bridge.access import install as install_access
 from bridge.errors import handle_exception
 from bridge.routing import Router
 from bridge.services import BridgeServices
@@ -46,8 +46,8 @@ def create_app(services: BridgeServices) -> QuartTrio:
     # stops reading a chunked one as soon as it crosses the limit.
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
+    install_access(app)  # request ids, the access log, REST metrics (issue 17)
     app.register_error_handler(Exception, handle_exception)
-    access.install(app)  # request id, access log, REST metrics (issue 17)
 
     router = Router(app, services.tokens)
     for routes in (

@@ -34,7 +34,7 @@ class BridgeServices:
     # first use when None; and how a signed-out session's sockets get closed
     # at once: revoke_sockets(user_id, session_ids), set by the node.
     onboarding: Any = None
-    revoke_sockets: Callable[[str, Sequence[str]], object] | None = None
+    revoke_sockets: Callable[[str, Sequence[str]], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -154,6 +154,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 await services.start(billing.serve)
                 # Every AI ask goes through billing's quota before a provider is called.
                 ai.quota = billing.quota
+
+                def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
+                    hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
+
                 app = create_app(
                     BridgeServices(
                         settings,
@@ -168,9 +172,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         billing=billing,
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
-                        revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
-                            user_id, session_ids, CloseCode.SESSION_REVOKED
-                        ),
+                        revoke_sockets=revoke_sockets,
                     )
                 )
                 dispatcher = Dispatcher()
