@@ -170,6 +170,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         members=members,
                         ai=ai,
                         billing=billing,
+                        calls=call_registry,
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
                         revoke_sockets=revoke_sockets,
