@@ -73,6 +73,7 @@ class Settings:
     members_cache_seconds: float = 60.0
     sqlite_synchronous: str = "FULL"
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one JSON object per line)
     # ----- calls: WebRTC signaling, ring/reconnect timers, ICE servers (issue 5) -----
     call_ring_seconds: float = 45.0
     call_reconnect_grace: float = 15.0
@@ -256,6 +257,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: str | None = ".env"
 
 
 def _validate(s: Settings) -> None:
+    if s.log_format not in {"text", "json"}:
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise SettingsError("SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
     for name in (
