@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from bridge import (
+    cors,
     routes_ai,
     routes_auth,
     routes_billing,
@@ -69,5 +70,6 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_sessions,
     ):
         routes.add_routes(router, services)
+    cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers
     app.extensions["bridge"] = services
     return app

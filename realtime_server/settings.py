@@ -149,6 +149,9 @@ class Settings:
     discover_max_hashes: int = 1000
     discover_per_day: int = 5000
     user_search_per_minute: int = 60
+    # ----- web clients: CORS and the /ws Origin check (issue 16) -----
+    cors_origins: str = ""  # comma list of origins, or "*"; empty: no CORS headers
+    cors_allow_credentials: bool = False
 
     @property
     def is_postgres(self) -> bool:
