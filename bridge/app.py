@@ -29,6 +29,7 @@ from bridge import (
     routes_sessions,
     routes_system,
     routes_users,
+    webapp,
 )
 from bridge.errors import handle_exception
 from bridge.routing import Router
@@ -71,5 +72,6 @@ def create_app(services: BridgeServices) -> QuartTrio:
     ):
         routes.add_routes(router, services)
     cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers
+    webapp.install(app)  # the web app's static files at /app
     app.extensions["bridge"] = services
     return app
