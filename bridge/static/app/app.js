@@ -2817,6 +2817,7 @@ async function newChat(who) {
     return;
   }
   names.set(user.id, user.display_name || user.username || user.id);
+  $("new-chat").reset();
   const { room } = await api.json("/rooms", { kind: "direct", user_id: user.id });
   await loadRooms();
   const users = [user.id];

@@ -654,6 +654,7 @@ async function newChat(who: string): Promise<void> {
     return;
   }
   names.set(user.id, user.display_name || user.username || user.id);
+  $<HTMLFormElement>("new-chat").reset();
   const { room } = await api.json<{ room: RoomSummary }>("/rooms", { kind: "direct", user_id: user.id });
   await loadRooms();
   const users = [user.id];
