@@ -15,6 +15,7 @@ after a 304-free check of its own copy).
 from __future__ import annotations
 
 import mimetypes
+import re
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -26,11 +27,14 @@ __all__ = ["PREFIX", "install"]
 PREFIX = "/app"
 
 # What the page itself needs: its own scripts and styles, images it made into
-# blob: URLs, the socket, and the camera/microphone streams of a call.
+# blob: URLs, its own socket, and the microphone streams of a call.
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
+
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 def _files() -> dict[str, Traversable]:
@@ -63,5 +67,7 @@ def install(app: QuartTrio) -> None:
         response = Response(entry.read_bytes(), content_type=content_type)
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = CSP
+        # Older browsers do not count ws:// to the same host as 'self': name it.
+        host = request.host if _HOST.fullmatch(request.host) else "'none'"
+        response.headers["Content-Security-Policy"] = CSP.format(host=host)
         return response
