@@ -6,10 +6,13 @@ separate browser contexts, one per person, exactly as two browsers would.
 
 from __future__ import annotations
 
+import http.server
 import io
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -132,8 +135,13 @@ def test_offline_person_comes_back_to_everything(browser: Browser, live: LiveNod
         first = cleo.get_by_test_id("message").filter(has_text="while away 1")
         expect(first.get_by_test_id("receipt")).to_have_text("sent")
 
+        # Written offline: it waits in the client and goes once the socket is back.
+        send(dan, "written in the tunnel")
+
         dan.context.set_offline(False)
         expect(dan.get_by_test_id("connection")).to_have_text("online", timeout=30_000)
+        from_tunnel = cleo.get_by_test_id("message").filter(has_text="written in the tunnel")
+        expect(from_tunnel).to_have_count(1)
         for i in range(1, 4):
             missed = dan.get_by_test_id("message").filter(has_text=f"while away {i}")
             expect(missed).to_have_count(1)
@@ -184,3 +192,86 @@ def test_call_between_two_contexts_connects(browser: Browser, live: LiveNode) ->
         expect(fay.get_by_test_id("call-status")).to_have_text("connected", timeout=20_000)
         fay.get_by_test_id("hangup").click()
         expect(gus.get_by_test_id("call-status")).to_have_text("call ended (answered)")
+
+
+def test_a_page_on_another_origin_needs_cors_origins(browser: Browser, tmp_path: Path) -> None:
+    with other_origin() as origin, LiveNode(tmp_path, cors_origins=origin) as live:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{origin}/")
+            ws_url = live.url.replace("http://", "ws://") + "/ws"
+            got = page.evaluate(CROSS_ORIGIN_PROBE, [live.url, ws_url])
+            assert got == {"status": 201, "user": "hal", "ws": "open"}, got
+        finally:
+            context.close()
+    with other_origin() as origin, LiveNode(tmp_path / "2") as live:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{origin}/")
+            ws_url = live.url.replace("http://", "ws://") + "/ws"
+            got = page.evaluate(CROSS_ORIGIN_PROBE, [live.url, ws_url])
+            assert got["status"] == "blocked", got  # no CORS_ORIGINS: the browser refuses
+        finally:
+            context.close()
+    with other_origin() as origin, LiveNode(tmp_path / "3", cors_origins="https://x.test") as live:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{origin}/")
+            ws_url = live.url.replace("http://", "ws://") + "/ws"
+            got = page.evaluate(CROSS_ORIGIN_PROBE, [live.url, ws_url])
+            assert got == {"status": "blocked", "ws": "refused"}, got
+        finally:
+            context.close()
+
+
+# Sign up over REST with a JSON body (a preflighted request), then open /ws.
+CROSS_ORIGIN_PROBE = """async ([api, wsUrl]) => {
+  const out = {};
+  try {
+    const r = await fetch(api + "/auth/register", {
+      method: "POST",
+      headers: {"content-type": "application/json"},
+      body: JSON.stringify({username: "hal", email: "hal@example.test",
+                            password: "correct horse battery"}),
+    });
+    out.status = r.status;
+    out.user = (await r.json()).user.username;
+  } catch (e) {
+    out.status = "blocked";
+  }
+  out.ws = await new Promise((resolve) => {
+    const ws = new WebSocket(wsUrl);
+    ws.onopen = () => { ws.close(); resolve("open"); };
+    ws.onerror = () => resolve("refused");
+  });
+  return out;
+}"""
+
+
+@contextmanager
+def other_origin() -> Iterator[str]:
+    """An empty page served from another port: another origin than the node's."""
+
+    class Blank(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>elsewhere</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
