@@ -7,6 +7,7 @@ two-backend fixture of tests/conftest.py).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,12 +46,21 @@ def browser() -> Iterator[Browser]:
         if IN_CI:
             pytest.fail(message + " (CI=true: the browser tests must run, not skip)")
         pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    # Playwright's sync API runs a private asyncio loop. trio-asyncio (the
+    # PostgreSQL store's bridge) installs its own loop policy process-wide once
+    # used, and its loops refuse to be driven the way Playwright drives one:
+    # use asyncio's default policy while the browser lives.
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+    finally:
+        asyncio.set_event_loop_policy(policy)
 
 
 @pytest.fixture
