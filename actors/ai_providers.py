@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -101,6 +101,12 @@ _chunk_decoder = msgspec.json.Decoder(_Chunk)
 
 # What a stream yields: a text delta, or the usage (last, when the provider sends it).
 StreamEvent = str | Usage
+
+
+class EventStream(Protocol):
+    """What ``open_stream`` yields: ``next()`` until it answers None (the end)."""
+
+    async def next(self) -> StreamEvent | None: ...
 
 
 class SseChatStream:

@@ -226,3 +226,7 @@ class Onboarding:
         room_id = await self.social.direct_room_id(a, b)
         if room_id is not None and system.is_live(ROOM, room_id):
             await system.ref(ROOM, room_id).tell(BlocksChanged())
+        if self.services.calls is not None:  # a call between them is cut (issue 12)
+            from actors.call import access_changed
+
+            await access_changed(system, self.services.calls, [a, b])

@@ -78,8 +78,11 @@ class Limits:
     async def before_verify(self, target: str, ip: str) -> None:
         s = self._s
         hits = {
+            # Two tries go through at once, as README says; the second closes the
+            # door for OTP_VERIFY_BACKOFF (``free`` counts the hits that close
+            # nothing: with 2 here a third try went through too, issue 12).
             f"otp-verify:target:{target}": LimitRule(
-                s.otp_verifies_per_target, self._window, int(s.otp_verify_backoff * 1000), free=2
+                s.otp_verifies_per_target, self._window, int(s.otp_verify_backoff * 1000), free=1
             ),
             f"otp-verify:ip:{ip}": LimitRule(s.otp_verifies_per_ip, self._window),
         }

@@ -101,6 +101,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "PUT",
         "/me/privacy",
         summary="Choose who sees your photo and last seen, and who may add you to groups",
+        description=(
+            "`last_seen` is your presence setting, the same one as `PUT /me/presence`"
+            " (`visibility`): it decides who sees both your last seen and whether you are"
+            " online. They are one setting on purpose: whoever sees you go offline learns"
+            " your last seen, so hiding one but not the other would hide nothing."
+        ),
         tag="users",
         body=PrivacyRequest,
         responses={200: PrivacyOut},

@@ -425,7 +425,9 @@ class Gateway:
                     await session.wait_queue_below(pace)
                     if session.close_code is not None:
                         return
-            sent[room] = result.messages[-1].seq if result.messages else after
+            # Clamped like a read receipt: a cursor past the room's end would
+            # otherwise make the client (and the dedup below) skip what comes next.
+            sent[room] = result.messages[-1].seq if result.messages else min(after, result.last_seq)
             # Change events after the messages: an edit never precedes its message.
             for event in result.events:
                 session.push(binary_frame(event))

@@ -44,6 +44,7 @@ from realtime_server.wsframes import binary_frame
 from storage.base import Store, now_ms
 from storage.calls import calls_store
 from storage.factory import open_store
+from storage.outage import health_of
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     inbox_size=settings.actor_inbox_size,
                     idle_seconds=settings.actor_idle_seconds,
                     ask_timeout=settings.ask_timeout,
+                    health=health_of(store),
                 )
                 await services.start(system.serve)
                 hub = Hub()
@@ -166,6 +168,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         members=members,
                         ai=ai,
                         billing=billing,
+                        calls=call_registry,
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
                         revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
