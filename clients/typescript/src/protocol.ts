@@ -207,13 +207,19 @@ export interface CallIce {
 
 /** One trickled ICE candidate for `to`; an empty `candidate` ends the trickle. */
 export interface CallIceData {
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly call: string;
   readonly candidate: string;
   readonly sdp_mid?: string | null;
   /** range 0…1023 */
   readonly sdp_mline_index?: number | null;
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly to: string;
   readonly ufrag?: string | null;
 }
@@ -257,7 +263,10 @@ export interface CallParticipant {
 
 /** Names the call a request is about. */
 export interface CallRef {
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly call: string;
 }
 
@@ -289,10 +298,16 @@ export interface CallSdp {
 
 /** An SDP offer or answer for one other participant (`to`). */
 export interface CallSdpData {
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly call: string;
   readonly sdp: string;
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly to: string;
   readonly type: "answer" | "offer";
 }
@@ -309,7 +324,10 @@ export interface CallStart {
 export interface CallStartData {
   /** @default "audio" (absent on the wire when it is the default) */
   readonly kind?: "audio" | "video";
-  /** length 1…64 */
+  /**
+   * length 1…64
+   * pattern ^[^\x00]*$
+   */
   readonly room: string;
 }
 
@@ -991,7 +1009,8 @@ export type ErrorCode =
   | "already_answered"
   | "already_in_call"
   | "call_full"
-  | "signal_too_large";
+  | "signal_too_large"
+  | "media_kind_mismatch";
 
 /** Each error code's default message. */
 export const ERROR_CODES: { readonly [code in ErrorCode]: string } = {
@@ -1025,6 +1044,7 @@ export const ERROR_CODES: { readonly [code in ErrorCode]: string } = {
   already_in_call: "You are already in another call; hang it up first.",
   call_full: "This call has as many participants as the server allows.",
   signal_too_large: "The SDP or ICE candidate is larger than the server accepts.",
+  media_kind_mismatch: "The upload is not of the message's kind (image, video, audio).",
 };
 
 /** WebSocket close codes. 4000-4099: reconnect with backoff and resume with cursors. 4100-4199: terminal, do not reconnect until the user acts. */
