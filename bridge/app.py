@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from bridge import (
+    cors,
     routes_ai,
     routes_auth,
     routes_billing,
@@ -30,6 +31,7 @@ from bridge import (
     routes_system,
     routes_users,
     security_headers,
+    webapp,
 )
 from bridge.access import install as install_access
 from bridge.errors import handle_exception
@@ -84,5 +86,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_sessions,
     ):
         routes.add_routes(router, services)
+    cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers
+    webapp.install(app)  # the web app's static files at /app
     app.extensions["bridge"] = services
     return app
