@@ -22,6 +22,7 @@ from bridge import (
     routes_oidc,
     routes_password,
     routes_phone,
+    routes_pins,
     routes_presence,
     routes_profile,
     routes_rooms,
@@ -57,6 +58,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_presence,
         routes_ai,
         routes_messages,
+        routes_pins,
         routes_calls,
         routes_billing,
         # Onboarding (issue 8). routes_profile wraps the request class that

@@ -48,7 +48,14 @@ async def chat_pushes_until_done(client: Client, wait: float = 5) -> tuple[list[
             seen.append(frame)
 
 
-_CHANGE_PUSHES = (frames.MsgEdited, frames.MsgDeleted, frames.MsgReaction, frames.ReceiptUpdate)
+_CHANGE_PUSHES = (
+    frames.MsgEdited,
+    frames.MsgDeleted,
+    frames.MsgReaction,
+    frames.ReceiptUpdate,
+    frames.MsgPinned,
+    frames.RoomDisappearing,
+)
 
 
 async def send(client: Client, room: str, text: str = "", **fields: Any) -> frames.Message:
