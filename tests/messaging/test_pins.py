@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
-from protocol.frames_chat import Pin, PinData
+from protocol.frames_chat import MsgPinned, Pin, PinData
 from realtime_server.node import Node
 from tests.conftest import NodeFactory
 from tests.e2e.helpers import Account, auth, create_group, register
@@ -27,10 +29,10 @@ async def pin_refused(client: Client, room: str, seq: int) -> str:
     return refused.value.code
 
 
-async def pins_of(http: httpx.AsyncClient, room: str, who: Account) -> dict[str, object]:
+async def pins_of(http: httpx.AsyncClient, room: str, who: Account) -> dict[str, Any]:
     r = await http.get(f"/rooms/{room}/pins", headers=auth(who))
     assert r.status_code == 200, r.text
-    body: dict[str, object] = r.json()
+    body: dict[str, Any] = r.json()
     return body
 
 
@@ -46,7 +48,7 @@ async def test_an_admin_pins_members_see_it_live_and_in_the_room_details(
         m = await send(a, room, "meeting at 10")
         await next_of(b, frames.MsgNew)
         ok = await pin(a, room, m.seq)
-        pushed = await next_of(b, frames.MsgPinned)
+        pushed = await next_of(b, MsgPinned)
         assert ok.ev is not None and pushed.d.ev == ok.ev
         assert (pushed.d.seq, pushed.d.by, pushed.d.off, pushed.d.pins) == (
             m.seq,
@@ -59,8 +61,10 @@ async def test_an_admin_pins_members_see_it_live_and_in_the_room_details(
     details = await pins_of(http, room, bob)
     assert details["ev"] == ok.ev
     assert details["disappearing"] == "off"
-    [only] = details["pins"]  # type: ignore[misc]
-    assert (only["seq"], only["by"], only["message"]["text"]) == (m.seq, alice.id, "meeting at 10")
+    pins: list[dict[str, Any]] = details["pins"]
+    assert [(p["seq"], p["by"], p["message"]["text"]) for p in pins] == [
+        (m.seq, alice.id, "meeting at 10")
+    ]
 
 
 async def test_a_plain_group_member_may_not_pin_and_a_fourth_pin_is_refused(
@@ -91,7 +95,7 @@ async def test_a_plain_group_member_may_not_pin_and_a_fourth_pin_is_refused(
         r = await http.put(f"/rooms/{room}/pins/{seqs[3]}", headers=auth(alice))
         assert r.status_code == 200, r.text
     details = await pins_of(http, room, bob)
-    assert [p["seq"] for p in details["pins"]] == seqs[1:]  # type: ignore[attr-defined]
+    assert [p["seq"] for p in details["pins"]] == seqs[1:]
     stranger = await register(http)
     r = await http.get(f"/rooms/{room}/pins", headers=auth(stranger))
     assert r.status_code == 404
@@ -123,7 +127,7 @@ async def test_pins_missed_while_offline_are_replayed_with_their_ev(
         node.ws_url, bob.access_token, cursors={room: cursor}, evs={room: ev_cursor}
     ) as b:
         replayed, done = await chat_pushes_until_done(b)
-    assert all(isinstance(f, frames.MsgPinned) for f in replayed)
+    assert all(isinstance(f, MsgPinned) for f in replayed)
     assert [(f.d.ev, f.d.seq, f.d.off) for f in replayed] == [
         (ev_cursor + 1, first.seq, False),
         (ev_cursor + 2, second.seq, False),
@@ -145,7 +149,7 @@ async def test_a_message_deleted_for_everyone_drops_out_of_the_pins_even_after_a
             await pin(a, room, gone.seq)
             await delete(a, room, gone.seq, everyone=True)
             assert await pin_refused(a, room, gone.seq) == "not_found"
-        assert [p["seq"] for p in (await pins_of(http, room, bob))["pins"]] == [kept.seq]  # type: ignore[attr-defined]
+        assert [p["seq"] for p in (await pins_of(http, room, bob))["pins"]] == [kept.seq]
     async with node_factory() as node, httpx.AsyncClient(base_url=node.http_url) as http:
         details = await pins_of(http, room, bob)
-        assert [p["seq"] for p in details["pins"]] == [kept.seq]  # type: ignore[attr-defined]
+        assert [p["seq"] for p in details["pins"]] == [kept.seq]
