@@ -35,6 +35,7 @@ from storage.room_pins import PinStore, pins_store
 log = logging.getLogger(__name__)
 
 SYSTEM_SENDER = "system"
+_PER_ASK = 50  # messages erased per ask to a room
 
 
 class Clock(Protocol):
@@ -155,4 +156,7 @@ class ExpirySweeper:
         return total
 
     async def _expire(self, room_id: str, seqs: Sequence[int], now: int) -> None:
-        await change_as(self._system, room_id, SYSTEM_SENDER, ExpireData(tuple(seqs), now))
+        # In slices: each erase is a transaction, and one ask must end in time.
+        for i in range(0, len(seqs), _PER_ASK):
+            part = tuple(seqs[i : i + _PER_ASK])
+            await change_as(self._system, room_id, SYSTEM_SENDER, ExpireData(part, now))

@@ -99,6 +99,10 @@ async def test_a_plain_group_member_may_not_pin_and_a_fourth_pin_is_refused(
     stranger = await register(http)
     r = await http.get(f"/rooms/{room}/pins", headers=auth(stranger))
     assert r.status_code == 404
+    r = await http.put(f"/rooms/{room}/pins/{seqs[0]}", headers=auth(stranger))
+    assert r.status_code == 404
+    async with open_client(node.ws_url, stranger.access_token) as s:
+        assert await pin_refused(s, room, seqs[0]) == "not_member"
 
 
 async def test_either_member_of_a_direct_room_pins(node: Node, http: httpx.AsyncClient) -> None:
