@@ -14,10 +14,12 @@ from protocol.frames_chat import (
     EditData,
     Forward,
     ForwardData,
+    MsgPinned,
     React,
     ReactData,
     ReceiptData,
     ReceiptSet,
+    RoomDisappearing,
 )
 
 F = TypeVar("F")
@@ -53,8 +55,8 @@ _CHANGE_PUSHES = (
     frames.MsgDeleted,
     frames.MsgReaction,
     frames.ReceiptUpdate,
-    frames.MsgPinned,
-    frames.RoomDisappearing,
+    MsgPinned,
+    RoomDisappearing,
 )
 
 
