@@ -24,6 +24,7 @@ from bridge import (
     routes_ops,
     routes_password,
     routes_phone,
+    routes_pins,
     routes_presence,
     routes_profile,
     routes_rooms,
@@ -74,6 +75,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_presence,
         routes_ai,
         routes_messages,
+        routes_pins,
         routes_calls,
         routes_billing,
         # Onboarding (issue 8). routes_profile wraps the request class that
