@@ -408,6 +408,33 @@ export interface DeletedData {
   readonly seq: number;
 }
 
+/**
+ * Set the disappearing-messages timer; who may: as for `msg.pin`.
+ * Answered by `ok` with `ev` (absent when the timer was already so).
+ */
+export interface Disappear {
+  readonly d: DisappearData;
+  /** range 0…9007199254740992 */
+  readonly id: number;
+  readonly t: "room.disappear";
+}
+
+/** Set the room's disappearing-messages timer for messages sent from now on. */
+export interface DisappearData {
+  /** length 1…64 */
+  readonly room: string;
+  readonly ttl: "24h" | "7d" | "90d" | "off";
+}
+
+/** The room's timer is now `ttl`: messages sent from now on expire after it. */
+export interface DisappearingData {
+  readonly at: number;
+  readonly by: string;
+  readonly ev: number;
+  readonly room: string;
+  readonly ttl: string;
+}
+
 /** Edit the text of your own message; answered by `ok` with `ev`. */
 export interface Edit {
   readonly d: EditData;
@@ -514,6 +541,7 @@ export interface Message {
   /** @default false (absent on the wire when it is the default) */
   readonly deleted?: boolean;
   readonly edited?: number | null;
+  readonly expires_at?: number | null;
   /** @default false (absent on the wire when it is the default) */
   readonly fwd?: boolean;
   readonly id: string;
@@ -548,6 +576,12 @@ export interface MsgNew {
   readonly t: "msg.new";
 }
 
+/** A message was pinned or (`off`) unpinned in the room. */
+export interface MsgPinned {
+  readonly d: PinnedData;
+  readonly t: "msg.pinned";
+}
+
 /** A reaction was added or (`off`) removed. */
 export interface MsgReaction {
   readonly d: ReactionData;
@@ -563,11 +597,48 @@ export interface Ok {
   readonly t: "ok";
 }
 
+/**
+ * Pin (or unpin) a message; admins of a group, either member of a direct room.
+ * Answered by `ok` with `ev` (absent when nothing changed).
+ */
+export interface Pin {
+  readonly d: PinData;
+  /** range 0…9007199254740992 */
+  readonly id: number;
+  readonly t: "msg.pin";
+}
+
+/** Pin message `seq` in `room` (or unpin it with `off`). */
+export interface PinData {
+  /** @default false (absent on the wire when it is the default) */
+  readonly off?: boolean;
+  /** length 1…64 */
+  readonly room: string;
+  /** range 1…∞ */
+  readonly seq: number;
+}
+
 /** Application-level round trip; answered by `pong`. */
 export interface Ping {
   /** range 0…9007199254740992 */
   readonly id: number;
   readonly t: "ping";
+}
+
+/**
+ * `seq` was pinned (or, with `off`, unpinned); `pins`: the room's pins after
+ * it, oldest first.
+ */
+export interface PinnedData {
+  readonly at: number;
+  readonly by: string;
+  readonly ev: number;
+  /** @default false (absent on the wire when it is the default) */
+  readonly off?: boolean;
+  /** @default [] (absent on the wire when it is the default) */
+  readonly pins?: number[];
+  readonly room: string;
+  readonly seq: number;
 }
 
 /**
@@ -770,6 +841,12 @@ export interface ResumeGapData {
   readonly room: string;
 }
 
+/** The room's disappearing-messages timer changed. */
+export interface RoomDisappearing {
+  readonly d: DisappearingData;
+  readonly t: "room.disappearing";
+}
+
 /** Post a message; answered by `ok` (once durably stored) or `err`. */
 export interface Send {
   readonly d: SendData;
@@ -870,6 +947,8 @@ export type ClientFrame =
   | React
   | Forward
   | ReceiptSet
+  | Pin
+  | Disappear
   | TypingStart
   | TypingStop
   | PresenceGet
@@ -902,6 +981,8 @@ export const CLIENT_FRAME_TYPES = [
   "msg.react",
   "msg.forward",
   "rcpt",
+  "msg.pin",
+  "room.disappear",
   "typing.start",
   "typing.stop",
   "presence.get",
@@ -937,6 +1018,8 @@ export type ServerFrame =
   | MsgDeleted
   | MsgReaction
   | ReceiptUpdate
+  | MsgPinned
+  | RoomDisappearing
   | CallOk
   | CallRing
   | CallStateFrame
@@ -970,6 +1053,8 @@ export const SERVER_FRAME_TYPES = [
   "msg.deleted",
   "msg.reaction",
   "rcpt.update",
+  "msg.pinned",
+  "room.disappearing",
   "call.ok",
   "call.ring",
   "call.state",
@@ -1010,7 +1095,8 @@ export type ErrorCode =
   | "already_in_call"
   | "call_full"
   | "signal_too_large"
-  | "media_kind_mismatch";
+  | "media_kind_mismatch"
+  | "pin_limit";
 
 /** Each error code's default message. */
 export const ERROR_CODES: { readonly [code in ErrorCode]: string } = {
@@ -1045,6 +1131,7 @@ export const ERROR_CODES: { readonly [code in ErrorCode]: string } = {
   call_full: "This call has as many participants as the server allows.",
   signal_too_large: "The SDP or ICE candidate is larger than the server accepts.",
   media_kind_mismatch: "The upload is not of the message's kind (image, video, audio).",
+  pin_limit: "The room already has 3 pinned messages; unpin one first.",
 };
 
 /** WebSocket close codes. 4000-4099: reconnect with backoff and resume with cursors. 4100-4199: terminal, do not reconnect until the user acts. */
