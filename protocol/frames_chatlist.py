@@ -35,7 +35,9 @@ class ChatSettingsData(msgspec.Struct, kw_only=True):
     muted: Annotated[bool, msgspec.Meta(description="Muted now: no push, unread still counts.")]
     muted_until: Annotated[
         int | None,
-        msgspec.Meta(description="End of the mute, ms since the epoch; null if not muted or forever."),
+        msgspec.Meta(
+            description="End of the mute, ms since the epoch; null if not muted or forever."
+        ),
     ] = None
     mute_forever: bool = False
     pinned: bool = False
@@ -44,9 +46,7 @@ class ChatSettingsData(msgspec.Struct, kw_only=True):
     ] = None
     archived: Annotated[
         bool,
-        msgspec.Meta(
-            description="In the archive now: archived, and no message since (or muted)."
-        ),
+        msgspec.Meta(description="In the archive now: archived, and no message since (or muted)."),
     ] = False
     marked_unread: Annotated[
         bool, msgspec.Meta(description="Marked unread by hand; reading the chat clears it.")

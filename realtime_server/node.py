@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -73,7 +73,11 @@ class Node:
 
 
 @asynccontextmanager
-async def open_node(settings: Settings) -> AsyncIterator[Node]:
+async def open_node(
+    settings: Settings, *, clock: Callable[[], int] = now_ms
+) -> AsyncIterator[Node]:
+    """``clock`` (ms since the epoch) is the node's one clock for time-dependent
+    user state (mute expiry, the chat archive); tests pass one they control."""
     settings = resolve_jwt_secret(settings)
     async with open_store(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -93,6 +97,13 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 )
                 await services.start(system.serve)
                 hub = Hub()
+
+                def push_to_user(user_id: str, raw: bytes) -> None:
+                    # Chat-list pushes (issue 18): every device of the user here.
+                    data = binary_frame(raw)
+                    for session in hub.sessions_of(user_id):
+                        session.push(data)
+
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -174,6 +185,8 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
                             user_id, session_ids, CloseCode.SESSION_REVOKED
                         ),
+                        clock=clock,
+                        push_to_user=push_to_user,
                     )
                 )
                 dispatcher = Dispatcher()
@@ -196,6 +209,8 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         "presence": presence,
                         "ai": ai,
                         "quota": billing.quota,
+                        "clock": clock,
+                        "push_to_user": push_to_user,
                     },
                 )
                 port = await services.start(
