@@ -56,9 +56,12 @@ class StarredOut(msgspec.Struct):
 
 class StarredQuery(msgspec.Struct, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
-    cursor: Annotated[
-        str | None, msgspec.Meta(description="next_cursor of the previous page.", max_length=200)
-    ] = None
+    cursor: (
+        Annotated[
+            str, msgspec.Meta(description="next_cursor of the previous page.", max_length=200)
+        ]
+        | None
+    ) = None
 
 
 class StarredPage(msgspec.Struct):
