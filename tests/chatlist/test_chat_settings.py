@@ -36,7 +36,7 @@ async def _list(http: httpx.AsyncClient, who: Account, **params: Any) -> list[di
 
 async def test_a_mute_for_8_hours_ends_by_itself_on_the_node_clock_and_unread_still_counts(
     node: Node, http: httpx.AsyncClient, clock: ManualClock
-):
+) -> None:
     alice, bob = await register(http), await register(http)
     room = await create_group(http, alice, bob)
     r = await _patch(http, bob, room, mute="8h")
@@ -58,7 +58,7 @@ async def test_a_mute_for_8_hours_ends_by_itself_on_the_node_clock_and_unread_st
 
 async def test_mute_always_a_week_until_a_time_and_off(
     node: Node, http: httpx.AsyncClient, clock: ManualClock
-):
+) -> None:
     alice = await register(http)
     room = await create_group(http, alice)
     always = (await _patch(http, alice, room, mute="always")).json()
@@ -76,7 +76,7 @@ async def test_mute_always_a_week_until_a_time_and_off(
 
 async def test_unknown_mute_durations_and_past_times_are_refused_and_nothing_changes(
     node: Node, http: httpx.AsyncClient, clock: ManualClock
-):
+) -> None:
     alice = await register(http)
     room = await create_group(http, alice)
     for body, field in (
@@ -96,7 +96,7 @@ async def test_unknown_mute_durations_and_past_times_are_refused_and_nothing_cha
 
 async def test_pinned_chats_come_first_newest_pin_on_top_and_a_sixth_pin_is_refused(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice = await register(http)
     rooms = [await create_group(http, alice, name=f"g{i}") for i in range(7)]
     for room in rooms[:5]:
@@ -123,7 +123,7 @@ async def test_pinned_chats_come_first_newest_pin_on_top_and_a_sixth_pin_is_refu
 
 async def test_an_archived_chat_comes_back_with_a_new_message_unless_it_is_muted(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice, bob = await register(http), await register(http)
     loud = await create_group(http, alice, bob, name="loud")
     quiet = await create_group(http, alice, bob, name="quiet")
@@ -140,7 +140,7 @@ async def test_an_archived_chat_comes_back_with_a_new_message_unless_it_is_muted
     assert [r["id"] for r in await _list(http, bob, archived="true")] == [quiet]
 
 
-async def test_archiving_unpins_and_pinning_unarchives(node: Node, http: httpx.AsyncClient):
+async def test_archiving_unpins_and_pinning_unarchives(node: Node, http: httpx.AsyncClient) -> None:
     alice = await register(http)
     room = await create_group(http, alice)
     assert (await _patch(http, alice, room, pinned=True)).json()["pinned"] is True
@@ -152,7 +152,7 @@ async def test_archiving_unpins_and_pinning_unarchives(node: Node, http: httpx.A
 
 async def test_marked_unread_is_cleared_by_reading_over_rest_and_over_the_socket(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice = await register(http)
     room = await create_group(http, alice)
     async with open_client(node.ws_url, alice.access_token) as a:
@@ -170,7 +170,7 @@ async def test_marked_unread_is_cleared_by_reading_over_rest_and_over_the_socket
         assert (await _settings(http, alice, room))["marked_unread"] is False
 
 
-async def test_notification_choice_is_stored_per_chat(node: Node, http: httpx.AsyncClient):
+async def test_notification_choice_is_stored_per_chat(node: Node, http: httpx.AsyncClient) -> None:
     alice = await register(http)
     one, two = await create_group(http, alice), await create_group(http, alice)
     assert (await _patch(http, alice, one, notify="mentions")).json()["notify"] == "mentions"
@@ -178,7 +178,9 @@ async def test_notification_choice_is_stored_per_chat(node: Node, http: httpx.As
     assert (await _settings(http, alice, two))["notify"] == "all"
 
 
-async def test_someone_elses_room_looks_like_no_room_at_all(node: Node, http: httpx.AsyncClient):
+async def test_someone_elses_room_looks_like_no_room_at_all(
+    node: Node, http: httpx.AsyncClient
+) -> None:
     alice, eve = await register(http), await register(http)
     room = await create_group(http, alice)
     for r in (
@@ -192,7 +194,7 @@ async def test_someone_elses_room_looks_like_no_room_at_all(node: Node, http: ht
 
 async def test_a_settings_change_reaches_the_users_other_devices_and_a_late_device_reads_it(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice, bob = await register(http), await register(http)
     room = await create_group(http, alice, bob)
     tablet = await login(http, alice, "tablet")

@@ -35,7 +35,7 @@ def _keys(page: dict[str, Any]) -> list[tuple[str, int]]:
 
 async def test_starred_messages_list_across_rooms_newest_star_first_page_by_page(
     node: Node, http: httpx.AsyncClient, clock: ManualClock
-):
+) -> None:
     alice, bob = await register(http), await register(http)
     one = await create_group(http, alice, bob, name="one")
     two = await create_group(http, alice, bob, name="two")
@@ -71,7 +71,7 @@ async def test_starred_messages_list_across_rooms_newest_star_first_page_by_page
 
 async def test_a_message_deleted_for_everyone_or_for_me_or_in_a_room_i_left_drops_out(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice, bob = await register(http), await register(http)
     room = await create_group(http, alice, bob)
     left = await create_group(http, alice, bob, name="left")
@@ -96,7 +96,7 @@ async def test_a_message_deleted_for_everyone_or_for_me_or_in_a_room_i_left_drop
 
 async def test_starring_needs_a_visible_message_of_a_room_you_are_in(
     node: Node, http: httpx.AsyncClient
-):
+) -> None:
     alice, eve = await register(http), await register(http)
     room = await create_group(http, alice)
     async with open_client(node.ws_url, alice.access_token) as a:
@@ -116,7 +116,7 @@ async def test_starring_needs_a_visible_message_of_a_room_you_are_in(
     assert (await _starred(http, eve))["starred"] == []
 
 
-async def test_a_star_reaches_the_users_other_devices(node: Node, http: httpx.AsyncClient):
+async def test_a_star_reaches_the_users_other_devices(node: Node, http: httpx.AsyncClient) -> None:
     alice = await register(http)
     room = await create_group(http, alice)
     tablet = await login(http, alice, "tablet")
