@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import trio
 
 from protocol.client import open_client
 from protocol.frames import MsgNew
@@ -218,3 +219,20 @@ async def test_a_settings_change_reaches_the_users_other_devices_and_a_late_devi
     # A device that was offline gets the current state from the room list.
     [listed] = await _list(http, alice)
     assert (listed["settings"]["pinned"], listed["settings"]["notify"]) == (True, "none")
+
+
+async def test_six_devices_pinning_at_once_still_make_only_five_pins(
+    node: Node, http: httpx.AsyncClient
+) -> None:
+    alice = await register(http)
+    rooms = [await create_group(http, alice, name=f"g{i}") for i in range(6)]
+    answers: list[int] = []
+
+    async def pin(room: str) -> None:
+        answers.append((await _patch(http, alice, room, pinned=True)).status_code)
+
+    async with trio.open_nursery() as nursery:
+        for room in rooms:
+            nursery.start_soon(pin, room)
+    assert sorted(answers) == [200] * 5 + [409]
+    assert sum(r["settings"]["pinned"] for r in await _list(http, alice)) == 5
