@@ -123,6 +123,17 @@ class PostgresChatListStore:
         return await self._store._in_transaction(run)
 
     async def clear_unread(self, user_id: str, room_id: str, now: int) -> ChatSettings | None:
+        # Every read receipt asks: one plain read first, so the common case
+        # (not marked) takes no transaction and no lock.
+        marked = await self._store._run(
+            self._pool.fetchval,
+            "SELECT 1 FROM chat_settings WHERE user_id = $1 AND room_id = $2 AND marked_unread",
+            user_id,
+            room_id,
+        )
+        if marked is None:
+            return None
+
         async def run(c: asyncpg.Connection) -> ChatSettings | None:
             await c.execute(_LOCK_USER, user_id)
             status = await c.execute(

@@ -139,6 +139,18 @@ class SqliteChatListStore:
         return await self._store._write(run)
 
     async def clear_unread(self, user_id: str, room_id: str, now: int) -> ChatSettings | None:
+        # Every read receipt asks: look on the reader first, so the common
+        # case (not marked) never queues on the write lock.
+        marked = await self._store._read(
+            lambda c: c.execute(
+                "SELECT 1 FROM chat_settings"
+                " WHERE user_id = ? AND room_id = ? AND marked_unread = 1",
+                (user_id, room_id),
+            ).fetchone()
+        )
+        if marked is None:
+            return None
+
         def run(c: sqlite3.Connection) -> ChatSettings | None:
             with _transaction(c):
                 cur = c.execute(
