@@ -236,3 +236,16 @@ async def test_six_devices_pinning_at_once_still_make_only_five_pins(
             nursery.start_soon(pin, room)
     assert sorted(answers) == [200] * 5 + [409]
     assert sum(r["settings"]["pinned"] for r in await _list(http, alice)) == 5
+
+
+async def test_the_openapi_document_describes_the_chat_list(
+    node: Node, http: httpx.AsyncClient
+) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    patch = paths["/rooms/{room_id}/settings"]["patch"]
+    assert "too_many_pinned" in str(patch["responses"]["409"])
+    assert "404" in patch["responses"] and "400" in patch["responses"]
+    assert {"put", "delete"} <= set(paths["/rooms/{room_id}/messages/{seq}/star"])
+    assert "get" in paths["/me/starred"]
+    params = {p["name"] for p in paths["/rooms"]["get"]["parameters"]}
+    assert {"archived", "limit", "offset"} <= params
