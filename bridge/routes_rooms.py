@@ -119,7 +119,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             "Exactly the socket's `rcpt` with `read`: the cursor never moves back, a seq "
             "beyond the room's last message is clamped to it, the room's members get "
             "`rcpt.update` (with a new `ev`) and the reader's other devices get it with "
-            "their unread count. It also clears the chat's \"marked unread\" flag "
+            'their unread count. It also clears the chat\'s "marked unread" flag '
             "(`chat.settings` to your devices). Answers the stored cursor."
         ),
         tag="rooms",
