@@ -70,6 +70,7 @@ from protocol.frames_ai import (
     AiStartData,
     AiUsage,
 )
+from realtime_server import metrics
 from storage.ai import AiAnswer, AiStore
 from storage.base import now_ms
 
@@ -422,6 +423,8 @@ class Generation:
             )
         self._fan(final)
         self.final = final
+        outcome = "failed" if error else ("stopped" if self.status == "stopped" else "done")
+        metrics.ai_generation_finished(outcome, len(self.deltas))
 
 
 # ----- the supervisor -----------------------------------------------------------

@@ -61,6 +61,7 @@ from protocol.frames_calls import (
     RemoteIceData,
     RemoteSdpData,
 )
+from realtime_server import metrics
 from storage.base import Store, now_ms
 from storage.calls import CallParticipantRecord, CallRecord, CallStore
 from storage.contacts import blocked_either_way, contacts_store
@@ -363,8 +364,10 @@ class CallActor(Actor):
                 "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
             ) from exc
         self.call = call
+        metrics.call_started()
         msg.reply(CallOk(re=msg.request_id, d=rules.view(call, deps.ice_servers(caller))))
         if call.ended:  # every callee was busy
+            metrics.call_ended(call.outcome)
             self._announce(Change("ended", caller, ()), users=[caller])
             self.held.clear()
             return
@@ -597,6 +600,7 @@ class CallActor(Actor):
             reply[0].reply(reply[1])
         self._announce(change)
         if call.ended:
+            metrics.call_ended(call.outcome)
             self.deps.registry.cancel_all(self.key)
             self.deps.registry.release_call(self.key)
             self.held.clear()

@@ -55,6 +55,7 @@ from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
+from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
 from storage.errors import StoreError
@@ -248,6 +249,7 @@ class BlocksChanged:
 class _Pending:
     message: StoredMessage | None
     waiters: list[Post | PostAs] = field(default_factory=list)
+    since: float = field(default_factory=metrics.now)  # for the ack-latency histogram
 
 
 @dataclass(slots=True, eq=False)
@@ -313,6 +315,7 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
                 )
     for session, parts in acks.items():
         session.push(parts[0] if len(parts) == 1 else b"".join(parts))
+    metrics.fanned_out(hub, members, items, origins)
     return wires
 
 

@@ -36,6 +36,7 @@ import trio
 
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
 from protocol.errors import ErrorCode
+from realtime_server import metrics
 from storage.outage import StorageHealth, is_outage
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,15 @@ class ActorSystem:
     def statistics(self) -> SystemStatistics:
         return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
 
+    def census(self) -> dict[str, tuple[int, int, int]]:
+        """Per kind: live actors, messages queued in their inboxes, the fullest inbox."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for (kind, _), cell in self._cells.items():
+            queued = cell.receive.statistics().current_buffer_used
+            live, total, most = out.get(kind, (0, 0, 0))
+            out[kind] = (live + 1, total + queued, max(most, queued))
+        return out
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host every actor until cancelled."""
         async with trio.open_nursery() as nursery:
@@ -326,7 +336,9 @@ class ActorSystem:
                     error = self._crash_error(cell, exc)
                     self._fail_all(cell, error)
                     self._abandon(actor, error)
-                    if not self._may_restart(cell):
+                    restart = self._may_restart(cell)
+                    metrics.actor_crashed(cell.kind, restarted=restart)
+                    if not restart:
                         log.error(
                             "actor %s:%s over its restart budget; stopped", cell.kind, cell.key
                         )

@@ -169,6 +169,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def change_role(me: str, room_id: str, user_id: str, action: str) -> Response:
         room, role = await _group_role(store, room_id, me)
         target = _role_of(room, user_id)
+        if target is None:
+            raise NotFound("That user is not a member of this group.", field="user_id")
         _refuse(problem_with(action, role, target))
         new, was = ("admin", "member") if action == "promote" else ("member", "admin")
         if target != was:

@@ -22,7 +22,7 @@ import logging
 import socket
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -44,9 +44,11 @@ from actors.errors import ActorError
 from actors.room import ROOM, Replay, ReplayResult
 from actors.room_changes import EV_KEY
 from actors.runtime import ActorSystem
+from bridge.cors import ws_origin_allowed
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from realtime_server import metrics
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.session import Session, SessionInfo
@@ -59,10 +61,19 @@ log = logging.getLogger(__name__)
 RECEIVE_SIZE = 65536
 
 
-class TokenVerifier:
+class Claims(Protocol):
+    """What the gateway reads of a verified access token (bridge.tokens.AccessClaims)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+
+
+class TokenVerifier(Protocol):
     """What the gateway needs of bridge.tokens.TokenService (kept structural)."""
 
-    def verify_access(self, token: str) -> object: ...
+    def verify_access(self, token: str) -> Claims: ...
 
 
 class _Closed(Exception):
@@ -78,7 +89,7 @@ class _Conn:
     session: Session | None = None
     last_rx: float = 0.0
     # Fragments of the message being received, and whether it went over the limit.
-    parts: list[bytes] | None = None
+    parts: list[bytes | bytearray] | None = None
     size: int = 0
     oversize: bool = False
 
@@ -125,6 +136,10 @@ class Gateway:
         if not isinstance(request, Request):
             await _send_quietly(stream, ws.send(RejectConnection(status_code=400)))
             return
+        origin = next((v for k, v in request.extra_headers if k.lower() == b"origin"), None)
+        if not ws_origin_allowed(self.settings, origin, request.host):  # CORS_ORIGINS
+            await _send_quietly(stream, ws.send(RejectConnection(status_code=403)))
+            return
         await stream.send_all(ws.send(AcceptConnection()))
         # Past the upgrade only the frame protocol is needed. Dropping the
         # HTTP handshake (h11 state, request headers) saves ~2.7 KB of every
@@ -133,6 +148,7 @@ class Gateway:
         conn.ws = ws.connection
         del ws, request
         self._conns.add(conn)
+        metrics.connection_opened()
         try:
             await self._serve(conn)
         except _Closed:
@@ -154,10 +170,10 @@ class Gateway:
         if hello is None:
             return
         claims, data = hello
-        plan = await self._plan_info(claims.user_id)  # type: ignore[attr-defined]
+        plan = await self._plan_info(claims.user_id)
         info = SessionInfo(
-            user_id=claims.user_id,  # type: ignore[attr-defined]
-            session_id=claims.session_id,  # type: ignore[attr-defined]
+            user_id=claims.user_id,
+            session_id=claims.session_id,
             device=data.d.device,
             conn_id=next(self._conn_ids),
         )
@@ -234,7 +250,7 @@ class Gateway:
 
     # ----- reading -----------------------------------------------------------------
 
-    async def _next_message(self, conn: _Conn) -> bytes | ProtocolError:
+    async def _next_message(self, conn: _Conn) -> bytes | bytearray | ProtocolError:
         """The next complete client message, or the error it earned."""
         ws = conn.ws
         while True:
@@ -263,10 +279,15 @@ class Gateway:
             except RemoteProtocolError:
                 raise _Closed from None
 
-    def _collect(self, conn: _Conn, event: Message) -> bytes | ProtocolError | None:
+    def _collect(
+        self, conn: _Conn, event: Message[Any]
+    ) -> bytes | bytearray | ProtocolError | None:
         if conn.parts is None:
             conn.parts, conn.size, conn.oversize = [], 0, False
-        chunk = event.data if isinstance(event, BytesMessage) else event.data.encode()
+        # wsproto may hand a frame's payload over as a bytearray: kept as is, no copy.
+        chunk: bytes | bytearray = (
+            event.data if isinstance(event, BytesMessage) else event.data.encode()
+        )
         conn.size += len(chunk)
         if conn.size > conn.max_frame:
             # Keep reading to the end of the message but keep none of it.
@@ -295,7 +316,7 @@ class Gateway:
         else:
             await conn.stream.send_all(data)
 
-    async def _receive_hello(self, conn: _Conn) -> tuple[object, frames.Hello] | None:
+    async def _receive_hello(self, conn: _Conn) -> tuple[Claims, frames.Hello] | None:
         with trio.move_on_after(self.settings.hello_timeout):
             raw = await self._next_message(conn)
             if isinstance(raw, ProtocolError):
@@ -306,6 +327,7 @@ class Gateway:
             except ProtocolError as exc:
                 await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, exc.message)
                 return None
+            metrics.frame_in(frame)
             if not isinstance(frame, frames.Hello):
                 await self._reject(
                     conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
@@ -343,6 +365,7 @@ class Gateway:
         max_frame = conn.max_frame
         ctx = FrameContext(session, self.settings, self.system, self.hub, self.services)
         handler_for = self.dispatcher.handler_for
+        frame_in = metrics.frame_in
         # Token bucket over every frame this connection sends: a flooding client
         # is told to slow down and costs the rooms nothing.
         rate = self.settings.rate_limit_frames_per_second
@@ -370,6 +393,7 @@ class Gateway:
                     )
                     continue
                 tokens -= 1
+            frame_in(frame)
             handler = handler_for(frame)
             if handler is None:
                 session.push_error(
@@ -461,7 +485,7 @@ class Gateway:
                 conn.session.close(code)
 
 
-def _try_send(ws: WSConnection, event: CloseConnection | Ping | Pong) -> bytes:
+def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
     try:
         return ws.send(event)
     except LocalProtocolError:  # already closing: nothing more may be sent

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +31,7 @@ from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from bridge.turn import ice_servers
 from protocol.errors import CloseCode
-from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing
+from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing, metrics
 from realtime_server import presence as presence_frames
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
@@ -167,6 +167,10 @@ async def open_node(
                 await services.start(billing.serve)
                 # Every AI ask goes through billing's quota before a provider is called.
                 ai.quota = billing.quota
+
+                def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
+                    hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
+
                 app = create_app(
                     BridgeServices(
                         settings,
@@ -182,9 +186,7 @@ async def open_node(
                         calls=call_registry,
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
-                        revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
-                            user_id, session_ids, CloseCode.SESSION_REVOKED
-                        ),
+                        revoke_sockets=revoke_sockets,
                         clock=clock,
                         push_to_user=push_to_user,
                     )
@@ -224,6 +226,7 @@ async def open_node(
                 )
                 node = Node(settings, store, writer, system, hub, gateway, tokens, port)
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
+                await services.start(metrics.watch, node)  # /metrics reads it until shutdown
                 try:
                     yield node
                 finally:

@@ -44,6 +44,8 @@ from enum import Enum
 
 import trio
 
+from realtime_server import metrics
+
 from .base import Store, StoredMessage
 from .errors import Conflict, NotFound, StoreError
 from .outage import health_of
@@ -182,6 +184,7 @@ class MessageWriter:
 
     async def _write(self, jobs: list[_Job]) -> None:
         rows = [m for job in jobs for m in job.messages]
+        started = metrics.now()
         try:
             await self._store.insert_messages(rows)
         except Exception as exc:
@@ -191,6 +194,7 @@ class MessageWriter:
                 return
             log.debug("combined write of %d jobs failed (%r); retrying singly", len(jobs), exc)
         else:
+            metrics.writer_committed(len(rows), started)
             self._committed(rows)
             for job in jobs:
                 self._finish_in_flight(job, None)
@@ -234,6 +238,8 @@ class MessageWriter:
             self._jobs += 1
         else:
             self._failures += 1
+            if not isinstance(error, Conflict | NotFound):  # the database failed, not the data
+                metrics.writer_failed()
             if not isinstance(error, StoreError):
                 log.error("message write failed with a non-storage error", exc_info=error)
         try:
