@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from .base import RoomMember, RoomSummary, StoredMessage
 from .chatlist import (
