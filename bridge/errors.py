@@ -74,6 +74,8 @@ class RestCode(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     NOT_CONFIGURED = "not_configured"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # ----- chat list (issue 18) -----
+    TOO_MANY_PINNED = "too_many_pinned"
 
 
 Code = ErrorCode | RestCode
@@ -97,6 +99,7 @@ REST_MESSAGES: dict[RestCode, str] = {
     RestCode.DELIVERY_FAILED: "The code could not be sent; retry shortly.",
     RestCode.NOT_CONFIGURED: "This feature is not configured on this server.",
     RestCode.PROVIDER_UNAVAILABLE: "The sign-in provider did not answer; retry shortly.",
+    RestCode.TOO_MANY_PINNED: "You have pinned as many chats as allowed; unpin one first.",
 }
 
 # The single code -> status table. A code missing here is a bug and answers 500.
@@ -129,6 +132,7 @@ STATUS: dict[Code, int] = {
     RestCode.DELIVERY_FAILED: 502,
     RestCode.NOT_CONFIGURED: 503,
     RestCode.PROVIDER_UNAVAILABLE: 502,
+    RestCode.TOO_MANY_PINNED: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503,

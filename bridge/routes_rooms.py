@@ -14,6 +14,8 @@ from quart import Response
 
 from actors.errors import ActorError
 from actors.room_changes import change_as
+from bridge import routes_chatlist
+from bridge.chatlist import clear_marked_unread
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
 from bridge.routing import Router, json_response
 from bridge.schemas import (
@@ -27,10 +29,7 @@ from bridge.schemas import (
     ReadRequest,
     ReadResponse,
     RoomEnvelope,
-    RoomList,
-    RoomListQuery,
     RoomOut,
-    RoomSummaryOut,
 )
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
@@ -70,20 +69,6 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         room = await store.create_room(wanted)
         created = room.id == wanted.id
         return json_response(RoomEnvelope(RoomOut.of(room)), status=201 if created else 200)
-
-    @router.route(
-        "GET",
-        "/rooms",
-        summary="Your rooms, most recent activity first",
-        tag="rooms",
-        query=RoomListQuery,
-        responses={200: RoomList},
-    )
-    async def list_rooms(claims: AccessClaims, query: RoomListQuery) -> Response:
-        summaries = await store.list_rooms(claims.user_id, limit=query.limit, offset=query.offset)
-        return json_response(
-            RoomList([RoomSummaryOut.of_summary(s, claims.user_id) for s in summaries])
-        )
 
     @router.route(
         "GET",
@@ -134,7 +119,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             "Exactly the socket's `rcpt` with `read`: the cursor never moves back, a seq "
             "beyond the room's last message is clamped to it, the room's members get "
             "`rcpt.update` (with a new `ev`) and the reader's other devices get it with "
-            "their unread count. Answers the stored cursor."
+            'their unread count. It also clears the chat\'s "marked unread" flag '
+            "(`chat.settings` to your devices). Answers the stored cursor."
         ),
         tag="rooms",
         body=ReadRequest,
@@ -153,7 +139,15 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 raise NotFound(_NO_SUCH_ROOM) from exc
             raise BridgeError(exc.message, code=exc.code) from exc
         assert done.read is not None
+        # Reading a chat clears its "marked unread" flag (issue 18).
+        await clear_marked_unread(
+            store, services.push_to_user, claims.user_id, room_id, services.clock()
+        )
         return json_response(ReadResponse(done.read))
+
+    # The chat list (issue 18) owns GET /rooms (with each room's settings) and
+    # the per-chat settings and star routes.
+    routes_chatlist.add_routes(router, services)
 
 
 async def _member_room(store: Store, room_id: str, user_id: str) -> Room:

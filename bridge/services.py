@@ -10,7 +10,7 @@ from actors.runtime import ActorSystem
 from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from realtime_server.settings import Settings
-from storage.base import Store
+from storage.base import Store, now_ms
 from storage.blobs import BlobStore
 
 
@@ -38,6 +38,11 @@ class BridgeServices:
     # member or a block reaches the running calls at once.
     calls: Any = None
     revoke_sockets: Callable[[str, Sequence[str]], None] | None = None
+    # Chat list (issue 18): the node's one clock (ms since the epoch; tests
+    # replace it to move time), and how a frame reaches all of a user's
+    # online devices: push_to_user(user_id, encoded_frame). None without a node.
+    clock: Callable[[], int] = now_ms
+    push_to_user: Callable[[str, bytes], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

@@ -210,6 +210,7 @@ from protocol.frames_calls import (  # noqa: E402
     CallStart,
     CallStateFrame,
 )
+from protocol.frames_chatlist import ChatSettingsChanged, MsgStarred  # noqa: E402
 from protocol.frames_presence import (  # noqa: E402
     PRESENCE_CLIENT_TYPES,
     Presence,
@@ -335,4 +336,6 @@ ServerFrame = (
     | CallRemoteSdp
     | CallRemoteIce
     | CallMissed
+    | ChatSettingsChanged
+    | MsgStarred
 )

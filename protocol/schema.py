@@ -51,6 +51,7 @@ from protocol.frames import (
 from protocol.schema_ai import AI_EXAMPLES
 from protocol.schema_calls import CALL_EXAMPLES
 from protocol.schema_chat import CHAT_EXAMPLES
+from protocol.schema_chatlist import CHATLIST_EXAMPLES
 from protocol.schema_presence import PRESENCE_EXAMPLES
 from protocol.version import PROTOCOL_VERSION
 
@@ -104,6 +105,7 @@ EXAMPLES: dict[str, msgspec.Struct] = {
     **AI_EXAMPLES,
     **CALL_EXAMPLES,
     **PRESENCE_EXAMPLES,
+    **CHATLIST_EXAMPLES,
 }
 
 

@@ -15,6 +15,7 @@ from actors.errors import ActorError
 from actors.room import ROOM, GetMessage, IsMember, Post, post_as
 from actors.room_changes import Change
 from actors.room_rules import content_problem, forwarded_copy, is_emoji, meta_of
+from bridge.chatlist import clear_marked_unread
 from protocol import frames
 from protocol.errors import ErrorCode
 from protocol.frames_chat import (
@@ -129,6 +130,16 @@ async def on_receipt(ctx: FrameContext, frame: ReceiptSet) -> None:
     if frame.d.read is None and frame.d.dlv is None:
         ctx.session.push_error(ErrorCode.INVALID, "Give 'read', 'dlv' or both.", frame.id)
         return
+    if frame.d.read is not None:
+        # Reading a chat clears its "marked unread" flag (issue 18).
+        services = ctx.services
+        await clear_marked_unread(
+            services["store"],
+            services.get("push_to_user"),
+            ctx.user_id,
+            frame.d.room,
+            services.get("clock", now_ms)(),
+        )
     await ctx.system.ref(ROOM, frame.d.room).tell(
         Change(ctx.session, frame.id, ctx.user_id, frame.d)
     )

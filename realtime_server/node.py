@@ -77,7 +77,10 @@ class Node:
 
 @asynccontextmanager
 async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Node]:
-    """``clock``: when disappearing messages expire (default: the wall clock)."""
+    """``clock`` is the node's one clock for time-dependent state: when
+    disappearing messages expire, mute expiry, the chat archive (default: the
+    wall clock); tests pass one they move."""
+    node_clock = clock or WallClock()
     settings = resolve_jwt_secret(settings)
     async with open_store(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -99,7 +102,14 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                 hub = Hub()
                 # Disappearing messages (issue 18): rooms tell the sweeper of
                 # new expiries; it erases them through the rooms.
-                expiry = ExpirySweeper(store, system, clock or WallClock())
+                expiry = ExpirySweeper(store, system, node_clock)
+
+                def push_to_user(user_id: str, raw: bytes) -> None:
+                    # Chat-list pushes (issue 18): every device of the user here.
+                    data = binary_frame(raw)
+                    for session in hub.sessions_of(user_id):
+                        session.push(data)
+
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -186,6 +196,8 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
                         revoke_sockets=revoke_sockets,
+                        clock=node_clock.now_ms,
+                        push_to_user=push_to_user,
                     )
                 )
                 dispatcher = Dispatcher()
@@ -208,6 +220,8 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         "presence": presence,
                         "ai": ai,
                         "quota": billing.quota,
+                        "clock": node_clock.now_ms,
+                        "push_to_user": push_to_user,
                     },
                 )
                 port = await services.start(

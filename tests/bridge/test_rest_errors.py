@@ -149,11 +149,11 @@ async def test_a_bug_is_a_500_that_tells_the_client_nothing(
     bug = RuntimeError("secret internal detail")
     with trio.fail_after(10):
         account = await rest.register("ada")
-        broken = FailingStore(services.store, bug, "list_rooms")
+        broken = FailingStore(services.store, bug, "get_room")
         async with serve_app(BridgeServices.build(services.settings, broken)) as url:
             async with httpx.AsyncClient(base_url=url) as http:
                 with caplog.at_level(logging.ERROR, logger="bridge"):
-                    response = await http.get("/rooms", headers=account.headers)
+                    response = await http.get("/rooms/r_any", headers=account.headers)
     rest.assert_error(response, 500, "internal")
     assert "secret" not in response.text
     assert "Traceback" not in response.text

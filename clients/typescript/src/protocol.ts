@@ -360,6 +360,44 @@ export interface CallView {
   readonly state: "active" | "ended" | "ringing";
 }
 
+/** Your settings of a chat changed (on any of your devices). */
+export interface ChatSettingsChanged {
+  readonly d: ChatSettingsData;
+  readonly t: "chat.settings";
+}
+
+/** One user's settings of one room, as the server evaluates them now. */
+export interface ChatSettingsData {
+  /**
+   * In the archive now: archived, and no message since (or muted).
+   * @default false (absent on the wire when it is the default)
+   */
+  readonly archived?: boolean;
+  /**
+   * Marked unread by hand; reading the chat clears it.
+   * @default false (absent on the wire when it is the default)
+   */
+  readonly marked_unread?: boolean;
+  /** @default false (absent on the wire when it is the default) */
+  readonly mute_forever?: boolean;
+  /** Muted now: no push, unread still counts. */
+  readonly muted: boolean;
+  /** End of the mute, ms since the epoch; null if not muted or forever. */
+  readonly muted_until?: number | null;
+  /**
+   * Which messages of this chat may notify.
+   * @default "all" (absent on the wire when it is the default)
+   */
+  readonly notify?: "all" | "mentions" | "none";
+  /** @default false (absent on the wire when it is the default) */
+  readonly pinned?: boolean;
+  /** Pin order key: higher is nearer the top. */
+  readonly pinned_at?: number | null;
+  readonly room: string;
+  /** @default 0 (absent on the wire when it is the default) */
+  readonly updated_at?: number;
+}
+
 /** A contact card: a name and at least one way to reach them. */
 export interface Contact {
   /**
@@ -586,6 +624,12 @@ export interface MsgPinned {
 export interface MsgReaction {
   readonly d: ReactionData;
   readonly t: "msg.reaction";
+}
+
+/** You starred or unstarred a message (on any of your devices). */
+export interface MsgStarred {
+  readonly d: StarredData;
+  readonly t: "msg.starred";
 }
 
 /** Success reply to request `re`; `d` is the stored message for `msg.send`. */
@@ -876,6 +920,13 @@ export interface SendData {
   readonly text?: string;
 }
 
+export interface StarredData {
+  readonly at: number;
+  readonly on: boolean;
+  readonly room: string;
+  readonly seq: number;
+}
+
 /** A member of one of your rooms started or stopped typing. */
 export interface Typing {
   readonly d: TypingEventData;
@@ -1025,7 +1076,9 @@ export type ServerFrame =
   | CallStateFrame
   | CallRemoteSdp
   | CallRemoteIce
-  | CallMissed;
+  | CallMissed
+  | ChatSettingsChanged
+  | MsgStarred;
 
 /** Every `t` of a ServerFrame. */
 export type ServerFrameType = ServerFrame["t"];
@@ -1061,6 +1114,8 @@ export const SERVER_FRAME_TYPES = [
   "call.remote.sdp",
   "call.remote.ice",
   "call.missed",
+  "chat.settings",
+  "msg.starred",
 ] as const satisfies readonly ServerFrameType[];
 
 /** Stable machine codes in the 'code' field of 'err' frames and REST errors. Never renamed; new ones may be added, so treat an unknown code like 'internal'. */
