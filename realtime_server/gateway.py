@@ -18,6 +18,7 @@ The gateway never touches SQL: rooms are reached through their actors.
 from __future__ import annotations
 
 import itertools
+import re
 import logging
 import socket
 from dataclasses import dataclass
@@ -53,10 +54,12 @@ from realtime_server.session import Session, SessionInfo
 from realtime_server.settings import Settings
 from realtime_server.wsframes import binary_frame
 from storage.base import now_ms
+from storage.presence import presence_store
 
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 65536
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class TokenVerifier:
@@ -311,6 +314,15 @@ class Gateway:
                     conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
                 )
                 return None
+            if _CONTROL_CHARS.search(frame.d.device):
+                # The schema's pattern cannot refuse a trailing newline ("$"
+                # matches before one): checked here once more, exactly.
+                await self._reject(
+                    conn,
+                    CloseCode.PROTOCOL_VIOLATION,
+                    "Invalid 'hello' frame: the device name holds a control character.",
+                )
+                return None
             if frame.d.v not in SUPPORTED_VERSIONS:
                 await self._reject(
                     conn,
@@ -388,7 +400,17 @@ class Gateway:
         evs = evs or {}
         sent: dict[str, int] = {}
         sent_evs: dict[str, int] = {}
+        readable = await self._member_rooms(session.user_id, list(cursors))
         for room, after in cursors.items():
+            if readable is not None and room not in readable:
+                # Unknown or not ours: refused from one batched lookup, without
+                # waking (or spawning) a room actor per name.
+                session.push_error(
+                    ErrorCode.NOT_MEMBER,
+                    f"resume of room {room}: you are not a member of this room "
+                    "(or it does not exist).",
+                )
+                continue
             try:
                 result: ReplayResult = await self.system.ref(ROOM, room).ask(
                     Replay(session.user_id, after, evs.get(room))
@@ -431,6 +453,19 @@ class Gateway:
         session.push_frame(frames.ResumeDone(d=frames.ResumeDoneData(rooms=sent, evs=sent_evs)))
         # Held live change events are deduplicated by ev under their own key.
         session.finish_sync({**sent, **{room + EV_KEY: ev for room, ev in sent_evs.items()}})
+
+    async def _member_rooms(self, user_id: str, rooms: list[str]) -> set[str] | None:
+        """Which of ``rooms`` the user belongs to, in one query; None if unknown
+        (no store, or storage failed: then each room actor answers for itself)."""
+        store = self.services.get("store")
+        if store is None or not rooms:
+            return None
+        try:
+            with trio.move_on_after(self.settings.ask_timeout):
+                return await presence_store(store).member_rooms(user_id, rooms)
+        except Exception:
+            log.warning("resume: the batched membership lookup failed", exc_info=True)
+        return None
 
     def _beat(self, conn: _Conn, session: Session) -> None:
         """Every HEARTBEAT_INTERVAL, from the session's writer: ping, or close a silent peer."""
