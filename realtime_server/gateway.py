@@ -18,8 +18,8 @@ The gateway never touches SQL: rooms are reached through their actors.
 from __future__ import annotations
 
 import itertools
-import re
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from functools import partial
