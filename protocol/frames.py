@@ -179,6 +179,25 @@ class Hello(_Frame, tag="hello"):
     d: HelloData
 
 
+class AuthData(msgspec.Struct, omit_defaults=True):
+    """A fresh access token for the open session: same user, same device session."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class Auth(_Frame, tag="auth"):
+    """Re-authenticate the open socket before its access token expires.
+
+    Answered ``ok`` (the session now lives until the new token's expiry) or
+    ``err`` (``token_expired``, ``unauthorized``, or ``forbidden`` for a token
+    of another user or device session; the session keeps its old expiry).
+    Without it the server closes the socket with 4004 when the token expires.
+    """
+
+    id: RequestId
+    d: AuthData
+
+
 class Ping(_Frame, tag="ping"):
     """Application-level round trip; answered by ``pong``."""
 
@@ -234,6 +253,7 @@ from protocol.frames_presence import (  # noqa: E402
 
 ClientFrame = (
     Hello
+    | Auth
     | Ping
     | Send
     | AiAsk
@@ -258,7 +278,7 @@ ClientFrame = (
     | CallIce
 )
 CLIENT_FRAME_TYPES: frozenset[str] = (
-    frozenset({"hello", "ping", "msg.send"})
+    frozenset({"hello", "auth", "ping", "msg.send"})
     | AI_CLIENT_TYPES
     | PRESENCE_CLIENT_TYPES
     | CALL_CLIENT_TYPES

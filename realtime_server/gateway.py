@@ -21,6 +21,7 @@ import itertools
 import logging
 import re
 import socket
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -81,7 +82,7 @@ class _Conn:
     session: Session | None = None
     last_rx: float = 0.0
     # Fragments of the message being received, and whether it went over the limit.
-    parts: list[bytes] | None = None
+    parts: list[bytes | bytearray] | None = None
     size: int = 0
     oversize: bool = False
 
@@ -172,7 +173,9 @@ class Gateway:
                 conn.ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code]))
             ),
             raw_socket=socket.socket(fileno=conn.stream.socket.fileno()),
+            close_timeout=self.settings.close_timeout,
         )
+        self._set_expiry(session, claims)
         async with trio.open_nursery() as nursery:
 
             async def write_then_stop() -> None:
@@ -266,7 +269,7 @@ class Gateway:
             except RemoteProtocolError:
                 raise _Closed from None
 
-    def _collect(self, conn: _Conn, event: Message) -> bytes | ProtocolError | None:
+    def _collect(self, conn: _Conn, event: Message[Any]) -> bytes | ProtocolError | None:
         if conn.parts is None:
             conn.parts, conn.size, conn.oversize = [], 0, False
         chunk = event.data if isinstance(event, BytesMessage) else event.data.encode()
@@ -290,7 +293,8 @@ class Gateway:
             return ProtocolError(
                 ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text."
             )
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        first = parts[0] if len(parts) == 1 else None
+        return first if isinstance(first, bytes) else b"".join(parts)
 
     async def _send_control(self, conn: _Conn, data: bytes) -> None:
         if conn.session is not None:
@@ -382,6 +386,9 @@ class Gateway:
                     )
                     continue
                 tokens -= 1
+            if isinstance(frame, frames.Auth):
+                self._reauthorize(session, frame)
+                continue
             handler = handler_for(frame)
             if handler is None:
                 session.push_error(
@@ -391,6 +398,38 @@ class Gateway:
                 )
                 continue
             await handler(ctx, frame)
+
+    def _reauthorize(self, session: Session, frame: frames.Auth) -> None:
+        """``auth``: a fresh access token for this very session extends its life."""
+        try:
+            claims = self.tokens.verify_access(frame.d.token)
+        except Exception as exc:  # bridge.tokens.AuthError and kin
+            code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
+            code = (
+                ErrorCode.TOKEN_EXPIRED
+                if code == ErrorCode.TOKEN_EXPIRED
+                else (ErrorCode.UNAUTHORIZED)
+            )
+            session.push_error(code, getattr(exc, "message", None), frame.id)
+            return
+        if (
+            getattr(claims, "user_id", None) != session.user_id
+            or getattr(claims, "session_id", None) != session.info.session_id
+        ):
+            session.push_error(
+                ErrorCode.FORBIDDEN,
+                "This token belongs to another user or device session; reconnect to use it.",
+                frame.id,
+            )
+            return
+        self._set_expiry(session, claims)
+        session.push_frame(frames.Ok(re=frame.id))
+
+    @staticmethod
+    def _set_expiry(session: Session, claims: object) -> None:
+        expires_at = getattr(claims, "expires_at", None)  # ms since the Unix epoch
+        if isinstance(expires_at, int):
+            session.reauthorize(expires_at / 1000 - time.time())
 
     # ----- resume and heartbeat ------------------------------------------------
 
@@ -494,7 +533,7 @@ class Gateway:
                 conn.session.close(code)
 
 
-def _try_send(ws: WSConnection, event: CloseConnection | Ping | Pong) -> bytes:
+def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
     try:
         return ws.send(event)
     except LocalProtocolError:  # already closing: nothing more may be sent

@@ -35,6 +35,8 @@ class Settings:
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 10.0
     hello_timeout: float = 10.0
+    # ----- gateway and listener robustness (issue 12) -----
+    close_timeout: float = 5.0  # a closing socket's wait for the peer to take the close frame
     actor_idle_seconds: float = 300.0
     actor_inbox_size: int = 1024
     ask_timeout: float = 10.0
