@@ -60,6 +60,8 @@ from storage.presence import presence_store
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 65536
+# Seconds a closed connection keeps discarding what the peer still sends (_linger).
+LINGER = 2.0
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
@@ -85,6 +87,9 @@ class _Conn:
     parts: list[bytes | bytearray] | None = None
     size: int = 0
     oversize: bool = False
+    # Set only while the reader waits for bytes: begin_drain() cancels that
+    # wait, never a handler at work.
+    read_scope: trio.CancelScope | None = None
 
 
 class Gateway:
@@ -107,10 +112,26 @@ class Gateway:
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
         self._all_closed = trio.Event()
+        # A draining shutdown: read no more frames, accept no more sessions.
+        self.draining = False
+        self._in_handlers = 0
 
     @property
     def connections(self) -> int:
         return len(self._conns)
+
+    @property
+    def handling(self) -> int:
+        """Frames being handled right now (a draining shutdown waits for them)."""
+        return self._in_handlers
+
+    def begin_drain(self) -> None:
+        """Stop reading frames: each connection finishes the frame in hand and
+        then waits for the node to close its session (``close_all``)."""
+        self.draining = True
+        for conn in self._conns:
+            if conn.read_scope is not None:
+                conn.read_scope.cancel()
 
     async def wait_all_closed(self) -> None:
         while self._conns:
@@ -144,18 +165,22 @@ class Gateway:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            self._conns.discard(conn)
-            if not self._conns:
-                self._all_closed.set()
             if conn.session is not None:
                 self.hub.remove(conn.session)
                 self._session_ended(conn.session)
             with trio.CancelScope(shield=True):
+                await _linger(stream)
+                self._conns.discard(conn)
+                if not self._conns:
+                    self._all_closed.set()
                 await stream.aclose()
 
     async def _serve(self, conn: _Conn) -> None:
         hello = await self._receive_hello(conn)
         if hello is None:
+            return
+        if self.draining:
+            await self._reject(conn, CloseCode.GOING_AWAY, CLOSE_REASONS[CloseCode.GOING_AWAY])
             return
         claims, data = hello
         plan = await self._plan_info(claims.user_id)  # type: ignore[attr-defined]
@@ -216,9 +241,13 @@ class Gateway:
                 await self._read_loop(conn, session)
             except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
-            if session.close_code is not None:
-                # Let the writer put our close frame on the wire, briefly.
-                with trio.move_on_after(2):
+            if self.draining and session.close_code is None:
+                # The node closes the session (what is queued, acks included,
+                # goes out first) once in-flight work has been answered.
+                await session.closed.wait()
+            elif session.close_code is not None:
+                # The writer puts our close frame on the wire (bounded by CLOSE_TIMEOUT).
+                with trio.move_on_after(self.settings.close_timeout + 1):
                     await session.closed.wait()
             nursery.cancel_scope.cancel()
 
@@ -260,8 +289,13 @@ class Gateway:
                     raise _Closed
                 elif isinstance(event, Pong):
                     pass
-            data = await conn.stream.receive_some(RECEIVE_SIZE)
-            if not data:
+            if self.draining:
+                raise _Closed
+            data = b""
+            with trio.CancelScope() as conn.read_scope:
+                data = await conn.stream.receive_some(RECEIVE_SIZE)
+            conn.read_scope = None
+            if not data:  # EOF, or begin_drain() stopped the wait
                 raise _Closed
             conn.last_rx = trio.current_time()
             try:
@@ -397,7 +431,11 @@ class Gateway:
                     getattr(frame, "id", None),
                 )
                 continue
-            await handler(ctx, frame)
+            self._in_handlers += 1
+            try:
+                await handler(ctx, frame)
+            finally:
+                self._in_handlers -= 1
 
     def _reauthorize(self, session: Session, frame: frames.Auth) -> None:
         """``auth``: a fresh access token for this very session extends its life."""
@@ -526,11 +564,12 @@ class Gateway:
         if presence is not None:
             presence.session_closed(session)
 
-    def close_all(self, code: CloseCode) -> None:
-        """Used at shutdown: every session gets a close frame with ``code``."""
+    def close_all(self, code: CloseCode, *, flush: bool = False) -> None:
+        """Used at shutdown: every session gets a close frame with ``code``
+        (after what is queued for it, with ``flush``)."""
         for conn in list(self._conns):
             if conn.session is not None:
-                conn.session.close(code)
+                conn.session.close(code, flush=flush)
 
 
 def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
@@ -545,6 +584,23 @@ async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
         try:
             await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Close our side, then discard what the peer still sends, briefly.
+
+    Closing a socket with unread bytes in it (a client's pipelined requests
+    after we stopped reading) makes the kernel send a reset, and a reset can
+    destroy what the peer had not read yet: our last acks and the close
+    frame. Ending with EOF first lets the peer read everything we sent.
+    """
+    with trio.move_on_after(LINGER):
+        try:
+            await stream.send_eof()
+            while await stream.receive_some(RECEIVE_SIZE):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
             pass
 
 
