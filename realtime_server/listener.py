@@ -102,6 +102,9 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         self._read_scope: trio.CancelScope | None = None
         self._awaiting_body = False
         self._closing = False
+        self._reader_left = trio.Event()
+        self._closed = trio.Event()
+        self._eof_sent = False
 
     @property
     def awaiting_body(self) -> bool:
@@ -131,6 +134,8 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
                 return bytes(await self._stream.receive_some(max_bytes))
             finally:
                 self._read_scope = None
+                if self._closing:
+                    self._reader_left.set()
         if self._closing:
             return b""  # aclose() took over the reading
         # A body that stalls: hypercorn ends the connection on TooSlowError.
@@ -149,25 +154,47 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        await trio.lowlevel.checkpoint()
+        self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        # Synchronous on purpose: trio's send_eof refuses (BusyResourceError)
+        # while another task is in a send, and then no FIN would ever go out.
+        if self._eof_sent:
+            return
+        self._eof_sent = True
+        try:
+            self._stream.socket.shutdown(trio.socket.SHUT_WR)
+        except OSError:
+            pass
 
     async def aclose(self) -> None:
         """Close gently: our side first, then discard what the peer still sends
         for a moment, so an answer sent before its body was read (401, 413) is
-        not destroyed by a reset."""
+        not destroyed by a reset. Shielded and bounded by _LINGER; a second
+        call waits for the first."""
         if self._closing:
+            with trio.CancelScope(shield=True):
+                await self._closed.wait()
             return
         self._closing = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()  # hypercorn's reader sees EOF
-        with trio.move_on_after(_LINGER):
-            try:
-                await self._stream.send_eof()
-                while await self._stream.receive_some(65536):
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(_LINGER):
+                if self._read_scope is not None:
+                    self._read_scope.cancel()  # hypercorn's reader sees EOF...
+                    await self._reader_left.wait()  # ...and lets go of the socket
+                self._shutdown_write()
+                try:
+                    while await self._stream.receive_some(65536):
+                        pass
+                except (
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    trio.BusyResourceError,
+                ):
                     pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-                pass
-        await trio.aclose_forcefully(self._stream)
+            await trio.aclose_forcefully(self._stream)
+            self._closed.set()
 
 
 def is_websocket_upgrade(head: bytes, path: bytes = b"/ws") -> bool:
@@ -234,67 +261,146 @@ def _body_length(scope: dict[str, Any]) -> int | None:
     return length
 
 
-def _count_and_drain(app: ASGIApp, control: ListenerControl, nursery: trio.Nursery) -> ASGIApp:
-    """The ASGI app, with in-flight requests counted and every body read to its end."""
+class _BodyPump:
+    """Reads one request's body from hypercorn as fast as it arrives.
+
+    Hypercorn hands body chunks to the app through a small queue and stops
+    reading the socket while it is full; an app that answers without reading
+    the body (401 before the body, 413) then leaves the connection wedged:
+    the next request on it waits behind unread bytes. So this pump always
+    reads: it queues chunks for the app until the app has answered, and
+    discards them after. The end of the answer is held back until the body
+    has fully arrived (at most _DRAIN_LIMIT more bytes, within the read
+    timeout), so the connection stays usable; a larger or unsized rest gets
+    ``Connection: close`` instead.
+    """
+
+    def __init__(
+        self,
+        receive: Any,
+        declared: int | None,
+        conn: _ReplayStream | None,
+        closer: trio.Nursery,
+    ) -> None:
+        self._receive = receive
+        self._closer = closer
+        self._declared = declared
+        self._conn = conn
+        self._to_app, self._from_pump = trio.open_memory_channel[dict[str, Any]](16)
+        self._put_scope: trio.CancelScope | None = None
+        self.received = 0
+        self.body_done = trio.Event()
+        self.answered = False
+        self.close_after = False
+        if declared == 0:
+            self.body_done.set()
+        if conn is not None:
+            conn.awaiting_body = not self.body_done.is_set()
+
+    async def pump(self) -> None:
+        try:
+            await self._pump()
+        except Exception:  # never let one request take the listener down
+            log.exception("request body pump failed")
+            self._done()
+
+    async def _pump(self) -> None:
+        async with self._to_app:
+            while True:
+                message: dict[str, Any] = await self._receive()
+                kind = message["type"]
+                if kind == "http.request":
+                    self.received += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        self._done()
+                elif kind == "http.disconnect":
+                    self._done()
+                if not self.answered or kind == "http.disconnect" or self.body_done.is_set():
+                    with trio.CancelScope() as self._put_scope:
+                        try:
+                            await self._to_app.send(message)
+                        except trio.BrokenResourceError:
+                            pass  # the app is gone: discard
+                    self._put_scope = None
+                if kind == "http.disconnect":
+                    return
+
+    def _done(self) -> None:
+        self.body_done.set()
+        if self._conn is not None:
+            self._conn.awaiting_body = False
+
+    async def receive(self) -> dict[str, Any]:
+        try:
+            return await self._from_pump.receive()
+        except trio.EndOfChannel:
+            return {"type": "http.disconnect"}
+
+    def stop_queueing(self) -> None:
+        """The app answered (or ended): what is still sent is discarded."""
+        self.answered = True
+        if self._put_scope is not None:
+            self._put_scope.cancel()
+
+    async def send(self, send: Any, message: dict[str, Any], read_timeout: float) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.stop_queueing()
+            if not self.body_done.is_set():
+                left = None if self._declared is None else self._declared - self.received
+                if left is None or left > _DRAIN_LIMIT:
+                    self.close_after = True
+                    headers = [(n, v) for n, v in message.get("headers", ()) if n != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            if not self.close_after and not self.body_done.is_set():
+                # Hold the end of the answer until the body is in, so hypercorn
+                # can take the next request on this connection.
+                with trio.move_on_after(read_timeout):
+                    await self.body_done.wait()
+            if not self.body_done.is_set():
+                self.close_after = True
+            # Shielded: Quart cancels its own tasks once the answer is out, and
+            # a cancel landing inside hypercorn's end-of-response steps leaves
+            # the connection neither recycled nor closed (the old 4-20 s hang).
+            # Bounded: writes by HTTP_WRITE_TIMEOUT, the disconnect by our pump.
+            with trio.CancelScope(shield=True):
+                await send(message)
+        else:
+            await send(message)
+        if self.close_after and self._conn is not None and not message.get("more_body", True):
+            # The answer is out and the connection cannot serve another
+            # request: close it (gently) now, whatever state hypercorn is in.
+            self._closer.start_soon(self._conn.aclose)
+
+
+def _count_and_drain(
+    app: ASGIApp, control: ListenerControl, nursery: trio.Nursery, limits: HttpLimits
+) -> ASGIApp:
+    """The ASGI app, with in-flight requests counted and every body read (see _BodyPump)."""
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         conn: _ReplayStream | None = (scope.get("state") or {}).get(_CONN_KEY)
-        declared = _body_length(scope)
-        received = 0
-        done = declared == 0
-        if conn is not None:
-            conn.awaiting_body = not done
+        body = _BodyPump(receive, _body_length(scope), conn, nursery)
+        # In the listener's nursery: it outlives the app until hypercorn says
+        # the request is over (http.disconnect), so hypercorn never blocks.
+        nursery.start_soon(body.pump)
 
-        async def tracked_receive() -> dict[str, Any]:
-            nonlocal received, done
-            message: dict[str, Any] = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    done = True
-            elif message["type"] == "http.disconnect":
-                done = True
-            if done and conn is not None:
-                conn.awaiting_body = False
-            return message
-
-        async def tracked_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and not done:
-                left = None if declared is None else declared - received
-                if left is None or left > _DRAIN_LIMIT:
-                    # Too much to discard: say so, and close after this answer.
-                    headers = [(n, v) for n, v in message.get("headers", ()) if n != b"connection"]
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
+        async def send_through(message: dict[str, Any]) -> None:
+            await body.send(send, message, limits.read_timeout)
 
         control.rest_requests += 1
         try:
-            await app(scope, tracked_receive, tracked_send)
-            # Answered before the body was read (or read in full): discard the
-            # rest now, so the next request on this connection is not stuck
-            # behind it (hypercorn stops reading once its queue to the app fills).
-            # A stalled body is bounded by the stream's read timeout.
-            if not done and (declared is None or declared - received <= _DRAIN_LIMIT):
-                while not done and received <= _DRAIN_LIMIT:
-                    await tracked_receive()
+            await app(scope, body.receive, send_through)
         finally:
             control.rest_requests -= 1
-            if not done:
-                # Keep hypercorn's reader unblocked until the connection is gone.
-                nursery.start_soon(_discard_until_closed, receive)
+            body.stop_queueing()
 
     return wrapped
-
-
-async def _discard_until_closed(receive: Any) -> None:
-    with trio.move_on_after(_LINGER + 1):
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect" or not message.get("more_body", False):
-                return
 
 
 async def serve_node_listener(
@@ -322,7 +428,9 @@ async def serve_node_listener(
     bound = listeners[0].socket.getsockname()[1]
 
     async with trio.open_nursery() as nursery:
-        asgi = wrap_app(_count_and_drain(app, control, nursery), config.wsgi_max_body_size, "asgi")
+        asgi = wrap_app(
+            _count_and_drain(app, control, nursery, limits), config.wsgi_max_body_size, "asgi"
+        )
         context = WorkerContext(None)
         lifespan = Lifespan(asgi, config, lifespan_state)
 
@@ -366,6 +474,8 @@ async def serve_node_listener(
                     replay,  # type: ignore[arg-type]
                 )
             finally:
+                # Before trio's serve_listeners closes the socket outright.
+                await replay.aclose()
                 control.rest_connections -= 1
 
         await nursery.start(lifespan.handle_lifespan)
