@@ -105,6 +105,18 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         self._reader_left = trio.Event()
         self._closed = trio.Event()
         self._eof_sent = False
+        self.on_closed: Callable[[], None] = lambda: None
+        self.requests = 0  # in flight on this connection (the ASGI wrapper counts)
+        self.peer_eof = False
+
+    def maybe_finished(self) -> None:
+        """The peer has gone and no request is in flight: nothing is left to do.
+
+        Hypercorn would still keep the connection (and its memory) until its
+        keep-alive timer fires when the peer leaves while an answer is being
+        finished; ``on_closed`` ends it now."""
+        if self.peer_eof and self.requests == 0:
+            self.on_closed()
 
     @property
     def awaiting_body(self) -> bool:
@@ -131,7 +143,11 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
         with trio.CancelScope(deadline=self._read_deadline()) as scope:
             self._read_scope = scope
             try:
-                return bytes(await self._stream.receive_some(max_bytes))
+                data = bytes(await self._stream.receive_some(max_bytes))
+                if not data:
+                    self.peer_eof = True
+                    self.maybe_finished()
+                return data
             finally:
                 self._read_scope = None
                 if self._closing:
@@ -195,6 +211,7 @@ class _ReplayStream(trio.abc.HalfCloseableStream):
                     pass
             await trio.aclose_forcefully(self._stream)
             self._closed.set()
+            self.on_closed()
 
 
 def is_websocket_upgrade(head: bytes, path: bytes = b"/ws") -> bool:
@@ -394,11 +411,16 @@ def _count_and_drain(
             await body.send(send, message, limits.read_timeout)
 
         control.rest_requests += 1
+        if conn is not None:
+            conn.requests += 1
         try:
             await app(scope, body.receive, send_through)
         finally:
             control.rest_requests -= 1
             body.stop_queueing()
+            if conn is not None:
+                conn.requests -= 1
+                conn.maybe_finished()
 
     return wrapped
 
@@ -466,13 +488,18 @@ async def serve_node_listener(
             try:
                 state = lifespan_state.copy()
                 state[_CONN_KEY] = replay
-                await TCPServer(
-                    asgi,
-                    config,
-                    context,
-                    ConnectionState(state),
-                    replay,  # type: ignore[arg-type]
-                )
+                with trio.CancelScope() as serving:
+                    # Once the socket is closed nothing of hypercorn's connection
+                    # has work left; its keep-alive timer task would otherwise
+                    # hold it (and its memory) for HTTP_KEEP_ALIVE_TIMEOUT.
+                    replay.on_closed = serving.cancel
+                    await TCPServer(
+                        asgi,
+                        config,
+                        context,
+                        ConnectionState(state),
+                        replay,  # type: ignore[arg-type]
+                    )
             finally:
                 # Before trio's serve_listeners closes the socket outright.
                 await replay.aclose()

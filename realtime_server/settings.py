@@ -43,6 +43,7 @@ class Settings:
     http_write_timeout: float = 30.0  # a response write the peer does not take in this time
     http_keep_alive_timeout: float = 75.0  # an idle keep-alive REST connection is closed after
     rest_max_connections: int = 0  # REST connections at once; 0: half the descriptor limit
+    gc_collect_interval: float = 60.0  # serve: seconds between full GC passes (0: never)
     actor_idle_seconds: float = 300.0
     actor_inbox_size: int = 1024
     ask_timeout: float = 10.0
