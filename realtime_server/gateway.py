@@ -150,7 +150,14 @@ class Gateway:
         if not isinstance(request, Request):
             await _send_quietly(stream, ws.send(RejectConnection(status_code=400)))
             return
-        await stream.send_all(ws.send(AcceptConnection()))
+        accepted = False
+        with trio.move_on_after(self.settings.hello_timeout):
+            # A peer that does not read even the upgrade answer is not waited for.
+            await stream.send_all(ws.send(AcceptConnection()))
+            accepted = True
+        if not accepted:
+            await trio.aclose_forcefully(stream)
+            return
         # Past the upgrade only the frame protocol is needed. Dropping the
         # HTTP handshake (h11 state, request headers) saves ~2.7 KB of every
         # idle connection (README "Performance", connections scenario).

@@ -472,7 +472,14 @@ async def serve_node_listener(
                 # for the connection's whole life.
                 serving = websocket_handler(stream, head)
                 del head
-                await serving
+                try:
+                    await serving
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass  # the peer went away during the upgrade
+                except Exception:
+                    # One connection's failure must never end the listener
+                    # (and with it every other connection).
+                    log.exception("socket connection failed")
                 return
             replay = _ReplayStream(stream, head, limits)
             if control.rest_connections >= max_rest:
@@ -488,11 +495,11 @@ async def serve_node_listener(
             try:
                 state = lifespan_state.copy()
                 state[_CONN_KEY] = replay
-                with trio.CancelScope() as serving:
+                with trio.CancelScope() as connection_scope:
                     # Once the socket is closed nothing of hypercorn's connection
                     # has work left; its keep-alive timer task would otherwise
                     # hold it (and its memory) for HTTP_KEEP_ALIVE_TIMEOUT.
-                    replay.on_closed = serving.cancel
+                    replay.on_closed = connection_scope.cancel
                     await TCPServer(
                         asgi,
                         config,
