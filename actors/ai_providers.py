@@ -26,12 +26,15 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import msgspec
 import trio
 
 from protocol.errors import ErrorCode
+
+if TYPE_CHECKING:  # the SDK loads pydantic: imported at run time only when configured
+    from openai.types.chat import ChatCompletionMessageParam
 
 OFFLINE_MODEL = "offline"
 
@@ -103,6 +106,12 @@ _chunk_decoder = msgspec.json.Decoder(_Chunk)
 StreamEvent = str | Usage
 
 
+class EventStream(Protocol):
+    """What ``open_stream`` yields: ``next()`` until it answers None (the end)."""
+
+    async def next(self) -> StreamEvent | None: ...
+
+
 class SseChatStream:
     """Turns the raw bytes of a chat.completions SSE stream into events.
 
@@ -170,8 +179,9 @@ class SseChatStream:
 
 
 def _describe(error: Any) -> str:
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"][:200]
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str):
+        return message[:200]
     return json.dumps(error)[:200]
 
 
@@ -204,7 +214,8 @@ class OpenAIProvider:
         try:
             async with self.client.chat.completions.with_streaming_response.create(
                 model=request.model,
-                messages=request.messages,  # type: ignore[arg-type]
+                # Plain {"role", "content"} dicts: what the SDK's TypedDicts describe.
+                messages=cast("list[ChatCompletionMessageParam]", request.messages),
                 stream=True,
                 stream_options={"include_usage": True},
                 **kwargs,

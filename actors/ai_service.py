@@ -38,6 +38,7 @@ from actors.ai_stream import (
     Attach,
     Generation,
     GenerationSpec,
+    Leave,
     Stop,
     StreamDeps,
     Subscribe,
@@ -273,7 +274,9 @@ class AiService:
             quota = self.quota
 
             async def refund() -> None:
-                await quota.refund(user_id, 1)
+                # To the period the message was counted in, not the one in force
+                # when the generation fails (a plan may change meanwhile).
+                await quota.refund(user_id, 1, consumed=decision)
 
             spec = GenerationSpec(
                 gen_id=new_time_id("g_"),
@@ -296,14 +299,30 @@ class AiService:
             self.streams.release(room.id)
             if consumed:
                 with trio.CancelScope(shield=True):
-                    await self.quota.refund(user_id, 1)
+                    await self.quota.refund(user_id, 1, consumed=decision)
             raise
 
     # ----- control -----
 
+    async def _is_member(self, user_id: str, room_id: str) -> bool:
+        """Membership now (storage), not at the generation's start: a removed member is out."""
+        room = await self.store.get_room(room_id)
+        return room is not None and any(m.user_id == user_id for m in room.members)
+
+    async def member_left(self, room_id: str, user_id: str) -> None:
+        """``user_id`` was removed from ``room_id`` or left it: the running answer stops
+        streaming to them at once."""
+        gen = self.streams.running_in(room_id)
+        if gen is None:
+            return
+        try:
+            await gen.tell(Leave(user_id))
+        except trio.ClosedResourceError:
+            pass  # it ended meanwhile
+
     async def stop(self, user_id: str, gen_id: str) -> None:
         gen = self.streams.get(gen_id)
-        if gen is None or user_id not in gen.spec.members:
+        if gen is None or not await self._is_member(user_id, gen.room_id):
             if self.streams.has_ended(gen_id) and gen is None:
                 return  # stopping twice, or after the end: nothing left to do
             raise AiRefused("No such AI answer is being generated.", code=ErrorCode.NOT_FOUND)
@@ -321,7 +340,7 @@ class AiService:
         if (
             gen is None
             or (gen_id is not None and gen.id != gen_id)
-            or user_id not in gen.spec.members
+            or not await self._is_member(user_id, room_id)
         ):
             raise AiRefused(
                 "No AI answer is being generated here; a finished answer is in the history.",

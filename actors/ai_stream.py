@@ -18,6 +18,9 @@ Rules:
   duplicate.
 - The asking client's disconnect changes nothing: the generation does not
   belong to a socket.
+- A member removed from the room (or who left it) mid-answer gets nothing
+  more of it (``Leave``): the fan-out is to members, not to whoever was one
+  at the start. Attach and stop check the room's members now, in storage.
 - Stop cancels the reader, which leaves the provider's ``open_stream`` and so
   closes the upstream HTTP response. A second stop finds the generation
   stopping or gone and is answered ``ok`` all the same.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +47,14 @@ import msgspec
 import trio
 
 from actors.ai_context import ai_sender
-from actors.ai_providers import ChatRequest, Provider, ProviderError, Usage, estimate_tokens
+from actors.ai_providers import (
+    ChatRequest,
+    EventStream,
+    Provider,
+    ProviderError,
+    Usage,
+    estimate_tokens,
+)
 from actors.errors import ActorError
 from protocol import codec
 from protocol.errors import ErrorCode
@@ -59,6 +70,7 @@ from protocol.frames_ai import (
     AiStartData,
     AiUsage,
 )
+from realtime_server import metrics
 from storage.ai import AiAnswer, AiStore
 from storage.base import now_ms
 
@@ -130,6 +142,13 @@ class _Failed:
 @dataclass(slots=True, eq=False)
 class Stop:
     done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """``user`` is no longer a member of the room: their sessions get nothing more."""
+
+    user: str
 
 
 @dataclass(slots=True, eq=False)
@@ -228,6 +247,8 @@ class Generation:
                         break
                     case Attach() | Subscribe():
                         self._attach(msg)
+                    case Leave(user):
+                        self._leave(user)
                     case _:
                         raise AssertionError(f"generation cannot take {msg!r}")
             self.reader_scope.cancel()
@@ -269,6 +290,10 @@ class Generation:
             else:
                 self.sinks.append(msg.sink)
 
+    def _leave(self, user: str) -> None:
+        for key in [k for k, s in self.sessions.items() if str(s.user_id) == user]:
+            del self.sessions[key]
+
     def _late(self, msg: Any) -> None:
         match msg:
             case Stop(done):
@@ -281,25 +306,45 @@ class Generation:
     async def _read(self) -> None:
         """The child task: provider events into the inbox. Never touches state."""
         spec, send = self.spec, self._send
+        first = self.deps.first_token_timeout
+        # The first token is due ``first`` seconds after the request starts:
+        # waiting for the response headers counts (a provider that accepts the
+        # request and never answers is a timeout then, not after the SDK's own
+        # AI_REQUEST_TIMEOUT). After it, each wait gets ``idle_timeout``.
+        deadline = trio.current_time() + first
+        silent = ProviderError(
+            ErrorCode.AI_PROVIDER_TIMEOUT, f"The provider sent nothing for {first:g}s."
+        )
         with self.reader_scope:
             try:
-                async with spec.provider.open_stream(spec.request) as events:
-                    timeout = self.deps.first_token_timeout
+                async with AsyncExitStack() as stack:
+                    events: EventStream
+                    with trio.move_on_at(deadline) as opening:
+                        events = await stack.enter_async_context(
+                            spec.provider.open_stream(spec.request)
+                        )
+                    if opening.cancelled_caught:
+                        raise silent
+                    got_text = False
                     while True:
-                        with trio.move_on_after(timeout) as waited:
+                        with trio.move_on_at(deadline) as waited:
                             event = await events.next()
                         if waited.cancelled_caught:
+                            if not got_text:
+                                raise silent
                             raise ProviderError(
                                 ErrorCode.AI_PROVIDER_TIMEOUT,
-                                f"The provider sent nothing for {timeout:g}s.",
+                                f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
                             )
                         if event is None:
                             break
                         if isinstance(event, Usage):
                             await send.send(_Usage(event))
                         else:
-                            timeout = self.deps.idle_timeout
+                            got_text = True
                             await send.send(_Text(event))
+                        if got_text:
+                            deadline = trio.current_time() + self.deps.idle_timeout
                 self.upstream_closed.set()
                 await send.send(_Finished())
             except ProviderError as exc:
@@ -378,6 +423,8 @@ class Generation:
             )
         self._fan(final)
         self.final = final
+        outcome = "failed" if error else ("stopped" if self.status == "stopped" else "done")
+        metrics.ai_generation_finished(outcome, len(self.deltas))
 
 
 # ----- the supervisor -----------------------------------------------------------

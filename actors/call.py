@@ -18,12 +18,19 @@ Rules:
   found unfinished in storage on start (this actor crashed, or the node
   stopped mid-call) is ended as ``failed``: its signaling state is gone.
 - The actor never stops while its call is not over (``may_stop_idle``).
+- Access follows the room (issue 12): ``accept`` and ``join`` of a group call
+  re-read the room's members from storage, and ``AccessChanged`` (cast by
+  the REST bridge after a member is removed or leaves, and after a block or
+  unblock) re-checks the users it names: one no longer a member is out of
+  the call at once; a block ends a 1:1 call, and in a group call the pair
+  is kept apart: signaling between them is refused (``forbidden``), as for
+  a pair that was blocked before the call.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +61,10 @@ from protocol.frames_calls import (
     RemoteIceData,
     RemoteSdpData,
 )
+from realtime_server import metrics
 from storage.base import Store, now_ms
 from storage.calls import CallParticipantRecord, CallRecord, CallStore
-from storage.contacts import blocked_either_way
+from storage.contacts import blocked_either_way, contacts_store
 from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -152,6 +160,14 @@ class SessionGone:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """``users`` may have lost (or regained) the right to be in this call with
+    someone: removed from the room, left it, blocked or unblocked someone."""
+
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GraceOver:
     user: str
     epoch: int
@@ -160,6 +176,27 @@ class GraceOver:
 @dataclass(frozen=True, slots=True)
 class RingOver:
     pass
+
+
+async def access_changed(
+    system: ActorSystem, registry: CallRegistry, users: Iterable[str], *, room: str | None = None
+) -> None:
+    """Tell every live call that may involve ``users`` to re-check their access.
+
+    For a membership change name the ``room``: every call running in it
+    hears. For a block, the calls holding either user hear (a 1:1 call holds
+    both sides while it rings; a group invitation is re-checked on join).
+    Only live calls are told: this never spawns an actor.
+    """
+    users = tuple(dict.fromkeys(users))
+    ids = set(registry.calls_in(room)) if room is not None else set()
+    ids.update(h for u in users if (h := registry.holder(u)) is not None)
+    for call_id in sorted(ids):
+        if system.is_live(CALL, call_id):
+            try:
+                await system.ref(CALL, call_id).tell(AccessChanged(users))
+            except ActorError as exc:  # the node is stopping
+                log.warning("call %s: access change not told: %r", call_id, exc)
 
 
 # ----- records ---------------------------------------------------------------
@@ -219,6 +256,8 @@ class CallActor(Actor):
         self.ring_timer: trio.CancelScope | None = None
         self.held: set[str] = set()
         self.epochs = 0
+        # Group calls: pairs that blocked one another; no signaling between them.
+        self.apart: set[frozenset[str]] = set()
 
     async def on_start(self) -> None:
         try:
@@ -265,6 +304,8 @@ class CallActor(Actor):
                     await self._grace_over(user, epoch)
                 case RingOver():
                     await self._ring_over()
+                case AccessChanged(users):
+                    await self._access_changed(users)
                 case _:
                     raise ActorError(f"call cannot take {type(msg).__name__}")
         except (CallProblem, StoreError) as exc:
@@ -280,6 +321,8 @@ class CallActor(Actor):
                 raise ActorUnavailable(problem.message, code=problem.code) from None
             if isinstance(msg, CallRequest):
                 msg.reply_err(problem.code, problem.message)
+            else:
+                log.warning("call %s: %s not handled: %r", self.key, type(msg).__name__, exc)
 
     # ----- requests ----------------------------------------------------------
 
@@ -321,11 +364,16 @@ class CallActor(Actor):
                 "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
             ) from exc
         self.call = call
+        metrics.call_started()
         msg.reply(CallOk(re=msg.request_id, d=rules.view(call, deps.ice_servers(caller))))
         if call.ended:  # every callee was busy
+            metrics.call_ended(call.outcome)
             self._announce(Change("ended", caller, ()), users=[caller])
             self.held.clear()
             return
+        deps.registry.open_call(self.key, room.id)
+        if call.group:
+            self.apart = {frozenset((caller, m)) for m in blocked}
         self._attach(caller, msg.session)
         self._announce(Change("started", caller, ()), users=[caller])
         for user in call.with_status(Status.RINGING):
@@ -336,9 +384,17 @@ class CallActor(Actor):
 
     async def _accept(self, msg: Accept) -> None:
         call, user = self._call, msg.user
+        # Reads first: from the transition on nothing may fail before _apply.
+        is_member = await self._is_member(user)
+        await self._keep_apart(user)
         self._check_free(user)
         change = rules.accept(
-            call, user, msg.device, self.deps.clock(), cap=self.deps.max_participants
+            call,
+            user,
+            msg.device,
+            self.deps.clock(),
+            cap=self.deps.max_participants,
+            is_member=is_member,
         )
         await self._joined(msg, change)
 
@@ -347,10 +403,8 @@ class CallActor(Actor):
         p = call.participants.get(user)
         if p is not None and p.status is Status.JOINED and self.sessions.get(user) is msg.session:
             raise CallProblem(ErrorCode.ALREADY_ANSWERED, rules.ERROR_ANSWERED)
-        is_member = p is not None
-        if p is None and call.group and not call.ended:
-            room = await self.deps.store.get_room(call.room)
-            is_member = room is not None and any(m.user_id == user for m in room.members)
+        is_member = await self._is_member(user)
+        await self._keep_apart(user)
         self._check_free(user)
         change = rules.join(
             call,
@@ -361,6 +415,29 @@ class CallActor(Actor):
             is_member=is_member,
         )
         await self._joined(msg, change)
+
+    async def _is_member(self, user: str) -> bool:
+        """Whether ``user`` is a member of the group's room now (read from storage).
+
+        A 1:1 call's pair never changes; an ended call refuses anyway.
+        """
+        call = self._call
+        if not call.group or call.ended:
+            return True
+        room = await self.deps.store.get_room(call.room)
+        return room is not None and any(m.user_id == user for m in room.members)
+
+    async def _keep_apart(self, *users: str) -> None:
+        """Reload whom in this group call each of ``users`` blocked or was blocked by."""
+        call = self._call
+        if not call.group:
+            return
+        contacts = contacts_store(self.deps.store)
+        for user in users:
+            others = [u for u in call.participants if u != user]
+            found = await contacts.blocked_among(user, others) if others else set()
+            self.apart = {pair for pair in self.apart if user not in pair}
+            self.apart.update(frozenset((user, other)) for other in found)
 
     async def _joined(self, msg: CallRequest, change: Change) -> None:
         user = msg.user
@@ -383,6 +460,8 @@ class CallActor(Actor):
             raise CallProblem(
                 ErrorCode.NOT_IN_CALL, "This device is not the one in the call; join from it first."
             )
+        if frozenset((user, d.to)) in self.apart:
+            raise CallProblem(ErrorCode.FORBIDDEN, "You cannot connect to this user.")
         frame: msgspec.Struct
         if isinstance(d, CallSdpData):
             frame = CallRemoteSdp(d=RemoteSdpData(call=call.id, from_=user, type=d.type, sdp=d.sdp))
@@ -401,6 +480,29 @@ class CallActor(Actor):
         msg.reply(Ok(re=msg.request_id))
 
     # ----- what the node tells us ----------------------------------------------
+
+    async def _access_changed(self, users: tuple[str, ...]) -> None:
+        call = self._call
+        involved = [u for u in dict.fromkeys(users) if u in call.participants]
+        if call.ended or not involved:
+            return
+        if call.group:
+            room = await self.deps.store.get_room(call.room)
+            members = {m.user_id for m in room.members} if room is not None else set()
+            for user in involved:
+                if user not in members:
+                    change = rules.lose_access(call, user, self.deps.clock())
+                    if change is not None:
+                        await self._apply(change)
+                    if call.ended:
+                        return
+            await self._keep_apart(*involved)
+            return
+        a, b = list(call.participants)[:2]
+        if await _blocked(self.deps.store, a, b):
+            change = rules.cut(call, self.deps.clock())
+            if change is not None:
+                await self._apply(change)
 
     async def _session_gone(self, user: str, session: Any) -> None:
         if self.call is None or self.sessions.get(user) is not session:
@@ -498,6 +600,7 @@ class CallActor(Actor):
             reply[0].reply(reply[1])
         self._announce(change)
         if call.ended:
+            metrics.call_ended(call.outcome)
             self.deps.registry.cancel_all(self.key)
             self.deps.registry.release_call(self.key)
             self.held.clear()

@@ -4,6 +4,8 @@ Rules:
 - ``claim``/``release`` are synchronous: a ``CallActor`` checks and claims
   users with no ``await`` in between, so two calls racing for the same callee
   cannot both get them (trio runs one task at a time).
+- Open calls are indexed by room (``open_call``, until ``release_call``) so
+  a membership change can reach every call of the room (``calls_in``).
 - Timers (ring time, reconnect grace) and session watchers are tasks in the
   registry's own nursery; each tells its call actor a message when it fires
   and is cancelled by ``cancel`` or ``cancel_all`` when no longer wanted.
@@ -13,7 +15,9 @@ may sit on different nodes, so "busy" must live where every node sees it,
 e.g. a Redis key per user (``SET call:busy:<user> <call> NX`` with a TTL the
 call actor refreshes), and a call's actor must run on one node (the call id
 hashed to a node, or a Redis lease), with pushes to sessions on other nodes
-going over the bus like room fan-out.
+going over the bus like room fan-out. The room index (``calls_in``) then
+has to be shared too, so that a member removed through any node's REST API
+reaches the call (``actors.call.access_changed``) wherever it runs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class CallRegistry:
     def __init__(self) -> None:
         self._busy: dict[str, str] = {}  # user -> call id
         self._held: dict[str, set[str]] = {}  # call id -> users
+        self._rooms: dict[str, set[str]] = {}  # room id -> its open calls
+        self._room_of: dict[str, str] = {}  # open call id -> room id
         self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
         self._nursery: trio.Nursery | None = None
 
@@ -70,9 +76,27 @@ class CallRegistry:
                 del self._held[call_id]
 
     def release_call(self, call_id: str) -> None:
+        """The call is over (or was never stored): nobody is busy with it, its room forgets it."""
         for user in self._held.pop(call_id, set()):
             if self._busy.get(user) == call_id:
                 del self._busy[user]
+        room = self._room_of.pop(call_id, None)
+        if room is not None:
+            calls = self._rooms[room]
+            calls.discard(call_id)
+            if not calls:
+                del self._rooms[room]
+
+    # ----- rooms -----------------------------------------------------------------
+
+    def open_call(self, call_id: str, room: str) -> None:
+        """``call_id`` runs in ``room`` until ``release_call``."""
+        self._room_of[call_id] = room
+        self._rooms.setdefault(room, set()).add(call_id)
+
+    def calls_in(self, room: str) -> list[str]:
+        """The calls running in ``room`` on this node."""
+        return sorted(self._rooms.get(room, ()))
 
     # ----- timers ----------------------------------------------------------------
 
@@ -99,6 +123,7 @@ class CallRegistry:
         return {
             "busy_users": len(self._busy),
             "calls": len(self._held),
+            "open_calls": len(self._room_of),
             "timers": sum(len(s) for s in self._scopes.values()),
         }
 

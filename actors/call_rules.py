@@ -20,6 +20,10 @@ Rules:
   ``joined`` participants send or receive signaling.
 - Busy: a user is held by a call while in it, and, in a 1:1 call, while it
   rings for them (``claims``); a ringing group invitation holds nobody.
+- Access follows the room: only a current member of a group may answer or
+  join its call (checked on every ``accept``/``join``), and a member removed
+  from the room, or who left it, is out of its call at once (``lose_access``).
+  A block between the two sides of a 1:1 call ends it (``cut``).
 """
 
 from __future__ import annotations
@@ -171,9 +175,12 @@ def claims(call: Call) -> set[str]:
 # ----- requests ----------------------------------------------------------------
 
 
-def accept(call: Call, user: str, device: str, now: int, *, cap: int) -> Change:
+def accept(
+    call: Call, user: str, device: str, now: int, *, cap: int, is_member: bool = True
+) -> Change:
     """``user`` answers on ``device``: the first device to answer wins."""
     _check_open(call)
+    _check_member(call, is_member)
     p = call.participants.get(user)
     if p is None:
         raise CallProblem(ErrorCode.NOT_IN_CALL, "This call is not ringing for you.")
@@ -188,6 +195,7 @@ def accept(call: Call, user: str, device: str, now: int, *, cap: int) -> Change:
 def join(call: Call, user: str, device: str, now: int, *, cap: int, is_member: bool) -> Change:
     """Join a group call, come back after a reconnect, or move the call to ``device``."""
     _check_open(call)
+    _check_member(call, is_member)
     p = call.participants.get(user)
     if p is not None and p.status in IN_CALL:
         return _join(call, p, device, now, "rejoined")
@@ -196,8 +204,6 @@ def join(call: Call, user: str, device: str, now: int, *, cap: int, is_member: b
             return _join(call, p, device, now, "joined")
         raise CallProblem(ErrorCode.NOT_IN_CALL, "You are not in this call.")
     if p is None:
-        if not is_member:
-            raise CallProblem(ErrorCode.NOT_MEMBER, "You are not a member of this room.")
         p = Participant(user, Status.LEFT)
     _check_room(call, cap)
     call.participants.setdefault(user, p)
@@ -233,6 +239,34 @@ def hangup(call: Call, user: str, now: int) -> Change:
 
 
 # ----- what the server notices -------------------------------------------------
+
+
+def lose_access(call: Call, user: str, now: int) -> Change | None:
+    """``user`` is no longer a member of the call's room: out of the call at once.
+
+    In the call or still rung, they ``left``; a caller whose call still rings
+    cancels it, as when hanging up. None when they were not in it anyway.
+    """
+    p = call.participants.get(user)
+    if call.ended or p is None or p.status not in (*IN_CALL, Status.RINGING):
+        return None
+    _leave(p, now)
+    if call.state is State.RINGING and user == call.caller:
+        touched = _end(call, Outcome.CANCELLED, now)
+        return Change("ended", user, (user, *touched))
+    return _after(call, Change("left", user, (user,)), now)
+
+
+def cut(call: Call, now: int) -> Change | None:
+    """The two sides of a 1:1 call blocked one another: it ends at once.
+
+    The end names nobody (nobody learns who blocked whom): ``answered`` if it
+    had been, else ``cancelled``.
+    """
+    if call.ended:
+        return None
+    outcome = Outcome.ANSWERED if call.answered_at is not None else Outcome.CANCELLED
+    return Change("ended", None, tuple(_end(call, outcome, now)))
 
 
 def disconnected(call: Call, user: str) -> Change | None:
@@ -330,6 +364,11 @@ ERROR_ANSWERED = "You already answered this call (on this or another device)."
 def _check_open(call: Call) -> None:
     if call.ended:
         raise CallProblem(ErrorCode.CALL_ENDED, "This call has ended.")
+
+
+def _check_member(call: Call, is_member: bool) -> None:
+    if call.group and not is_member:
+        raise CallProblem(ErrorCode.NOT_MEMBER, "You are not a member of this room.")
 
 
 def _check_room(call: Call, cap: int) -> None:

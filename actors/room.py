@@ -7,6 +7,24 @@ Rules:
   batch, so a failed write never leaves a hole.
 - The sender's ``ok`` goes out only after the writer committed the batch
   (durably stored); members are fanned out at the same moment, in seq order.
+  A completion names its ``_Batch`` object and answers exactly that batch's
+  posts: never another incarnation's (a restarted actor starts counting
+  anew, so an epoch number could repeat; an object cannot).
+- A (re)started actor reads ``next_seq`` only once the writer holds nothing
+  of this room any more (``MessageWriter.wait_idle``): a batch of the
+  incarnation before may still commit, and reading first would give its seq
+  to another message (issue 12, item 9). A late completion of such a batch
+  still answers its own posts and fans them out.
+- Every request gets exactly one answer (``ok`` or ``err``), whatever storage
+  does: posts are taken out of ``pending`` only after the lookups that may
+  fail; an actor that crashes or stops answers what it holds (``abandon``);
+  a completion the actor cannot take any more answers its posts itself.
+- Storage failing is expected, not a crash: the request in hand answers
+  ``unavailable`` (retryable), state that may now be out of date is marked
+  stale and reloaded before it is next used, and the store's
+  ``StorageHealth`` logs one line when the outage begins and one when it ends.
+  Only a write that worked says storage is back (a SQLite write lock held
+  elsewhere still lets reads through).
 - A resend of a (sender, cid) already stored, or still in flight, answers with
   the original message; nothing is stored twice. Recent cids are known from
   memory; for the rest the whole pending batch is looked up in one query.
@@ -37,14 +55,20 @@ from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
+from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
+from storage.errors import StoreError
 from storage.messages_rich import RichMessageStore, rich_store
+from storage.outage import health_of, is_outage
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
 ROOM = "room"
+
+_UNAVAILABLE = "Storage is unavailable; retry shortly."
+_NOT_STORED = "The message was not stored; resend it with the same cid."
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +102,22 @@ class Post:
     kind: str = "text"
     meta: MessageMeta | None = None
     reply_to: int | None = None  # seq in this room; the actor adds its preview
+    answered: bool = False  # exactly one answer, whichever path gets there first
+
+    def claim(self) -> bool:
+        """True the first time: the caller is the one to answer."""
+        if self.answered:
+            return False
+        self.answered = True
+        return True
 
     def reply_ok(self, message: Message) -> None:
-        self.session.push_frame(Ok(re=self.request_id, d=message))
+        if self.claim():
+            self.session.push_frame(Ok(re=self.request_id, d=message))
 
     def reply_err(self, code: ErrorCode, msg: str) -> None:
-        self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
+        if self.claim():
+            self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
 
     def fail(self, error: ActorError) -> None:
         # The room crashed, stopped or does not exist: the sender must hear.
@@ -110,6 +144,9 @@ class PostAs:
     reply: Reply[Message] = field(default_factory=Reply)
     session: None = None  # never a socket: acks go to ``reply``
     request_id: int = 0
+
+    def claim(self) -> bool:
+        return not self.reply.done
 
     def reply_ok(self, message: Message) -> None:
         self.reply.set(message)
@@ -179,12 +216,17 @@ class GetMessage:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Committed:
-    """Cast from the writer's completion callback."""
+    """Cast from the writer's completion callback: how ``batch`` went."""
 
-    epoch: int
+    batch: _Batch
     error: BaseException | None
+
+    def fail(self, error: ActorError) -> None:
+        # The actor is gone (crashed, stopped, shut down) before it could take
+        # this: the batch answers its own posts, so none is left waiting.
+        self.batch.settle(self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +249,81 @@ class BlocksChanged:
 class _Pending:
     message: StoredMessage | None
     waiters: list[Post | PostAs] = field(default_factory=list)
+    since: float = field(default_factory=metrics.now)  # for the ack-latency histogram
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    """One batch handed to the writer; its completion answers exactly these posts."""
+
+    room: str
+    deps: RoomDeps
+    members: set[str]  # who hears it; the actor replaces, never mutates, its set
+    items: dict[tuple[str, str], _Pending]
+
+    def settle(self, error: BaseException | None) -> list[Message]:
+        """Answer every post of the batch (and fan it out if stored); the wire messages."""
+        items = list(self.items.values())
+        if error is None:
+            return _deliver(self.deps, self.room, self.members, items)
+        for item in items:
+            for post in item.waiters:
+                post.reply_err(
+                    ErrorCode.UNAVAILABLE,
+                    "The message was not stored; resend it with the same cid.",
+                )
+        return []
+
+
+def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]) -> list[Message]:
+    """Ack the senders and send the batch to every online member session.
+
+    The batch is framed once and concatenated once; each session gets that
+    one blob in one push (one write). Only a sender's own sessions and
+    sessions still replaying need a per-frame path.
+    """
+    frame = deps.frame
+    wires: list[Message] = []
+    blobs: list[bytes] = []
+    origins: dict[Any, set[int]] = {}
+    for i, item in enumerate(items):
+        assert item.message is not None
+        wire = to_wire(item.message)
+        wires.append(wire)
+        blobs.append(frame(codec.encode(MsgNew(d=wire))))
+        origins.setdefault(item.waiters[0].session, set()).add(i)
+    everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+    hub = deps.hub
+    for user_id in members:
+        for session in hub.sessions_of(user_id):
+            own = origins.get(session)
+            if own is None and not session.syncing:
+                session.push(everything)
+                continue
+            for i, data in enumerate(blobs):
+                if own is None or i not in own:
+                    session.push_event(room, wires[i].seq, data)
+    # Acks too leave as one write per sending session.
+    acks: dict[Any, list[bytes]] = {}
+    for item, wire in zip(items, wires, strict=True):
+        for post in item.waiters:
+            if post.session is None:
+                post.reply_ok(wire)
+            elif post.claim():
+                acks.setdefault(post.session, []).append(
+                    frame(codec.encode(Ok(re=post.request_id, d=wire)))
+                )
+    for session, parts in acks.items():
+        session.push(parts[0] if len(parts) == 1 else b"".join(parts))
+    metrics.fanned_out(hub, members, items, origins)
+    return wires
 
 
 class RoomActor(RoomChanges, Actor):
     def __init__(self, key: str, ref: ActorRef, deps: RoomDeps) -> None:
         super().__init__(key, ref)
         self.deps = deps
+        self.health = health_of(deps.store)
         self.members: set[str] = set()
         self.roles: dict[str, str] = {}
         self.cursors: dict[str, tuple[int, int]] = {}  # user -> (read, delivered)
@@ -221,15 +332,24 @@ class RoomActor(RoomChanges, Actor):
         self.cache: deque[Message] = deque(maxlen=deps.cache_size)
         self.by_cid: OrderedDict[tuple[str, str], Message] = OrderedDict()
         self.pending: dict[tuple[str, str], _Pending] = {}
-        self.inflight: dict[tuple[str, str], _Pending] | None = None
-        self.epoch = 0
+        self.batch: _Batch | None = None  # the one batch in the writer
         self.blocked = False  # a direct room whose pair blocked each other (either way)
+        # After a storage failure memory may be behind storage: reload before use.
+        # The tail (last_seq, cache) only while no batch is in flight.
+        self.stale_room = False  # members, roles, blocks, ev, cursors
+        self.stale_tail = False
 
     # ----- lifecycle -----------------------------------------------------------
 
     async def on_start(self) -> None:
-        store = self.deps.store
-        room = await store.get_room(self.key)
+        # A batch of the incarnation before may still be in the writer; its
+        # seqs are only known once it is done (committed or not).
+        await self.deps.writer.wait_idle(self.key)
+        await self._load_room()
+        await self._load_tail()
+
+    async def _load_room(self) -> None:
+        room = await self.deps.store.get_room(self.key)
         if room is None:
             raise ActorUnavailable(
                 "You are not a member of this room (or it does not exist).",
@@ -238,7 +358,6 @@ class RoomActor(RoomChanges, Actor):
         self.members = {m.user_id for m in room.members}
         self.roles = {m.user_id: m.role for m in room.members}
         await self._load_blocks(room)
-        await self._load_tail()
         await self._load_changes()
 
     async def _load_blocks(self, room: Room | None) -> None:
@@ -250,15 +369,37 @@ class RoomActor(RoomChanges, Actor):
 
     async def _load_tail(self) -> None:
         store = self.deps.store
-        self.last_seq = await store.last_seq(self.key)
-        recent = await store.messages_before(self.key, self.last_seq + 1, self.deps.cache_size)
+        last_seq = await store.last_seq(self.key)
+        recent = await store.messages_before(self.key, last_seq + 1, self.deps.cache_size)
+        self.last_seq = last_seq
         self.cache.clear()
         self.by_cid.clear()
         for m in recent:
             self._remember(to_wire(m))
 
+    async def _refresh(self) -> None:
+        """Reload what a storage failure left in doubt; raises ``StoreError`` if still down."""
+        if self.stale_room:
+            await self._load_room()
+            self.stale_room = False
+        if self.stale_tail and self.batch is None:
+            await self._load_tail()
+            self.stale_tail = False
+
+    def _storage_failed(self, exc: StoreError) -> None:
+        log.debug("room %s: storage failed: %r", self.key, exc)
+        self.health.failed(exc)
+
     def may_stop_idle(self) -> bool:
-        return self.inflight is None and not self.pending
+        return self.batch is None and not self.pending
+
+    def abandon(self, error: ActorError) -> None:
+        # Posts not yet handed to the writer: nothing was stored, a resend is
+        # safe. The batch in the writer answers its own posts when it is done.
+        pending, self.pending = self.pending, {}
+        for item in pending.values():
+            for post in item.waiters:
+                post.fail(error)
 
     def _remember(self, message: Message) -> None:
         self.cache.append(message)
@@ -270,6 +411,15 @@ class RoomActor(RoomChanges, Actor):
     # ----- handlers ------------------------------------------------------------
 
     async def handle_call(self, msg: Any) -> Any:
+        try:
+            await self._refresh()
+            return await self._answer(msg)
+        except StoreError as exc:
+            # Reads only: nothing in memory became doubtful.
+            self._storage_failed(exc)
+            raise Rejected(_UNAVAILABLE, code=ErrorCode.UNAVAILABLE) from exc
+
+    async def _answer(self, msg: Any) -> Any:
         match msg:
             case Replay(user_id, after_seq, after_ev):
                 self._check_member(user_id)
@@ -291,14 +441,15 @@ class RoomActor(RoomChanges, Actor):
                 await self._post(msg)
             case Change():
                 await self._change(msg)
-            case Committed(epoch, error):
-                if epoch == self.epoch:
-                    await self._committed(error)
-            case MembersChanged():
-                room = await self.deps.store.get_room(self.key)
-                self.members = {m.user_id for m in room.members} if room is not None else set()
-            case BlocksChanged():
-                await self._load_blocks(await self.deps.store.get_room(self.key))
+            case Committed(batch, error):
+                await self._committed(batch, error)
+            case MembersChanged() | BlocksChanged():
+                # Reloaded now; if storage fails, before the room is next used.
+                self.stale_room = True
+                try:
+                    await self._refresh()
+                except StoreError as exc:
+                    self._storage_failed(exc)
             case _:
                 raise ActorError(f"room cannot take {type(msg).__name__}")
 
@@ -312,6 +463,12 @@ class RoomActor(RoomChanges, Actor):
     # ----- posting -------------------------------------------------------------
 
     async def _post(self, post: Post | PostAs) -> None:
+        try:
+            await self._refresh()
+        except StoreError as exc:
+            self._storage_failed(exc)
+            post.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
+            return
         system = isinstance(post, PostAs) and post.system
         if post.sender_id not in self.members and not system:
             post.reply_err(
@@ -326,12 +483,17 @@ class RoomActor(RoomChanges, Actor):
         if known is not None:
             post.reply_ok(known)
             return
-        waiting = self.pending.get(key) or (self.inflight or {}).get(key)
+        waiting = self.pending.get(key) or (self.batch.items if self.batch else {}).get(key)
         if waiting is not None:
             waiting.waiters.append(post)
             return
         if post.reply_to is not None:
-            original = await self._find(post.reply_to)
+            try:
+                original = await self._find(post.reply_to)
+            except StoreError as exc:
+                self._storage_failed(exc)
+                post.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
+                return
             if original is None:
                 post.reply_err(ErrorCode.NOT_FOUND, "The message replied to is not in this room.")
                 return
@@ -339,19 +501,29 @@ class RoomActor(RoomChanges, Actor):
             meta.reply = preview_of(original)
             post.meta = meta
         self.pending[key] = _Pending(None, [post])
-        if self.inflight is None:
+        if self.batch is None:
             await self._flush()
 
     async def _flush(self) -> None:
         """Hand everything pending to the writer as one batch with fresh seqs."""
-        pending, self.pending = self.pending, {}
-        if not pending:
+        if not self.pending:
             return
-        # One query covers every cid the memory index does not know (resends
-        # after a restart, or of messages older than the index).
-        stored = await self.deps.store.find_by_cids(self.key, list(pending))
-        batch: list[StoredMessage] = []
-        inflight: dict[tuple[str, str], _Pending] = {}
+        try:
+            await self._refresh()
+            # One query covers every cid the memory index does not know (resends
+            # after a restart, or of messages older than the index).
+            stored = await self.deps.store.find_by_cids(self.key, list(self.pending))
+        except StoreError as exc:
+            # Nothing was handed over: every post hears, and may resend.
+            self._storage_failed(exc)
+            pending, self.pending = self.pending, {}
+            for item in pending.values():
+                for post in item.waiters:
+                    post.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
+            return
+        pending, self.pending = self.pending, {}
+        rows: list[StoredMessage] = []
+        items: dict[tuple[str, str], _Pending] = {}
         ts = now_ms()
         for key, item in pending.items():
             original = stored.get(key)
@@ -361,7 +533,7 @@ class RoomActor(RoomChanges, Actor):
                     post.reply_ok(wire)
                 continue
             first = item.waiters[0]
-            seq = self.last_seq + len(batch) + 1
+            seq = self.last_seq + len(rows) + 1
             item.message = StoredMessage(
                 id=new_time_id("m_"),
                 room_id=self.key,
@@ -374,75 +546,47 @@ class RoomActor(RoomChanges, Actor):
                 meta=encode_meta(first.meta),
                 reply_to=first.reply_to,
             )
-            batch.append(item.message)
-            inflight[key] = item
-        if not batch:
+            rows.append(item.message)
+            items[key] = item
+        if not rows:
             return
-        self.inflight = inflight
-        self.epoch += 1
-        epoch, ref = self.epoch, self.ref
-        self.deps.writer.submit_nowait(batch, lambda exc: ref.tell_soon(Committed(epoch, exc)))
+        batch = self.batch = _Batch(self.key, self.deps, self.members, items)
+        ref = self.ref
 
-    async def _committed(self, error: BaseException | None) -> None:
-        inflight, self.inflight = self.inflight or {}, None
+        def done(error: BaseException | None) -> None:
+            # Runs in the writer's task: hand over, never block.
+            committed = Committed(batch, error)
+            try:
+                ref.tell_soon(committed)
+            except ActorError as gone:  # the actor system is stopping
+                committed.fail(gone)
+
+        self.deps.writer.submit_nowait(rows, done)
+
+    async def _committed(self, batch: _Batch, error: BaseException | None) -> None:
+        if batch is not self.batch:
+            # A batch of an incarnation before this one. on_start waited for it
+            # to finish before loading the tail, so memory already holds its
+            # rows if it committed: only its posts and the members must hear.
+            batch.settle(error)
+            return
+        self.batch = None
         if error is None:
-            self._fan_out(list(inflight.values()))
+            wires = batch.settle(None)
+            for wire in wires:
+                self._remember(wire)
+            self.last_seq = wires[-1].seq
         else:
-            log.warning("room %s: batch of %d failed: %r", self.key, len(inflight), error)
-            for item in inflight.values():
-                for post in item.waiters:
-                    post.reply_err(
-                        ErrorCode.UNAVAILABLE,
-                        "The message was not stored; resend it with the same cid.",
-                    )
+            if isinstance(error, StoreError):
+                self._storage_failed(error)
+            if not is_outage(error):
+                log.warning("room %s: batch of %d failed: %r", self.key, len(batch.items), error)
+            batch.settle(error)
             # The write may have half-happened from our point of view (e.g. a
             # commit whose answer was lost): trust storage, not memory.
-            await self._load_tail()
+            self.stale_tail = True
         if self.pending:
             await self._flush()
-
-    def _fan_out(self, items: list[_Pending]) -> None:
-        """Ack the senders and send the batch to every online member session.
-
-        The batch is framed once and concatenated once; each session gets that
-        one blob in one push (one write). Only a sender's own sessions and
-        sessions still replaying need a per-frame path.
-        """
-        frame = self.deps.frame
-        wires: list[Message] = []
-        blobs: list[bytes] = []
-        origins: dict[Any, set[int]] = {}
-        for i, item in enumerate(items):
-            assert item.message is not None
-            wire = to_wire(item.message)
-            self._remember(wire)
-            wires.append(wire)
-            blobs.append(frame(codec.encode(MsgNew(d=wire))))
-            origins.setdefault(item.waiters[0].session, set()).add(i)
-        self.last_seq = wires[-1].seq
-        everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
-        hub, room = self.deps.hub, self.key
-        for user_id in self.members:
-            for session in hub.sessions_of(user_id):
-                own = origins.get(session)
-                if own is None and not session.syncing:
-                    session.push(everything)
-                    continue
-                for i, data in enumerate(blobs):
-                    if own is None or i not in own:
-                        session.push_event(room, wires[i].seq, data)
-        # Acks too leave as one write per sending session.
-        acks: dict[Any, list[bytes]] = {}
-        for item, wire in zip(items, wires, strict=True):
-            for post in item.waiters:
-                if post.session is None:
-                    post.reply_ok(wire)
-                    continue
-                acks.setdefault(post.session, []).append(
-                    frame(codec.encode(Ok(re=post.request_id, d=wire)))
-                )
-        for session, parts in acks.items():
-            session.push(parts[0] if len(parts) == 1 else b"".join(parts))
 
     # ----- resume --------------------------------------------------------------
 

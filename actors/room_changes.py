@@ -14,8 +14,16 @@ Rules (on top of actors.room's):
 - A change is stored, with its event row, BEFORE the requester's ``ok`` and
   before any member sees it. The actor awaits that write: changes of one room
   are serialised, which is what keeps ``ev`` gap-free without a lock.
-- A failed write re-reads ``last_ev`` from storage (a lost commit answer
-  must not fork the sequence) and answers ``unavailable``.
+- A failed write answers ``unavailable`` and marks the room stale: ``last_ev``
+  (and the rest) is re-read from storage before the next change (a lost
+  commit answer must not fork the sequence), and a storage still down
+  answers that change ``unavailable`` too instead of crashing the room.
+- Every event row carries its own frame with its own ``ev``: a rewrite of a
+  stored event (delete for everyone erasing an earlier edit's text) keeps
+  the row's ``ev`` in the frame, so a replay is exactly the stored sequence,
+  gap-free and without duplicates (issue 12, item 10).
+- The REST bridge moves read cursors through the same ``Change`` (with a
+  ``Reply`` instead of a session): one code path, same events.
 - Each event is encoded once; the same bytes are stored (for resume) and
   queued to every online member session except the requester's (it has the
   ``ok``). Live events held during a session's replay are deduplicated by
@@ -27,12 +35,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import trio
 from msgspec.structs import replace as update
 
-from actors.errors import ActorError
+from actors.errors import ActorError, AskTimeout, Rejected
 from actors.room_rules import (
     delete_problem,
     edit_problem,
@@ -61,9 +70,11 @@ from protocol.frames_chat import (
 from storage.base import now_ms
 from storage.errors import StoreError
 from storage.messages_rich import RoomEvent
+from storage.outage import StorageHealth, is_outage
 
 if TYPE_CHECKING:
     from actors.room import ReplayResult, RoomDeps
+    from actors.runtime import ActorSystem, Reply
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +84,73 @@ EV_KEY = "\x00ev"
 ChangeOp = EditData | DeleteData | ReactData | ReceiptData
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeDone:
+    """What a ``Change`` with a ``reply`` slot answers (REST)."""
+
+    ev: int | None  # None: nothing changed, no event
+    read: int | None = None  # for receipts: the reader's cursors after the change
+    dlv: int | None = None
+
+
 @dataclass(slots=True, eq=False)
 class Change:
-    """Cast from the gateway: apply ``op`` as ``user_id``, reply to ``session``."""
+    """Cast: apply ``op`` as ``user_id``; reply to ``session`` (a socket) or ``reply`` (REST)."""
 
-    session: Any
+    session: Any  # realtime_server.session.Session, or None with ``reply``
     request_id: int
     user_id: str
     op: ChangeOp
+    reply: Reply[ChangeDone] | None = None
+    answered: bool = field(default=False)  # exactly one answer
 
-    def reply_ok(self, ev: int | None = None) -> None:
-        self.session.push_frame(Ok(re=self.request_id, ev=ev))
+    def reply_ok(self, ev: int | None = None, cursors: tuple[int, int] | None = None) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        if self.reply is not None:
+            read, dlv = cursors if cursors is not None else (None, None)
+            self.reply.set(ChangeDone(ev, read, dlv))
+        else:
+            self.session.push_frame(Ok(re=self.request_id, ev=ev))
 
     def reply_err(self, code: ErrorCode, msg: str) -> None:
-        self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
+        if self.answered:
+            return
+        self.answered = True
+        if self.reply is not None:
+            self.reply.fail(Rejected(msg, code=code))
+        else:
+            self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
 
     def fail(self, error: ActorError) -> None:
         self.reply_err(error.code, error.message)
+
+
+async def change_as(
+    system: ActorSystem,
+    room_id: str,
+    user_id: str,
+    op: ChangeOp,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - ask-style contract, like ActorRef.ask
+) -> ChangeDone:
+    """Apply ``op`` in ``room_id`` as ``user_id`` without a socket (the REST bridge).
+
+    Exactly what the socket frame does (events, pushes to every device), since
+    it is the same message to the same actor. Raises ``Rejected`` (``code``:
+    not_member, not_found, unavailable...), another ``ActorError``, or
+    ``AskTimeout`` after ``timeout`` (default: the system's ask timeout).
+    """
+    from actors.room import ROOM
+    from actors.runtime import Reply
+
+    reply: Reply[ChangeDone] = Reply()
+    limit = system.ask_timeout if timeout is None else timeout
+    with trio.move_on_after(limit):
+        await system.ref(ROOM, room_id).tell(Change(None, 0, user_id, op, reply))
+        return await reply.wait()
+    raise AskTimeout(f"room:{room_id} did not apply the change within {limit:g}s")
 
 
 class RoomChanges:
@@ -104,6 +165,10 @@ class RoomChanges:
     last_ev: int
     cache: deque[Message]
     by_cid: OrderedDict[tuple[str, str], Message]
+    health: StorageHealth
+    stale_room: bool
+
+    async def _refresh(self) -> None: ...
 
     async def _load_changes(self) -> None:
         rich = self.deps.rich
@@ -135,12 +200,15 @@ class RoomChanges:
     # ----- dispatch --------------------------------------------------------------
 
     async def _change(self, change: Change) -> None:
-        if change.user_id not in self.members:
-            change.reply_err(
-                ErrorCode.NOT_MEMBER, "You are not a member of this room (or it does not exist)."
-            )
-            return
+        ev_before = self.last_ev
         try:
+            await self._refresh()
+            if change.user_id not in self.members:
+                change.reply_err(
+                    ErrorCode.NOT_MEMBER,
+                    "You are not a member of this room (or it does not exist).",
+                )
+                return
             match change.op:
                 case EditData():
                     await self._edit(change, change.op)
@@ -152,10 +220,16 @@ class RoomChanges:
                     await self._receipt(change, change.op)
                 case _:
                     raise ActorError(f"room cannot apply {type(change.op).__name__}")
+            if self.last_ev != ev_before:
+                self.health.succeeded()  # a write worked: storage is back, if it was away
         except StoreError as exc:
-            log.warning("room %s: change failed: %r", self.key, exc)
-            # The commit may have happened with its answer lost: trust storage.
-            self.last_ev = await self.deps.rich.last_ev(self.key)
+            if is_outage(exc):
+                self.health.failed(exc)  # one log line per outage, not per change
+            else:
+                log.warning("room %s: change refused by storage: %r", self.key, exc)
+            # The commit may have happened with its answer lost: trust storage,
+            # re-read before the next change (not now: it may be down).
+            self.stale_room = True
             change.reply_err(ErrorCode.UNAVAILABLE, "The change was not stored; retry it.")
 
     async def _edit(self, change: Change, op: EditData) -> None:
@@ -213,11 +287,17 @@ class RoomChanges:
             return
         assert m is not None
         ev = self.last_ev + 1
-        raw = codec.encode(
-            MsgDeleted(d=DeletedData(room=self.key, seq=op.seq, by=change.user_id, at=now, ev=ev))
-        )
+
+        def deleted(ev: int) -> bytes:
+            return codec.encode(
+                MsgDeleted(
+                    d=DeletedData(room=self.key, seq=op.seq, by=change.user_id, at=now, ev=ev)
+                )
+            )
+
+        raw = deleted(ev)
         scrubbed = await self.deps.rich.delete_for_all(
-            self.key, op.seq, RoomEvent(ev, "delete", op.seq, raw, now), scrub_reply
+            self.key, op.seq, RoomEvent(ev, "delete", op.seq, raw, now), scrub_reply, deleted
         )
         self.last_ev = ev
         self._recache(
@@ -285,8 +365,11 @@ class RoomChanges:
         read = read0 if op.read is None else max(read0, min(op.read, self.last_seq))
         dlv = max(dlv0, read, min(op.dlv or 0, self.last_seq))
         if (read, dlv) == (read0, dlv0):
-            change.reply_ok()
+            change.reply_ok(cursors=(read, dlv))
             return
+        # Counted before the write: once stored, nothing may fail before the
+        # event goes out (or the stored receipt would be answered unavailable).
+        unread = await self._unread(user, read)
         ev, at = self.last_ev + 1, now_ms()
         receipt = ReceiptUpdateData(room=self.key, ev=ev, user=user, read=read, dlv=dlv)
         raw = codec.encode(ReceiptUpdate(d=receipt))
@@ -296,13 +379,12 @@ class RoomChanges:
         self.last_ev = ev
         self.cursors[user] = (read, dlv)
         # The reader's own devices also get the unread count the new cursor leaves.
-        unread = await self._unread(user, read)
         own = self.deps.frame(codec.encode(ReceiptUpdate(d=update(receipt, unread=unread))))
         for session in self.deps.hub.sessions_of(user):
             if session is not change.session:
                 session.push_event(self.key + EV_KEY, ev, own)
         self._broadcast(raw, ev, skip=change.session, except_user=user)
-        change.reply_ok(ev)
+        change.reply_ok(ev, cursors=(read, dlv))
 
     async def _unread(self, user: str, read: int) -> int:
         cache = self.cache

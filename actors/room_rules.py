@@ -7,10 +7,10 @@ message the client gets, so the actor and the REST bridge refuse alike.
 
 from __future__ import annotations
 
-import unicodedata
-
 import msgspec
 
+from protocol.emoji import emoji_problem
+from protocol.emoji import is_emoji as is_emoji  # the gateway checks reactions with it too
 from protocol.errors import ErrorCode
 from protocol.frames import Message, SendData
 from protocol.frames_chat import (
@@ -27,52 +27,9 @@ Problem = tuple[ErrorCode, str] | None
 # Kinds the server itself may post (PostAs with system=True, AI answers).
 SERVER_KINDS = frozenset({*CLIENT_KINDS, "system", "ai"})
 ADMIN_ROLES = frozenset({"owner", "admin"})
-MAX_EMOJI_CODEPOINTS = 16
 
 _meta_encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(MessageMeta)
-
-# Code points that may appear inside an emoji sequence beside pictographs:
-# ZWJ, variation selectors, the keycap mark, skin tones and tag characters.
-_JOINERS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3}
-
-
-def _emoji_part(cp: int) -> bool:
-    return (
-        cp in _JOINERS
-        or 0x1F3FB <= cp <= 0x1F3FF  # skin tone modifiers
-        or 0xE0020 <= cp <= 0xE007F  # tags (subdivision flags)
-    )
-
-
-def _pictograph(ch: str) -> bool:
-    cp = ord(ch)
-    if 0x1F1E6 <= cp <= 0x1F1FF:  # regional indicators (flags)
-        return True
-    return unicodedata.category(ch) == "So" and cp >= 0x2000
-
-
-def is_emoji(text: str) -> bool:
-    """One emoji (possibly a ZWJ sequence, flag, keycap or skin-toned), nothing else.
-
-    Deliberately a shape check, not a list: new emoji keep working without a
-    table update, while letters, digits alone, spaces and control characters
-    are refused.
-    """
-    if not text or len(text) > MAX_EMOJI_CODEPOINTS:
-        return False
-    seen_base = False
-    for i, ch in enumerate(text):
-        cp = ord(ch)
-        if _pictograph(ch):
-            seen_base = True
-        elif _emoji_part(cp):
-            continue
-        elif ch in "0123456789#*" and text[i + 1 : i + 3] in ("\ufe0f\u20e3", "\u20e3"):
-            seen_base = True  # keycap: 1️⃣
-        else:
-            return False
-    return seen_base
 
 
 def text_problem(text: str, max_chars: int, *, required: bool = True) -> Problem:
@@ -208,8 +165,8 @@ def delete_problem(
 
 
 def react_problem(m: Message | None, emoji: str) -> Problem:
-    if not is_emoji(emoji):
-        return ErrorCode.INVALID, "A reaction must be a single emoji."
+    if (problem := emoji_problem(emoji)) is not None:
+        return ErrorCode.INVALID, problem
     if m is None:
         return ErrorCode.NOT_FOUND, "No such message in this room."
     if m.deleted:

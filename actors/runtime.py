@@ -9,9 +9,16 @@ Rules of the house:
 - A handler that raises ``Rejected`` answers its caller with that error; any
   other exception is a crash: it is logged, the message in hand and every
   message still queued are failed (asks raise ``ActorCrashed``, casts get
-  ``fail()`` called), and the actor restarts from storage. More than
+  ``fail()`` called), the actor's ``abandon()`` answers whatever it held in
+  its own state, and the actor restarts from storage. More than
   ``max_restarts`` crashes within ``restart_window`` seconds stop it instead;
   the next address starts it afresh.
+- Storage failing is an outage, not a bug: an ``on_start`` that hits one
+  refuses to exist for now (``ActorUnavailable``, code ``unavailable``; the
+  next address tries again), a crash caused by one fails the messages with
+  ``unavailable`` instead of ``internal``, and neither logs a traceback: the
+  system's ``StorageHealth`` logs one line when the outage begins and one
+  when it ends.
 - Every task lives in the system's nursery; callers never wait forever: each
   ``ask`` has a timeout.
 """
@@ -28,6 +35,9 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
+from protocol.errors import ErrorCode
+from realtime_server import metrics
+from storage.outage import StorageHealth, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +126,13 @@ class Actor:
         """False while the actor has work in flight that an idle stop would lose."""
         return True
 
+    def abandon(self, error: ActorError) -> None:
+        """The actor crashed or stopped: answer every request it holds in its own state.
+
+        Synchronous (it runs while the runtime unwinds, maybe under
+        cancellation). Messages still in the inbox are failed by the runtime.
+        """
+
 
 @dataclass(eq=False)
 class _Cell:
@@ -192,7 +209,15 @@ class ActorRef:
         try:
             self.tell_nowait(msg)
         except trio.WouldBlock:
-            self._system._nursery_or_raise().start_soon(self.tell, msg)
+            self._system._nursery_or_raise().start_soon(self._tell_or_fail, msg)
+
+    async def _tell_or_fail(self, msg: Any) -> None:
+        # A task of the system nursery: an error escaping it would take every
+        # actor down. A message that cannot be delivered is failed instead.
+        try:
+            await self.tell(msg)
+        except ActorError as exc:
+            _Cast(msg).fail(exc)
 
     # OTP's call(msg, timeout): the timeout is part of the contract, not a convenience.
     async def ask(self, msg: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
@@ -219,12 +244,14 @@ class ActorSystem:
         ask_timeout: float = 10.0,
         max_restarts: int = 1,
         restart_window: float = 5.0,
+        health: StorageHealth | None = None,
     ) -> None:
         self.inbox_size = inbox_size
         self.idle_seconds = idle_seconds
         self.ask_timeout = ask_timeout
         self.max_restarts = max_restarts
         self.restart_window = restart_window
+        self.health = health or StorageHealth()
         self._factories: dict[str, ActorFactory] = {}
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._nursery: trio.Nursery | None = None
@@ -261,6 +288,15 @@ class ActorSystem:
 
     def statistics(self) -> SystemStatistics:
         return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
+
+    def census(self) -> dict[str, tuple[int, int, int]]:
+        """Per kind: live actors, messages queued in their inboxes, the fullest inbox."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for (kind, _), cell in self._cells.items():
+            queued = cell.receive.statistics().current_buffer_used
+            live, total, most = out.get(kind, (0, 0, 0))
+            out[kind] = (live + 1, total + queued, max(most, queued))
+        return out
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host every actor until cancelled."""
@@ -299,33 +335,71 @@ class ActorSystem:
     async def _run(self, cell: _Cell) -> None:
         ref = ActorRef(self, cell.kind, cell.key)
         ref._cell = cell
+        actor: Actor | None = None
         try:
             while True:
                 actor = cell.actor = self._factories[cell.kind](cell.key, ref)
                 try:
-                    await actor.on_start()
+                    await self._start(actor)
                     await self._loop(cell, actor)
                     return
                 except ActorUnavailable as exc:
                     self._unregister(cell)
                     self._fail_all(cell, exc)
+                    self._abandon(actor, exc)
                     return
-                except Exception:
+                except Exception as exc:
                     self._crashes += 1
-                    log.exception("actor %s:%s crashed", cell.kind, cell.key)
-                    self._fail_all(cell, ActorCrashed(f"{cell.kind}:{cell.key} crashed"))
-                    if not self._may_restart(cell):
+                    error = self._crash_error(cell, exc)
+                    self._fail_all(cell, error)
+                    self._abandon(actor, error)
+                    restart = self._may_restart(cell)
+                    metrics.actor_crashed(cell.kind, restarted=restart)
+                    if not restart:
                         log.error(
                             "actor %s:%s over its restart budget; stopped", cell.kind, cell.key
                         )
                         self._unregister(cell)
-                        self._fail_all(cell, ActorCrashed(f"{cell.kind}:{cell.key} crashed"))
+                        self._fail_all(cell, error)
                         return
         finally:
             # Also on cancellation (shutdown): nobody may be left waiting.
             cell.actor = None  # cell -> actor -> ref -> cell would be a cycle
             self._unregister(cell)
-            self._fail_all(cell, ActorUnavailable(f"{cell.kind}:{cell.key} stopped"))
+            stopped = ActorUnavailable(f"{cell.kind}:{cell.key} stopped")
+            self._fail_all(cell, stopped)
+            if actor is not None:
+                self._abandon(actor, stopped)
+
+    async def _start(self, actor: Actor) -> None:
+        try:
+            await actor.on_start()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.health.failed(exc)
+            # Not a crash: there is nothing to restart from. The next address
+            # tries again, by when storage may be back.
+            raise ActorUnavailable(
+                "Storage is unavailable; retry shortly.", code=ErrorCode.UNAVAILABLE
+            ) from exc
+
+    def _crash_error(self, cell: _Cell, exc: Exception) -> ActorCrashed:
+        if is_outage(exc):
+            self.health.failed(exc)
+            log.debug("actor %s:%s stopped by a storage failure: %r", cell.kind, cell.key, exc)
+            return ActorCrashed(
+                "Storage is unavailable; retry shortly.", code=ErrorCode.UNAVAILABLE
+            )
+        log.exception("actor %s:%s crashed", cell.kind, cell.key)
+        return ActorCrashed(f"{cell.kind}:{cell.key} crashed")
+
+    @staticmethod
+    def _abandon(actor: Actor, error: ActorError) -> None:
+        try:
+            actor.abandon(error)
+        except Exception:  # a failing abandon() must not take the runtime down
+            log.exception("abandon() of %r raised", actor)
 
     def _may_restart(self, cell: _Cell) -> bool:
         now = trio.current_time()

@@ -20,6 +20,7 @@ from bridge import (
     routes_media,
     routes_messages,
     routes_oidc,
+    routes_ops,
     routes_password,
     routes_phone,
     routes_presence,
@@ -28,7 +29,9 @@ from bridge import (
     routes_sessions,
     routes_system,
     routes_users,
+    security_headers,
 )
+from bridge.access import install as install_access
 from bridge.errors import handle_exception
 from bridge.routing import Router
 from bridge.services import BridgeServices
@@ -44,7 +47,18 @@ def create_app(services: BridgeServices) -> QuartTrio:
     # stops reading a chunked one as soon as it crosses the limit.
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
+    install_access(app)  # request ids, the access log, REST metrics (issue 17)
     app.register_error_handler(Exception, handle_exception)
+    security_headers.install(app)
+
+    # Signed-out sessions stay refused across restarts: load them before serving,
+    # and close a signed-out session's sockets at once (issue 12).
+    async def load_signed_out() -> None:
+        await services.tokens.load_signed_out()
+
+    app.before_serving(load_signed_out)
+    if services.revoke_sockets is not None:
+        services.tokens.on_signed_out = services.revoke_sockets
 
     router = Router(app, services.tokens)
     for routes in (
@@ -52,6 +66,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_users,
         routes_rooms,
         routes_system,
+        routes_ops,
         routes_groups,
         routes_media,
         routes_presence,

@@ -21,11 +21,14 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bridge.errors import BadRequest, RestCode
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 CONTENT_TYPE = "image/jpeg"
@@ -46,6 +49,9 @@ class AvatarImage:
 
 def make_avatar(data: bytes, *, size: int, max_pixels: int) -> AvatarImage:
     """Blocking: validate ``data`` and return the square JPEG to store."""
+    # Pillow loads on the first image (in this worker thread), not at start-up.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     if not data:
         raise BadRequest("The image is empty.", code=RestCode.IMAGE_INVALID, field="image")
     try:
@@ -87,6 +93,8 @@ async def process_avatar(data: bytes, *, size: int, max_pixels: int) -> AvatarIm
 
 def _flatten(image: Image.Image) -> Image.Image:
     """RGB, with any transparency laid over white (JPEG has no alpha)."""
+    from PIL import Image
+
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

@@ -17,13 +17,14 @@ any other refusal is logged (it means our settings are wrong) and answered as
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from bridge.billing_errors import BillingDisabled, GatewayUnavailable, PaymentNotFound
 from realtime_server.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class KonnectGateway:
         self._lifespan = settings.konnect_lifespan_minutes
         self._http: httpx.AsyncClient | None = None
         if self.enabled:
+            import httpx  # only a node with Konnect configured needs it
+
             self._http = httpx.AsyncClient(
                 base_url=settings.konnect_api_base.rstrip("/") + "/",
                 headers={"x-api-key": settings.konnect_api_key},
@@ -97,6 +100,8 @@ class KonnectGateway:
         return payment
 
     async def _call(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import httpx
+
         try:
             response = await self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:

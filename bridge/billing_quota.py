@@ -31,7 +31,11 @@ Semantics:
   record (``bridge.billing_plans.entitlement``). Counters are keyed by the
   plan's period (the calendar month on the free plan, the paid period
   otherwise) and by the UTC day, so they reset when the period or day changes.
-- ``refund(user_id, n)`` takes back up to ``n`` from the current counters and
+  Each period keeps its own count: a paid interlude in a free month (free,
+  subscribe, cancel) finds the free month's count as it left it (issue 12).
+  The day counter is one per user across plans.
+- ``refund(user_id, n, consumed=decision)`` takes back up to ``n`` from the
+  counters that ``decision`` counted on (the current ones without it) and
   never goes below zero; call it only for a message that was consumed and
   produced nothing (a provider failure before the first delta).
 """
@@ -90,6 +94,10 @@ class QuotaDecision:
     allowed: bool
     summary: QuotaSummary
     exhausted: str | None = None  # "monthly" | "daily" when refused
+    # The counters an allowed consume counted on: pass them to ``refund`` so a
+    # refund lands where the message was counted, even after a plan change.
+    period_key: str | None = None
+    day_key: str | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -134,7 +142,7 @@ class QuotaService:
     async def snapshot(self, user_id: str) -> tuple[Entitlement, QuotaSummary]:
         """The plan in force and the quota under it, from one read of each."""
         ent = await self.entitlement(user_id)
-        return ent, _summarise(ent, await self._store.usage(user_id))
+        return ent, _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
 
     async def try_consume(self, user_id: str, n: int = 1) -> QuotaDecision:
         _check_n(n)
@@ -149,17 +157,23 @@ class QuotaService:
             day_cap=NO_CAP if daily is None else daily,
         )
         if usage is not None:
-            return QuotaDecision(True, _summarise(ent, usage))
-        summary = _summarise(ent, await self._store.usage(user_id))
+            return QuotaDecision(True, _summarise(ent, usage), None, ent.period_key, ent.day_key)
+        summary = _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
         month_left = summary.monthly_limit - summary.monthly_used
         exhausted = "monthly" if month_left < n else "daily"
         return QuotaDecision(False, summary, exhausted)
 
-    async def refund(self, user_id: str, n: int = 1) -> QuotaSummary:
+    async def refund(
+        self, user_id: str, n: int = 1, *, consumed: QuotaDecision | None = None
+    ) -> QuotaSummary:
+        """Give ``n`` back: to the counters ``consumed`` counted on when given (the
+        period of the message, even if the plan changed since), else the current ones."""
         _check_n(n)
         ent = await self.entitlement(user_id)
-        await self._store.refund(user_id, period_key=ent.period_key, day_key=ent.day_key, n=n)
-        return _summarise(ent, await self._store.usage(user_id))
+        period_key = (consumed.period_key if consumed else None) or ent.period_key
+        day_key = (consumed.day_key if consumed else None) or ent.day_key
+        await self._store.refund(user_id, period_key=period_key, day_key=day_key, n=n)
+        return _summarise(ent, await self._store.usage(user_id, period_key=ent.period_key))
 
     async def allows_model(self, user_id: str, model: str) -> bool:
         return (await self.entitlement(user_id)).plan.allows_model(model)

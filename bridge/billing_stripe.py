@@ -19,10 +19,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import stripe
-from stripe.params.checkout import SessionCreateParams
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from bridge.billing_errors import (
     BillingDisabled,
@@ -33,24 +31,37 @@ from bridge.billing_errors import (
 from bridge.errors import BadRequest
 from realtime_server.settings import Settings
 
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params.checkout import SessionCreateParams
+
+# The SDK (and the requests library it loads) costs ~0.1 s of start-up: it is
+# imported only by a node that has Stripe configured, when first needed.
+
 log = logging.getLogger(__name__)
 
 
-class _HTTPXClient(stripe.HTTPXClient):
-    """``stripe.HTTPXClient`` handing its form body to httpx as ``content=``.
+@cache
+def _httpx_client_class() -> type[stripe.HTTPXClient]:
+    import stripe
 
-    The library passes the encoded body as ``data=<str>``, which httpx 0.28
-    deprecates with a warning on every POST; the bytes sent are the same.
-    """
+    class _HTTPXClient(stripe.HTTPXClient):
+        """``stripe.HTTPXClient`` handing its form body to httpx as ``content=``.
 
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Any, post_data: Any
-    ) -> list[Any]:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        data = kwargs.pop("data", None)
-        if data:
-            kwargs["content"] = data
-        return [args, kwargs]
+        The library passes the encoded body as ``data=<str>``, which httpx 0.28
+        deprecates with a warning on every POST; the bytes sent are the same.
+        """
+
+        def _get_request_args_kwargs(
+            self, method: str, url: str, headers: Any, post_data: Any
+        ) -> list[Any]:
+            args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+            data = kwargs.pop("data", None)
+            if data:
+                kwargs["content"] = data
+            return [args, kwargs]
+
+    return _HTTPXClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +74,12 @@ class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         self.enabled = bool(settings.stripe_secret_key)
         self.webhook_secret = settings.stripe_webhook_secret
-        self._http: _HTTPXClient | None = None
+        self._http: stripe.HTTPXClient | None = None
         self._client: stripe.StripeClient | None = None
         if self.enabled:
-            self._http = _HTTPXClient(timeout=settings.stripe_timeout)
+            import stripe
+
+            self._http = _httpx_client_class()(timeout=settings.stripe_timeout)
             self._client = stripe.StripeClient(
                 settings.stripe_secret_key,
                 http_client=self._http,
@@ -160,6 +173,8 @@ class StripeGateway:
             raise BillingDisabled(
                 "Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET)."
             )
+        import stripe
+
         try:
             event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
         except stripe.SignatureVerificationError as exc:
@@ -181,6 +196,8 @@ class _Refused(GatewayUnavailable):
 
 @contextmanager
 def _calling(what: str) -> Iterator[None]:
+    import stripe
+
     try:
         yield
     except stripe.APIConnectionError:

@@ -28,7 +28,8 @@ Body of every error::
 
     {"error": {"code": "invalid", "message": "...", "field": "email"}}
 
-``field`` is present only when one input field is to blame.
+``field`` is present only when one input field is to blame; ``request_id``
+(also in the ``X-Request-Id`` header) whenever the error answers a request.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from quart import Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from protocol.errors import ERROR_MESSAGES, ErrorCode
+from realtime_server import metrics
+from realtime_server.logs import request_id
 from storage.errors import Conflict, StoreError
 from storage.errors import NotFound as StoreNotFound
 
@@ -221,6 +224,8 @@ class ErrorDetail(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
     field: str | None = None
+    # The X-Request-Id this answer also carries in its header: quote it in a report.
+    request_id: str | None = None
 
 
 class ErrorBody(msgspec.Struct):
@@ -295,9 +300,15 @@ def error_response(exc: BaseException) -> Response:
     status, detail, headers = classify(exc)
     if status >= 500:
         if isinstance(exc, StoreError):
+            metrics.rest_storage_error()
             logger.warning("storage unavailable: %r", exc)
+        elif isinstance(exc, BridgeError):
+            # An answer we chose (a provider not configured, a gateway down):
+            # one line says it all; a traceback would only bury real bugs.
+            logger.warning("answered %d %s: %s", status, detail.code, detail.message)
         else:
             logger.error("unhandled error in REST request", exc_info=exc)
+    detail.request_id = request_id.get()
     headers["Content-Type"] = "application/json"
     return Response(msgspec.json.encode(ErrorBody(detail)), status=status, headers=headers)
 

@@ -20,8 +20,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from bridge.sms import OUTBOX_SIZE, DeliveryFailed, NotConfigured
 from realtime_server.settings import Settings
 
@@ -64,6 +62,8 @@ class SendGridEmail:
         self._timeout = timeout
 
     async def send_email(self, to: str, subject: str, body: str) -> None:
+        import httpx  # on first use: a node without SendGrid configured never needs it
+
         payload = {
             "personalizations": [{"to": [{"email": to}]}],
             "from": {"email": self._sender},

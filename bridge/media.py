@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from PIL import Image, ImageOps, UnidentifiedImageError
 from quart_trio.wrappers import TrioRequest
 from quart_trio.wrappers.request import TrioBody
 from werkzeug.exceptions import RequestTimeout
@@ -113,6 +112,9 @@ class ImageFacts:
 
 
 def _image_facts(data: bytes) -> ImageFacts:
+    # Pillow loads on the first image (in this worker thread), not at start-up.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()  # structure check; the image must be reopened after it

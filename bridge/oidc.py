@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 
 from bridge.errors import AuthError, BadRequest, BridgeError, RestCode
@@ -128,6 +127,8 @@ class OidcProvider:
         return key
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        import httpx  # on first use: a node without Google sign-in never needs it
+
         try:
             async with httpx.AsyncClient(timeout=self.config.timeout) as client:
                 response = await client.get(url)
@@ -172,6 +173,8 @@ class OidcProvider:
             "client_secret": self.config.client_secret,
             "code_verifier": code_verifier,
         }
+        import httpx
+
         try:
             async with httpx.AsyncClient(timeout=self.config.timeout) as client:
                 response = await client.post(endpoint, data=form)

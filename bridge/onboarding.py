@@ -10,10 +10,10 @@ and ``routes_sessions``.
 
 Signing a session out (remote sign-out, password change, password reset)
 does three things, in this order: revokes its refresh tokens in storage (it
-can never refresh again), tells ``TokenService`` to refuse its access tokens
-on this node from now on (REST and the socket's hello), and closes its open
-sockets with 4104 ``SESSION_REVOKED`` through ``services.revoke_sockets``,
-which the node sets.
+can never refresh again), has ``TokenService.sign_out`` record it durably and
+refuse its access tokens from now on (REST and the socket's hello, also
+after a restart), and closes its open sockets with 4104 ``SESSION_REVOKED``
+through ``services.revoke_sockets``, which the node sets.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import time
 import unicodedata
 from collections.abc import Callable
 from typing import Any
-
-from quart import request
 
 from bridge.errors import BadRequest, TokenInvalid
 from bridge.mailer import EmailSender, build_mailer
@@ -78,10 +76,6 @@ def photo_visible(
     if blocked or privacy == "nobody":
         return False
     return privacy == "everyone" or owner_knows_viewer
-
-
-def client_ip() -> str:
-    return request.remote_addr or "unknown"
 
 
 def build_google(settings: Settings, clock: Callable[[], float]) -> OidcProvider:
@@ -203,11 +197,8 @@ class Onboarding:
         self, user_id: str, *, only: str | None = None, keep: str | None = None
     ) -> list[str]:
         ended = await self.accounts.revoke_sessions(user_id, self.now_ms(), only=only, keep=keep)
-        if ended:
-            self.tokens.forget_sessions(ended)
-            revoke_sockets = self.services.revoke_sockets
-            if revoke_sockets is not None:
-                revoke_sockets(user_id, ended)
+        # Durable, refused at once, sockets closed (TokenService.sign_out).
+        await self.tokens.sign_out(user_id, ended)
         return ended
 
     # ----- blocks reach the direct room at once ----------------------------------------
@@ -226,3 +217,7 @@ class Onboarding:
         room_id = await self.social.direct_room_id(a, b)
         if room_id is not None and system.is_live(ROOM, room_id):
             await system.ref(ROOM, room_id).tell(BlocksChanged())
+        if self.services.calls is not None:  # a call between them is cut (issue 12)
+            from actors.call import access_changed
+
+            await access_changed(system, self.services.calls, [a, b])

@@ -5,7 +5,8 @@ operations, schemas from ``msgspec.json.schema_components`` over the same
 Structs the server decodes and encodes with, and error responses from the
 codes each route can answer (the common ones are implied by what the route
 does: a body can be invalid or too large, a token can be missing or expired,
-storage can be down).
+an id in the path can name nothing, storage can be down). Bodies that are not
+JSON Structs (uploads, server-sent events, metrics text) are ``routing.Body``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from bridge.errors import STATUS, Code, ErrorBody, RestCode, default_message
-from bridge.routing import Operation
+from bridge.routing import Body, Operation
 from protocol.errors import ErrorCode
 
 TITLE = "Realtime messaging REST API"
@@ -62,8 +63,14 @@ def error_codes(op: Operation) -> list[Code]:
         codes += [ErrorCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED]
     if op.body is not None:
         codes += [ErrorCode.INVALID, RestCode.BAD_JSON, RestCode.PAYLOAD_TOO_LARGE]
+    if op.upload is not None:
+        codes += [ErrorCode.INVALID, RestCode.PAYLOAD_TOO_LARGE]
     if op.query is not None:
         codes.append(ErrorCode.INVALID)
+    if op.path_params:
+        # A path names something by id, and ids can be wrong (or not yours:
+        # those answer 404 too, so ids cannot be probed).
+        codes.append(ErrorCode.NOT_FOUND)
     codes += op.errors
     codes.append(ErrorCode.INTERNAL)
     if op.uses_store:
@@ -75,7 +82,7 @@ def _schema_types(operations: Sequence[Operation]) -> list[Any]:
     types: list[Any] = [ErrorBody]
     for op in operations:
         types += [op.body] if op.body is not None else []
-        types += [t for t in op.responses.values() if t is not None]
+        types += [t for t in op.responses.values() if t is not None and not isinstance(t, Body)]
     return list(dict.fromkeys(types))
 
 
@@ -93,11 +100,23 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
         doc["parameters"] = parameters
     if op.body is not None:
         doc["requestBody"] = {"required": True, "content": {_JSON: {"schema": schema_of[op.body]}}}
+    elif op.upload is not None:
+        media: dict[str, Any] = {"schema": op.upload.schema}
+        if op.upload.encoding:
+            media["encoding"] = op.upload.encoding
+        doc["requestBody"] = {"required": True, "content": {op.upload.media_type: media}}
+        if op.upload.description:
+            doc["requestBody"]["description"] = op.upload.description
 
     responses: dict[str, Any] = {}
     for status, body in sorted(op.responses.items()):
         if body is None:
             responses[str(status)] = {"description": "No content."}
+        elif isinstance(body, Body):
+            responses[str(status)] = {
+                "description": body.description or "Success.",
+                "content": {body.media_type: {"schema": body.schema}},
+            }
         else:
             responses[str(status)] = {
                 "description": "Success.",

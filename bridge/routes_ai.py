@@ -31,7 +31,7 @@ from actors.ai_service import AiService
 from actors.ai_stream import periods
 from actors.errors import ActorError
 from bridge.errors import BridgeError, NotFound
-from bridge.routing import Router, empty_response, json_response
+from bridge.routing import Body, Router, empty_response, json_response
 from bridge.schemas_ai import (
     AiMessageList,
     AiMessageOut,
@@ -350,7 +350,15 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         summary="Ask and stream the answer as text/event-stream (for clients without WebSocket)",
         tag=TAG,
         body=StreamBody,
-        responses={200: None},
+        responses={
+            200: Body(
+                "text/event-stream",
+                {"type": "string"},
+                "Server-sent events, each `event: <frame type>` and `data: <JSON>`: first "
+                "`ai.ask` (the stored prompt), then `ai.start`, `ai.delta`... and last "
+                "`ai.done` or `ai.error`, with the same payloads as the WebSocket frames.",
+            )
+        },
         errors=(
             ErrorCode.AI_QUOTA_EXCEEDED,
             ErrorCode.AI_UNKNOWN_MODEL,
@@ -386,14 +394,16 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 if gen is None:
                     return  # a resend: the prompt was stored before; its answer is in history
                 async for frame in receive:
-                    yield _sse(frame.__struct_config__.tag, frame.d)  # type: ignore[attr-defined]
+                    # Every frame on this channel is an AI push frame: a string tag and ``d``.
+                    tag = str(frame.__struct_config__.tag)
+                    yield _sse(tag, frame.d)  # type: ignore[attr-defined]
                     if isinstance(frame, AiDone | AiError):
                         return
 
         response = Response(events(), status=200, content_type="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
-        response.timeout = None  # type: ignore[assignment]
+        response.timeout = None
         return response
 
     # ----- folders -----

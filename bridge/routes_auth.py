@@ -3,13 +3,24 @@
 A login answers the same ``invalid_credentials`` for an unknown user and a
 wrong password, and spends a password verify either way, so neither the
 answer nor its timing tells which logins exist.
+
+Login, sign-up and refresh pass the velocity limits first
+(``bridge.ratelimit``): 429 ``rate_limited`` with ``Retry-After``, and a
+refused try checks no password. A right password clears the back-off of that
+login from that address.
+
+An email address typed at sign-up, or on a profile, is not proven: it blocks
+nobody. Signing up with an address another account holds unverified takes it
+from that account (``storage.onboarding``); a verified address is 409.
 """
 
 from __future__ import annotations
 
 from quart import Response
 
+from bridge.client_address import client_ip
 from bridge.errors import InvalidCredentials, RestCode
+from bridge.onboarding import Onboarding
 from bridge.routing import Router, empty_response, json_response
 from bridge.schemas import (
     AuthResponse,
@@ -27,6 +38,8 @@ from storage.base import User, new_id, now_ms
 
 def add_routes(router: Router, services: BridgeServices) -> None:
     store, tokens, passwords = services.store, services.tokens, services.passwords
+    onboarding = Onboarding.of(services)
+    limits = onboarding.limits
 
     @router.route(
         "POST",
@@ -35,10 +48,18 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         tag="auth",
         auth=False,
         body=RegisterRequest,
+        description=(
+            "Limited per client address (REGISTER_PER_IP): 429 with `Retry-After`. "
+            "An email another account holds unverified is taken from it; a "
+            "verified one answers 409."
+        ),
         responses={201: AuthResponse},
-        errors=(ErrorCode.CONFLICT,),
+        errors=(ErrorCode.CONFLICT, ErrorCode.RATE_LIMITED),
     )
     async def register(body: RegisterRequest) -> Response:
+        await limits.before_register(client_ip())
+        # An unverified address is no claim: whoever signs up with it takes it.
+        await onboarding.accounts.release_unverified_email(body.email, None)
         user = User(
             id=new_id("u_"),
             email=body.email,
@@ -58,10 +79,19 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         tag="auth",
         auth=False,
         body=LoginRequest,
+        description=(
+            "Throttled to slow a guesser, not the owner: tries of one login from "
+            "one address back off after a few (LOGIN_FREE_TRIES, then LOGIN_BACKOFF "
+            "doubling), with looser limits per address and per login from anywhere. "
+            "429 with `Retry-After`; a refused try checks no password. A right "
+            "password clears the back-off of this login from this address."
+        ),
         responses={200: AuthResponse},
-        errors=(RestCode.INVALID_CREDENTIALS,),
+        errors=(RestCode.INVALID_CREDENTIALS, ErrorCode.RATE_LIMITED),
     )
     async def login(body: LoginRequest) -> Response:
+        ip = client_ip()
+        await limits.before_login(body.login, ip)
         user = await store.get_user_by_login(body.login)
         # Accounts made by phone or Google have no password until they set one.
         if user is None or user.password_hash is None:
@@ -69,6 +99,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             raise InvalidCredentials()
         if not await passwords.verify(user.password_hash, body.password):
             raise InvalidCredentials()
+        await limits.signed_in(body.login, ip)
         pair = await tokens.issue_pair(user, body.device)
         return json_response(_auth_response(user, pair))
 
@@ -78,15 +109,24 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         summary="Trade a refresh token for a new pair (the old one stops working)",
         description=(
             "Refresh tokens are single-use. Presenting one that was already used "
-            "signs the whole device session out and answers `token_reused`."
+            "signs the whole device session out and answers `token_reused`: its "
+            "refresh tokens are revoked, its current access token is refused and "
+            "its open sockets close with 4104 `SESSION_REVOKED`. Limited per client "
+            "address (REFRESH_PER_IP): 429 with `Retry-After`."
         ),
         tag="auth",
         auth=False,
         body=RefreshRequest,
         responses={200: TokenResponse},
-        errors=(ErrorCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED, RestCode.TOKEN_REUSED),
+        errors=(
+            ErrorCode.UNAUTHORIZED,
+            ErrorCode.TOKEN_EXPIRED,
+            RestCode.TOKEN_REUSED,
+            ErrorCode.RATE_LIMITED,
+        ),
     )
     async def refresh(body: RefreshRequest) -> Response:
+        await limits.before_refresh(client_ip())
         pair = await tokens.rotate(body.refresh_token)
         return json_response(
             TokenResponse(
@@ -101,8 +141,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "/auth/logout",
         summary="Sign this device session out (revokes its refresh tokens)",
         description=(
-            "Always 204, also for unknown tokens. Access tokens already issued "
-            "stay valid until they expire."
+            "Always 204, also for unknown tokens. The session's access tokens are "
+            "refused from now on (also after a server restart) and its open sockets "
+            "close with 4104 `SESSION_REVOKED`."
         ),
         tag="auth",
         auth=False,

@@ -11,7 +11,9 @@ owner > admin > member. Rules (pure, in ``problem_with``):
   ``not_found`` like every room route; a direct room answers 400 ``invalid``.
 
 After every change: the room actor reloads its members (a removed member
-stops receiving at once), the typing cache is refreshed, and the change is
+stops receiving at once), the typing cache is refreshed, a removed or
+leaving member is out of the room's running calls and AI answers at once
+(they can neither rejoin nor signal), and the change is
 posted in the room as a ``system`` message (``actors.room.post_as``; text is
 the event as JSON, documented in docs/protocol.md). A refused request
 changes nothing: every check runs before the first write.
@@ -28,7 +30,7 @@ from quart import Response
 
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
 from bridge.routing import Router, empty_response, json_response
-from bridge.schemas import RoomName, RoomOut, UserId
+from bridge.schemas import NO_NUL, RoomName, RoomOut, UserId
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
@@ -43,7 +45,7 @@ RANK = {"owner": 2, "admin": 1, "member": 0}
 _NO_SUCH_ROOM = "No such room, or you are not a member."
 SYSTEM_SENDER = "system"
 
-Description = Annotated[str, msgspec.Meta(max_length=500)]
+Description = Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)]
 
 
 class AddMembersRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -167,6 +169,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def change_role(me: str, room_id: str, user_id: str, action: str) -> Response:
         room, role = await _group_role(store, room_id, me)
         target = _role_of(room, user_id)
+        if target is None:
+            raise NotFound("That user is not a member of this group.", field="user_id")
         _refuse(problem_with(action, role, target))
         new, was = ("admin", "member") if action == "promote" else ("member", "admin")
         if target != was:
@@ -292,7 +296,9 @@ async def _changed(services: BridgeServices, room_id: str, event: dict[str, Any]
     if leaving:
         await _announce(services, room_id, event)
     await _refresh(services, room_id)
-    if not leaving:
+    if leaving:
+        await _cut_live_access(services, room_id, event["user"])
+    else:
         await _announce(services, room_id, event)
 
 
@@ -309,6 +315,18 @@ async def _refresh(services: BridgeServices, room_id: str) -> None:
             # Queued before any later post, so nothing after this reply
             # reaches a removed member.
             await services.system.ref(ROOM, room_id).tell(MembersChanged())
+
+
+async def _cut_live_access(services: BridgeServices, room_id: str, user_id: str) -> None:
+    """A member is gone: out of the room's running calls and AI answers at once."""
+    if services.system is None:
+        return
+    if services.calls is not None:
+        from actors.call import access_changed
+
+        await access_changed(services.system, services.calls, [user_id], room=room_id)
+    if services.ai is not None:
+        await services.ai.member_left(room_id, user_id)
 
 
 async def _announce(services: BridgeServices, room_id: str, event: dict[str, Any]) -> None:

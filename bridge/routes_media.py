@@ -31,7 +31,7 @@ from bridge.media import (
     read_upload,
     upload_request_class,
 )
-from bridge.routing import Router, json_response
+from bridge.routing import Body, Router, json_response
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
@@ -73,6 +73,9 @@ class MediaEnvelope(msgspec.Struct):
     media: MediaOut
 
 
+_BINARY = {"type": "string", "format": "binary"}
+
+
 def blob_store_for(services: BridgeServices) -> BlobStore:
     if services.blobs is not None:
         return services.blobs
@@ -107,6 +110,17 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             "thumbnail. The upload is private until sent in a room."
         ),
         tag="media",
+        upload=Body(
+            "multipart/form-data",
+            {
+                "type": "object",
+                "properties": {
+                    "file": {**_BINARY, "description": "The file; at most MAX_UPLOAD_BYTES."}
+                },
+                "required": ["file"],
+            },
+            "One part named `file`; its declared Content-Type must match its bytes.",
+        ),
         responses={201: MediaEnvelope},
         errors=(
             ErrorCode.INVALID,
@@ -175,7 +189,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "/media/<media_id>",
         summary="Download an upload (its bytes, with its sniffed Content-Type)",
         tag="media",
-        responses={200: None},
+        responses={200: Body("*/*", _BINARY, "The file's bytes, with its sniffed Content-Type.")},
         errors=(ErrorCode.NOT_FOUND,),
     )
     async def download(claims: AccessClaims, media_id: str) -> Response:
@@ -187,7 +201,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "/media/<media_id>/thumbnail",
         summary="An image upload's JPEG thumbnail",
         tag="media",
-        responses={200: None},
+        responses={200: Body("image/jpeg", _BINARY, "The thumbnail, a JPEG.")},
         errors=(ErrorCode.NOT_FOUND,),
     )
     async def thumbnail(claims: AccessClaims, media_id: str) -> Response:

@@ -15,9 +15,11 @@ a replayed token finds its nonce spent.
 Accounts: a Google identity (issuer's ``sub``) signs in to the account it is
 linked to. A new one links to the account that has the same email, but
 only when Google says the email is verified AND the account proved it too
-(``email_verified``); an account that merely typed that address answers
-409 ``email_unverified`` (otherwise whoever registered someone's address
-first would own their Google sign-in). Otherwise a new account is made.
+(``email_verified``). An account that merely typed that address (unproven)
+neither gets the link nor blocks the owner: Google's proof wins, a new
+account is made with the address verified, and the other account loses it
+(issue 12: otherwise whoever typed someone's address first would block their
+Google sign-in). Otherwise a new account is made.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import secrets
 
 from quart import Response, request
 
+from bridge.client_address import client_ip
 from bridge.errors import BadRequest, RestCode
 from bridge.oidc import IdClaims, IdTokenInvalid
-from bridge.onboarding import Onboarding, client_ip
+from bridge.onboarding import Onboarding
 from bridge.onboarding_schemas import (
     GoogleCallbackQuery,
     GoogleStart,
@@ -149,7 +152,6 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         errors=(
             RestCode.OIDC_STATE_INVALID,
             RestCode.ID_TOKEN_INVALID,
-            RestCode.EMAIL_UNVERIFIED,
             RestCode.PROVIDER_UNAVAILABLE,
             RestCode.NOT_CONFIGURED,
         ),
@@ -210,7 +212,6 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         responses={200: OnboardingAuth, 201: OnboardingAuth},
         errors=(
             RestCode.ID_TOKEN_INVALID,
-            RestCode.EMAIL_UNVERIFIED,
             RestCode.PROVIDER_UNAVAILABLE,
             RestCode.NOT_CONFIGURED,
         ),
@@ -240,15 +241,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 return await onboarding.profile(user_id), False
             email = claims.email if claims.email_verified else None
             existing = await accounts.profile_by_email(email) if email else None
+            if existing is not None and existing.email_verified_at is None:
+                # Never proven there: that account loses the address to this one,
+                # which Google proves (create_oidc_user takes it in its transaction).
+                existing = None
             try:
                 if existing is not None:
-                    if existing.email_verified_at is None:
-                        raise BadRequest(
-                            "An account uses this email but never proved it owns it. Sign in "
-                            "to it another way, verify the email (POST /me/email/verify), "
-                            "then sign in with Google.",
-                            code=RestCode.EMAIL_UNVERIFIED,
-                        )
                     await accounts.link_identity(
                         PROVIDER, claims.subject, existing.id, email, onboarding.now_ms()
                     )

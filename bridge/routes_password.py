@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.client_address import client_ip
 from bridge.errors import BadRequest, RestCode
-from bridge.onboarding import Onboarding, client_ip
+from bridge.onboarding import Onboarding
 from bridge.onboarding_schemas import (
     ChangePasswordRequest,
     CodeRequest,
@@ -48,20 +49,27 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "POST",
         "/me/password",
         summary="Change your password; signs your other devices out",
+        description=(
+            "Tries of the current password are throttled like logins: 429 with "
+            "`Retry-After` after a few wrong ones."
+        ),
         tag="users",
         body=ChangePasswordRequest,
         responses={204: None},
-        errors=(RestCode.WRONG_PASSWORD,),
+        errors=(RestCode.WRONG_PASSWORD, ErrorCode.RATE_LIMITED),
     )
     async def change_password(claims: AccessClaims, body: ChangePasswordRequest) -> Response:
         profile = await onboarding.profile(claims.user_id)
         if profile.has_password:
             if body.current_password is None:
                 raise BadRequest("Give your current password.", field="current_password")
+            ip = client_ip()
+            await onboarding.limits.before_password_check(claims.user_id, ip)
             user = await services.store.get_user(claims.user_id)
             stored = user.password_hash if user is not None else None
             if not stored or not await passwords.verify(stored, body.current_password):
                 raise BadRequest(code=RestCode.WRONG_PASSWORD, field="current_password")
+            await onboarding.limits.password_checked(claims.user_id, ip)
         await accounts.set_password_hash(claims.user_id, await passwords.hash(body.new_password))
         await onboarding.end_sessions(claims.user_id, keep=claims.session_id)
         return empty_response()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.client_address import client_ip
 from bridge.errors import BridgeError, RestCode
-from bridge.onboarding import Onboarding, check_username, client_ip
+from bridge.onboarding import Onboarding, check_username
 from bridge.onboarding_schemas import (
     CodeSent,
     CompleteProfileRequest,

@@ -48,6 +48,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "PUT",
         "/me/presence",
         summary="Choose who may see your presence: everyone, contacts or nobody",
+        description=(
+            "Presence is both whether you are online and your last seen: one setting,"
+            " also readable and writable as `last_seen` in `PUT /me/privacy`."
+        ),
         tag="users",
         body=PresenceSettingRequest,
         responses={200: PresenceSettingOut},

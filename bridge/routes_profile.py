@@ -29,7 +29,7 @@ from bridge.onboarding_schemas import (
     PublicProfile,
     UpdateProfileRequest,
 )
-from bridge.routing import Router, empty_response, json_response
+from bridge.routing import Body, Router, empty_response, json_response
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
@@ -77,7 +77,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "PATCH",
         "/me/profile",
         summary="Change your display name, username, bio or email",
-        description="A new email is unverified until proven (POST /me/email/verify).",
+        description=(
+            "A new email is unverified until proven (POST /me/email/verify), and "
+            "an unverified email is no claim: whoever else next signs up with it, "
+            "sets it, or signs in with Google on it takes it from you. Taking one "
+            "another account holds unverified is allowed; a verified one is 409."
+        ),
         tag="users",
         body=UpdateProfileRequest,
         responses={200: MeOut},
@@ -101,6 +106,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "PUT",
         "/me/privacy",
         summary="Choose who sees your photo and last seen, and who may add you to groups",
+        description=(
+            "`last_seen` is your presence setting, the same one as `PUT /me/presence`"
+            " (`visibility`): it decides who sees both your last seen and whether you are"
+            " online. They are one setting on purpose: whoever sees you go offline learns"
+            " your last seen, so hiding one but not the other would hide nothing."
+        ),
         tag="users",
         body=PrivacyRequest,
         responses={200: PrivacyOut},
@@ -123,6 +134,11 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             "at most AVATAR_SIZE pixels a side, without the original's metadata."
         ),
         tag="users",
+        upload=Body(
+            "image/*",
+            {"type": "string", "format": "binary"},
+            "The image's bytes as the whole body (not multipart); at most AVATAR_MAX_BYTES.",
+        ),
         responses={200: MeOut},
         errors=(
             RestCode.PAYLOAD_TOO_LARGE,
@@ -210,7 +226,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         summary="A user's avatar image (image/jpeg), if their privacy lets you see it",
         description="Answers 404 alike for no avatar and for one hidden from you.",
         tag="users",
-        responses={200: None, 304: None},
+        responses={
+            200: Body("image/jpeg", {"type": "string", "format": "binary"}, "The avatar."),
+            304: None,
+        },
         errors=(ErrorCode.NOT_FOUND,),
     )
     async def get_avatar(claims: AccessClaims, user_id: str) -> Response:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from quart import Response
 
-from bridge.errors import BadRequest, Forbidden, NotFound
+from actors.errors import ActorError
+from actors.room_changes import change_as
+from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
 from bridge.routing import Router, json_response
 from bridge.schemas import (
     MAX_SEQ,
@@ -33,6 +35,7 @@ from bridge.schemas import (
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
+from protocol.frames_chat import ReceiptData
 from storage.base import Room, RoomMember, Store, new_id, now_ms
 from storage.contacts import group_add_refusals
 
@@ -128,19 +131,29 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "/rooms/<room_id>/read",
         summary="Mark the room read up to a seq",
         description=(
-            "The cursor never moves back, and a seq beyond the room's last message "
-            "is clamped to it. Answers the stored cursor."
+            "Exactly the socket's `rcpt` with `read`: the cursor never moves back, a seq "
+            "beyond the room's last message is clamped to it, the room's members get "
+            "`rcpt.update` (with a new `ev`) and the reader's other devices get it with "
+            "their unread count. Answers the stored cursor."
         ),
         tag="rooms",
         body=ReadRequest,
         responses={200: ReadResponse},
-        errors=(ErrorCode.NOT_FOUND,),
+        errors=(ErrorCode.NOT_FOUND, ErrorCode.UNAVAILABLE),
     )
     async def mark_read(claims: AccessClaims, room_id: str, body: ReadRequest) -> Response:
-        await _member_room(store, room_id, claims.user_id)
-        seq = min(body.seq, await store.last_seq(room_id))
-        stored = await store.set_read_seq(room_id, claims.user_id, seq)
-        return json_response(ReadResponse(stored))
+        if services.system is None:
+            raise BridgeError("Read receipts need the realtime node.", code=ErrorCode.UNAVAILABLE)
+        try:
+            done = await change_as(
+                services.system, room_id, claims.user_id, ReceiptData(room=room_id, read=body.seq)
+            )
+        except ActorError as exc:
+            if exc.code == ErrorCode.NOT_MEMBER:
+                raise NotFound(_NO_SUCH_ROOM) from exc
+            raise BridgeError(exc.message, code=exc.code) from exc
+        assert done.read is not None
+        return json_response(ReadResponse(done.read))
 
 
 async def _member_room(store: Store, room_id: str, user_id: str) -> Room:

@@ -29,6 +29,21 @@ View = Callable[..., Awaitable[Response]]
 _JSON = "application/json"
 
 
+@dataclass(frozen=True, eq=False)
+class Body:
+    """A body that is not a JSON Struct: its media type and JSON Schema, for OpenAPI.
+
+    As a response value (``responses={200: Body("text/event-stream", ...)}``)
+    it documents what the view answers; as ``upload=`` it documents a request
+    body the view reads itself (multipart uploads), which the wrapper leaves alone.
+    """
+
+    media_type: str
+    schema: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    encoding: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class Operation:
     """What ``bridge.openapi`` needs to know about one route."""
@@ -45,6 +60,7 @@ class Operation:
     errors: tuple[Code, ...] = ()
     uses_store: bool = True
     description: str = ""
+    upload: Body | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -75,6 +91,7 @@ class Router:
         errors: tuple[Code, ...] = (),
         uses_store: bool = True,
         description: str = "",
+        upload: Body | None = None,
     ) -> Callable[[View], View]:
         def register(view: View) -> View:
             operation = Operation(
@@ -90,6 +107,7 @@ class Router:
                 errors=errors,
                 uses_store=uses_store,
                 description=description or (view.__doc__ or "").strip(),
+                upload=upload,
             )
             self.app.add_url_rule(
                 path,
@@ -147,6 +165,7 @@ def empty_response(status: int = 204) -> Response:
 
 
 __all__ = [
+    "Body",
     "Operation",
     "Router",
     "bearer_token",

@@ -37,8 +37,11 @@ Username = Annotated[
     ),
 ]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
-# At least one visible character: a blank name renders as nothing.
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
+# At least one visible character: a blank name renders as nothing. No NUL:
+# PostgreSQL cannot store it (SQLite would), so both refuse it alike (issue 12).
+VISIBLE_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=VISIBLE_NO_NUL)]
 Device = Annotated[
     str,
     msgspec.Meta(
@@ -48,7 +51,7 @@ Device = Annotated[
     ),
 ]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=VISIBLE_NO_NUL)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 

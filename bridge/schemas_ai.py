@@ -6,16 +6,18 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from bridge.schemas import NO_NUL
 from storage.ai import AiConversation, AiFolder, AiPreset
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
-Title = Annotated[str, msgspec.Meta(max_length=120)]
-Model = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-SystemPrompt = Annotated[str, msgspec.Meta(max_length=8000)]
+# No NUL in any stored text: PostgreSQL cannot hold it (issue 12: it answered 503).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120, pattern=NO_NUL)]
+Title = Annotated[str, msgspec.Meta(max_length=120, pattern=NO_NUL)]
+Model = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+SystemPrompt = Annotated[str, msgspec.Meta(max_length=8000, pattern=NO_NUL)]
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 MaxTokens = Annotated[int, msgspec.Meta(ge=1, le=200_000)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Cid = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+Cid = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class _Request(msgspec.Struct, forbid_unknown_fields=True):

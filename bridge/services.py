@@ -34,6 +34,9 @@ class BridgeServices:
     # first use when None; and how a signed-out session's sockets get closed
     # at once: revoke_sockets(user_id, session_ids), set by the node.
     onboarding: Any = None
+    # Calls (issue 12): actors.call_registry.CallRegistry, so that a removed
+    # member or a block reaches the running calls at once.
+    calls: Any = None
     revoke_sockets: Callable[[str, Sequence[str]], None] | None = None
 
     @classmethod

@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import BridgeError, RestCode
 from realtime_server.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class TwilioSms:
         self._timeout = timeout
 
     async def send_sms(self, to: str, body: str) -> None:
+        import httpx  # on first use: a node without Twilio configured never needs it
+
         form = {"To": to, "Body": body, self._sender_field: self._sender}
         try:
             # A client per send: codes are rare, and nothing is left open to leak.

@@ -3,19 +3,27 @@
 Access token: HS256 JWT with ``sub`` (user id), ``sid`` (the device session,
 which is the refresh-token family id), ``typ`` = "access", ``iat``, ``exp`` and
 a random ``jti``. Checking one touches no storage, so the WebSocket gateway can
-do it synchronously in its hello handshake. A signed-out session's access
-tokens stay valid until they expire (``access_token_ttl``, minutes): keep that
-TTL short. Sessions ended by remote sign-out, a password change or a reset
-are the exception on the node that ended them: ``forget_sessions`` refuses
-their access tokens at once, still without touching storage.
+do it synchronously in its hello handshake.
+
+Signing a session out (``sign_out``: remote sign-out, password change or
+reset, logout, refresh-token reuse) refuses its access tokens at once. The
+session is written to ``signed_out_sessions`` (migration 0008) first, then
+added to the set in memory that ``verify_access`` checks; ``load_signed_out``
+reads the live rows back when a node starts (the app does it before it
+serves), so a restart does not bring the tokens back. A row is kept until the
+last access token the session could hold has expired (``access_token_ttl``
+after the sign-out, plus a margin), then purged. Other nodes learn of a
+sign-out when they next start, or when the session fails to refresh;
+until a bus carries it between nodes, keep the access-token TTL short.
 
 Refresh token: 32 random bytes, URL-safe text, handed out once; only its
 SHA-256 is stored. Each use rotates it: the old token is marked used and a new
 one is issued in the same family. Rules:
 
 - presenting a used or revoked token means two parties hold it (one of them
-  stole it), so the whole family is revoked and ``TokenReused`` is raised;
-  the legitimate device signs in again;
+  stole it), so the whole device session is signed out (``sign_out``: its
+  refresh tokens revoked, its access tokens refused, its sockets closed) and
+  ``TokenReused`` is raised; the legitimate device signs in again;
 - marking used is atomic in storage (``use_refresh_token``), so two concurrent
   rotations of one token cannot both win: the loser is treated as a reuse,
   and its revocation reaches the winner's successor too (see ``rotate``);
@@ -25,9 +33,10 @@ one is issued in the same family. Rules:
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +44,8 @@ import jwt
 
 from bridge.errors import AuthError, TokenExpired, TokenInvalid, TokenReused
 from storage.base import RefreshToken, Store, User, new_id
+from storage.errors import StoreError
+from storage.onboarding import onboarding_store
 
 __all__ = [
     "AccessClaims",
@@ -47,10 +58,16 @@ __all__ = [
     "hash_refresh_token",
 ]
 
+log = logging.getLogger(__name__)
+
 ALGORITHM = "HS256"
 # RFC 7518 3.2: an HMAC key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 _REQUIRED_CLAIMS = ["sub", "sid", "typ", "iat", "exp", "jti"]
+# A signed-out session is refused this long past one access-token lifetime: a
+# rotation racing the sign-out may have signed a token a moment after it.
+SIGN_OUT_MARGIN = 60
+PURGE_EVERY = 600  # seconds between sweeps of expired sign-outs
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +107,14 @@ class TokenService:
         self.refresh_ttl = refresh_ttl
         self._store = store
         self._clock = clock
-        # Sessions signed out on this node -> until when their access tokens
-        # would live: refused from now on instead of at expiry (see forget_sessions).
+        # Signed-out sessions -> until when (seconds) their access tokens could
+        # live: refused from now on instead of at expiry (see sign_out).
         self._signed_out: dict[str, float] = {}
+        self._accounts = onboarding_store(store)
+        self._next_purge = 0.0
+        # How a signed-out session's open sockets get closed at once:
+        # on_signed_out(user_id, session_ids), set by the app from the node's hub.
+        self.on_signed_out: Callable[[str, Sequence[str]], None] | None = None
 
     # ----- access tokens ---------------------------------------------------
 
@@ -135,19 +157,46 @@ class TokenService:
             raise TokenInvalid("This session was signed out; sign in again.")
         return AccessClaims(user_id=user_id, session_id=session_id, expires_at=exp * 1000)
 
-    def forget_sessions(self, session_ids: list[str]) -> None:
-        """Refuse the access tokens of these (revoked) sessions from now on.
+    async def sign_out(self, user_id: str, session_ids: Sequence[str]) -> None:
+        """Refuse the access tokens of these (revoked) sessions from now on, on
+        this node and after any restart, and close their open sockets.
 
-        Held in memory for one access-token lifetime, after which the tokens
-        expire anyway. Per node: another node learns of it when the session
-        fails to refresh (the bus is where this would travel between nodes).
+        Durable first: if the write fails nothing is promised. Their refresh
+        tokens are the caller's to revoke (before this).
         """
+        if not session_ids:
+            return
         now = self._clock()
-        if len(self._signed_out) > 10_000:
+        until = now + self.access_ttl + SIGN_OUT_MARGIN
+        await self._accounts.add_signed_out(
+            user_id, session_ids, int(now * 1000), int(until * 1000)
+        )
+        if now >= self._next_purge:  # expired entries go, here and in storage
+            self._next_purge = now + PURGE_EVERY
             self._signed_out = {s: t for s, t in self._signed_out.items() if t > now}
-        until = now + self.access_ttl
+            purge = True
+        else:
+            purge = False
         for session_id in session_ids:
-            self._signed_out[session_id] = until
+            self._signed_out[session_id] = max(until, self._signed_out.get(session_id, 0.0))
+        if self.on_signed_out is not None:
+            self.on_signed_out(user_id, session_ids)
+        if purge:
+            try:
+                await self._accounts.purge_signed_out(int(now * 1000))
+            except StoreError:  # housekeeping: the next sweep retries
+                log.warning("could not purge expired sign-outs", exc_info=True)
+
+    async def load_signed_out(self) -> int:
+        """Read the sessions still to be refused from storage (at start-up);
+        returns how many. Expired rows are purged on the way."""
+        now_ms = self._now_ms()
+        await self._accounts.purge_signed_out(now_ms)
+        found = await self._accounts.signed_out_sessions(now_ms)
+        for session_id, until_ms in found.items():
+            until = until_ms / 1000
+            self._signed_out[session_id] = max(until, self._signed_out.get(session_id, 0.0))
+        return len(found)
 
     # ----- refresh tokens --------------------------------------------------
 
@@ -166,7 +215,7 @@ class TokenService:
             raise TokenInvalid("Unknown refresh token; sign in again.")
         now = self._now_ms()
         if record.used_at is not None or record.revoked_at is not None:
-            await self._store.revoke_token_family(record.family_id, now)
+            await self._reused(record)
             raise TokenReused()
         if record.expires_at <= now:
             raise TokenExpired("The refresh token has expired; sign in again.")
@@ -180,15 +229,22 @@ class TokenService:
         pair = await self._issue(record.user_id, record.family_id, record.device)
         if not await self._store.use_refresh_token(token_hash, now):
             # Someone used or revoked it after our read: a reuse, or a logout.
-            await self._store.revoke_token_family(record.family_id, now)
+            await self._reused(record)
             raise TokenReused()
         return pair
 
+    async def _reused(self, record: RefreshToken) -> None:
+        """Two parties hold this session's refresh token: sign the whole session out."""
+        await self._store.revoke_token_family(record.family_id, self._now_ms())
+        await self.sign_out(record.user_id, [record.family_id])
+
     async def revoke(self, refresh_token: str) -> None:
-        """Sign the token's session out. Unknown tokens are ignored: logout is idempotent."""
+        """Sign the token's session out: refresh tokens, access tokens and sockets.
+        Unknown tokens are ignored: logout is idempotent."""
         record = await self._store.get_refresh_token(hash_refresh_token(refresh_token))
         if record is not None:
             await self._store.revoke_token_family(record.family_id, self._now_ms())
+            await self.sign_out(record.user_id, [record.family_id])
 
     async def _issue(self, user_id: str, family_id: str, device: str) -> TokenPair:
         refresh_token = secrets.token_urlsafe(32)

@@ -32,7 +32,7 @@ def encode(frame: msgspec.Struct) -> bytes:
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
-def decode_client(data: bytes | str, max_size: int = DEFAULT_MAX_FRAME) -> ClientFrame:
+def decode_client(data: bytes | bytearray | str, max_size: int = DEFAULT_MAX_FRAME) -> ClientFrame:
     if isinstance(data, str):
         raise _text_frame()
     if len(data) > max_size:
@@ -57,7 +57,7 @@ def _text_frame() -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_FRAME, "Frames must be binary WebSocket messages, not text.")
 
 
-def _explain(data: bytes, exc: Exception, known: frozenset[str]) -> ProtocolError:
+def _explain(data: bytes | bytearray, exc: Exception, known: frozenset[str]) -> ProtocolError:
     """Say precisely what is wrong with a frame the typed decoder refused."""
     try:
         raw: Any = msgspec.msgpack.decode(data)

@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     ALREADY_IN_CALL = "already_in_call"
     CALL_FULL = "call_full"
     SIGNAL_TOO_LARGE = "signal_too_large"
+    # Media messages (issue 12)
+    MEDIA_KIND_MISMATCH = "media_kind_mismatch"
 
 
 # Human messages for each code; a specific message may replace it per error.
@@ -84,6 +86,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.ALREADY_IN_CALL: "You are already in another call; hang it up first.",
     ErrorCode.CALL_FULL: "This call has as many participants as the server allows.",
     ErrorCode.SIGNAL_TOO_LARGE: "The SDP or ICE candidate is larger than the server accepts.",
+    ErrorCode.MEDIA_KIND_MISMATCH: "The upload is not of the message's kind (image, video, audio).",
 }
 
 

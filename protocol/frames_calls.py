@@ -29,10 +29,13 @@ import msgspec
 
 # The same constraints as protocol.frames' RoomId and RequestId, restated so
 # this module can be imported first: protocol.frames imports it at its end.
-RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# Ids never hold a NUL: PostgreSQL cannot compare one, so a NUL id answered
+# "unavailable" there and "not_found" on SQLite; now ``invalid`` on both.
+_NO_NUL = r"^[^\x00]*$"
+RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_NO_NUL)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_NO_NUL)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_NO_NUL)]
 CallKind = Literal["audio", "video"]
 CallStateName = Literal["ringing", "active", "ended"]
 CallOutcome = Literal["answered", "declined", "busy", "missed", "cancelled", "failed"]

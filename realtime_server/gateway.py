@@ -24,7 +24,7 @@ import socket
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -49,6 +49,7 @@ from actors.runtime import ActorSystem
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from realtime_server import metrics
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.session import Session, SessionInfo
@@ -65,10 +66,19 @@ LINGER = 2.0
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-class TokenVerifier:
+class Claims(Protocol):
+    """What the gateway reads of a verified access token (bridge.tokens.AccessClaims)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+
+
+class TokenVerifier(Protocol):
     """What the gateway needs of bridge.tokens.TokenService (kept structural)."""
 
-    def verify_access(self, token: str) -> object: ...
+    def verify_access(self, token: str) -> Claims: ...
 
 
 class _Closed(Exception):
@@ -165,6 +175,7 @@ class Gateway:
         conn.ws = ws.connection
         del ws, request
         self._conns.add(conn)
+        metrics.connection_opened()
         try:
             await self._serve(conn)
         except _Closed:
@@ -191,10 +202,10 @@ class Gateway:
             await self._reject(conn, CloseCode.GOING_AWAY, CLOSE_REASONS[CloseCode.GOING_AWAY])
             return
         claims, data = hello
-        plan = await self._plan_info(claims.user_id)  # type: ignore[attr-defined]
+        plan = await self._plan_info(claims.user_id)
         info = SessionInfo(
-            user_id=claims.user_id,  # type: ignore[attr-defined]
-            session_id=claims.session_id,  # type: ignore[attr-defined]
+            user_id=claims.user_id,
+            session_id=claims.session_id,
             device=data.d.device,
             conn_id=next(self._conn_ids),
         )
@@ -278,7 +289,7 @@ class Gateway:
 
     # ----- reading -----------------------------------------------------------------
 
-    async def _next_message(self, conn: _Conn) -> bytes | ProtocolError:
+    async def _next_message(self, conn: _Conn) -> bytes | bytearray | ProtocolError:
         """The next complete client message, or the error it earned."""
         ws = conn.ws
         while True:
@@ -312,10 +323,15 @@ class Gateway:
             except RemoteProtocolError:
                 raise _Closed from None
 
-    def _collect(self, conn: _Conn, event: Message[Any]) -> bytes | ProtocolError | None:
+    def _collect(
+        self, conn: _Conn, event: Message[Any]
+    ) -> bytes | bytearray | ProtocolError | None:
         if conn.parts is None:
             conn.parts, conn.size, conn.oversize = [], 0, False
-        chunk = event.data if isinstance(event, BytesMessage) else event.data.encode()
+        # wsproto may hand a frame's payload over as a bytearray: kept as is, no copy.
+        chunk: bytes | bytearray = (
+            event.data if isinstance(event, BytesMessage) else event.data.encode()
+        )
         conn.size += len(chunk)
         if conn.size > conn.max_frame:
             # Keep reading to the end of the message but keep none of it.
@@ -345,7 +361,7 @@ class Gateway:
         else:
             await conn.stream.send_all(data)
 
-    async def _receive_hello(self, conn: _Conn) -> tuple[object, frames.Hello] | None:
+    async def _receive_hello(self, conn: _Conn) -> tuple[Claims, frames.Hello] | None:
         with trio.move_on_after(self.settings.hello_timeout):
             raw = await self._next_message(conn)
             if isinstance(raw, ProtocolError):
@@ -356,6 +372,7 @@ class Gateway:
             except ProtocolError as exc:
                 await self._reject(conn, CloseCode.PROTOCOL_VIOLATION, exc.message)
                 return None
+            metrics.frame_in(frame)
             if not isinstance(frame, frames.Hello):
                 await self._reject(
                     conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
@@ -402,6 +419,7 @@ class Gateway:
         max_frame = conn.max_frame
         ctx = FrameContext(session, self.settings, self.system, self.hub, self.services)
         handler_for = self.dispatcher.handler_for
+        frame_in = metrics.frame_in
         # Token bucket over every frame this connection sends: a flooding client
         # is told to slow down and costs the rooms nothing.
         rate = self.settings.rate_limit_frames_per_second
@@ -429,6 +447,7 @@ class Gateway:
                     )
                     continue
                 tokens -= 1
+            frame_in(frame)
             if isinstance(frame, frames.Auth):
                 self._reauthorize(session, frame)
                 continue
@@ -528,7 +547,9 @@ class Gateway:
                     await session.wait_queue_below(pace)
                     if session.close_code is not None:
                         return
-            sent[room] = result.messages[-1].seq if result.messages else after
+            # Clamped like a read receipt: a cursor past the room's end would
+            # otherwise make the client (and the dedup below) skip what comes next.
+            sent[room] = result.messages[-1].seq if result.messages else min(after, result.last_seq)
             # Change events after the messages: an edit never precedes its message.
             for event in result.events:
                 session.push(binary_frame(event))

@@ -17,6 +17,7 @@ from actors.room_rules import content_problem, forwarded_copy, is_emoji, meta_of
 from protocol import frames
 from protocol.errors import ErrorCode
 from protocol.frames_chat import MEDIA_KINDS, Delete, Edit, Forward, React, ReceiptSet
+from protocol.media_kinds import media_kind_problem
 from realtime_server.dispatch import Dispatcher, FrameContext
 from storage.base import now_ms
 
@@ -44,16 +45,23 @@ def text_problem(text: str, max_chars: int) -> tuple[ErrorCode, str] | None:
     return None
 
 
-async def _media_problem(ctx: FrameContext, media_id: str, room: str) -> str | None:
-    """Why ``media_id`` cannot be sent by this user to ``room``, or None."""
+async def _media_problem(
+    ctx: FrameContext, media_id: str, room: str, kind: str
+) -> tuple[ErrorCode, str] | None:
+    """Why ``media_id`` cannot be sent by this user to ``room`` as ``kind``, or None."""
     from storage.media import attach_media, media_visible_to
 
     store = ctx.services["store"]
-    if await media_visible_to(store, media_id, ctx.user_id) is None:
-        return "No such upload, or you may not share it."
+    info = await media_visible_to(store, media_id, ctx.user_id)
+    if info is None:
+        return ErrorCode.NOT_FOUND, "No such upload, or you may not share it."
+    if (mismatch := media_kind_problem(kind, info.content_type)) is not None:
+        return ErrorCode.MEDIA_KIND_MISMATCH, mismatch  # issue 12: no PNG "voice note"
     try:
         member = await ctx.system.ref(ROOM, room).ask(IsMember(ctx.user_id))
-    except ActorError:
+    except ActorError as exc:
+        if exc.code != ErrorCode.NOT_MEMBER:
+            raise  # unavailable, timeout: the dispatcher answers with its code
         member = False
     if not member:
         return None  # the room answers not_member itself
@@ -70,9 +78,9 @@ async def on_send(ctx: FrameContext, frame: frames.Send) -> None:
         ctx.session.push_error(problem[0], problem[1], frame.id)
         return
     if d.kind in MEDIA_KINDS and d.media is not None:
-        why = await _media_problem(ctx, d.media, d.room)
+        why = await _media_problem(ctx, d.media, d.room, d.kind)
         if why is not None:
-            ctx.session.push_error(ErrorCode.NOT_FOUND, why, frame.id)
+            ctx.session.push_error(why[0], why[1], frame.id)
             return
     post = Post(
         ctx.session, frame.id, ctx.user_id, d.cid, d.text, d.kind, meta_of(d, None), d.reply
@@ -132,7 +140,10 @@ async def on_forward(ctx: FrameContext, frame: Forward) -> None:
     for room in targets:
         try:
             member = await ctx.system.ref(ROOM, room).ask(IsMember(me))
-        except ActorError:
+        except ActorError as exc:
+            if exc.code != ErrorCode.NOT_MEMBER:
+                session.push_error(exc.code, exc.message, rid)
+                return
             member = False
         if not member:
             session.push_error(

@@ -31,6 +31,11 @@ class Hub:
     def sessions_of(self, user_id: str) -> Iterable[Session]:
         return self._by_user.get(user_id, _EMPTY).values()
 
+    def count_sessions(self, user_ids: Iterable[str]) -> int:
+        """How many sessions these users have here (metrics count fan-out per batch)."""
+        by_user = self._by_user
+        return sum(len(by_user.get(u, _EMPTY)) for u in user_ids)
+
     def is_online(self, user_id: str) -> bool:
         return user_id in self._by_user
 

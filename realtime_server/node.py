@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +31,7 @@ from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from bridge.turn import ice_servers
 from protocol.errors import CloseCode
-from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing
+from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing, metrics
 from realtime_server import presence as presence_frames
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
@@ -44,6 +44,7 @@ from realtime_server.wsframes import binary_frame
 from storage.base import Store, now_ms
 from storage.calls import calls_store
 from storage.factory import open_store
+from storage.outage import health_of
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     inbox_size=settings.actor_inbox_size,
                     idle_seconds=settings.actor_idle_seconds,
                     ask_timeout=settings.ask_timeout,
+                    health=health_of(store),
                 )
                 await services.start(system.serve)
                 hub = Hub()
@@ -153,6 +155,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 await services.start(billing.serve)
                 # Every AI ask goes through billing's quota before a provider is called.
                 ai.quota = billing.quota
+
+                def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
+                    hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
+
                 app = create_app(
                     BridgeServices(
                         settings,
@@ -165,11 +171,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         members=members,
                         ai=ai,
                         billing=billing,
+                        calls=call_registry,
                         # Onboarding (issue 8): a remote sign-out closes that
                         # device's sockets at once.
-                        revoke_sockets=lambda user_id, session_ids: hub.close_sessions(
-                            user_id, session_ids, CloseCode.SESSION_REVOKED
-                        ),
+                        revoke_sockets=revoke_sockets,
                     )
                 )
                 dispatcher = Dispatcher()
@@ -214,6 +219,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 )
                 node = Node(settings, store, writer, system, hub, gateway, tokens, port, listener)
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
+                await services.start(metrics.watch, node)  # /metrics reads it until shutdown
                 try:
                     yield node
                 finally:

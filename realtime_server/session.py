@@ -27,6 +27,7 @@ import trio
 from protocol import codec
 from protocol.errors import CLOSE_REASONS, ERROR_MESSAGES, CloseCode, ErrorCode
 from protocol.frames import Err
+from realtime_server import metrics
 from realtime_server.wsframes import binary_frame
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class Session:
 
     def push_frame(self, frame: msgspec.Struct) -> None:
         """Encode and queue one frame meant for this session only."""
+        metrics.frame_out(frame)
         self.push(binary_frame(codec.encode(frame)))
 
     def push_error(
@@ -205,6 +207,7 @@ class Session:
             return
         self.close_code = code
         self._flush = flush
+        metrics.session_closed(code, self._queued_bytes + self._held_bytes)
         if close_frame is None and self._close_frame_for is not None:
             close_frame = self._close_frame_for(code)
         self._close_frame = close_frame

@@ -6,6 +6,7 @@ Every field is documented in README.md's settings table; keep the two in step
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, fields
@@ -15,6 +16,26 @@ from typing import Any
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names it."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """A comma list of addresses or CIDRs ("10.0.0.0/8, ::1") as networks.
+
+    Raises ValueError naming the first entry that is neither.
+    """
+    found: list[Network] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,7 @@ class Settings:
     members_cache_seconds: float = 60.0
     sqlite_synchronous: str = "FULL"
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one JSON object per line)
     # ----- calls: WebRTC signaling, ring/reconnect timers, ICE servers (issue 5) -----
     call_ring_seconds: float = 45.0
     call_reconnect_grace: float = 15.0
@@ -158,6 +180,26 @@ class Settings:
     discover_max_hashes: int = 1000
     discover_per_day: int = 5000
     user_search_per_minute: int = 60
+    # ----- sign-in throttling and client addresses (issue 12) -----
+    # Login: one account from one address backs off fast; one account from
+    # anywhere has a looser, short limit (what an attacker can impose on the
+    # owner); one address over every account catches credential stuffing.
+    login_window: int = 900  # seconds the LOGIN_* limits below count over
+    login_free_tries: int = 5  # tries of one account from one address before back-off
+    login_backoff: float = 1.0  # then seconds between tries; doubles each time
+    login_per_account_ip: int = 20  # tries of one account from one address per window
+    login_per_ip: int = 100  # tries from one address, any account, per window
+    login_per_account: int = 50  # one login from anywhere but its known addresses, per window
+    login_account_window: int = 300
+    register_per_ip: int = 10  # sign-ups from one address per REGISTER_WINDOW
+    register_window: int = 3600
+    refresh_per_ip: int = 600  # token refreshes from one address per REFRESH_WINDOW
+    refresh_window: int = 300
+    # Comma list of proxy addresses or CIDRs (e.g. "10.0.0.0/8, 127.0.0.1").
+    # Only a request whose direct peer is listed has its client address read
+    # from PROXY_HEADER: "x-forwarded-for" or "forwarded" (RFC 7239).
+    trusted_proxies: str = ""
+    proxy_header: str = "x-forwarded-for"
 
     @property
     def is_postgres(self) -> bool:
@@ -224,6 +266,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: str | None = ".env"
 
 
 def _validate(s: Settings) -> None:
+    if s.log_format not in {"text", "json"}:
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise SettingsError("SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
     for name in (
@@ -242,6 +286,12 @@ def _validate(s: Settings) -> None:
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")
+    if s.proxy_header.strip().lower() not in {"x-forwarded-for", "forwarded"}:
+        raise SettingsError("PROXY_HEADER must be x-forwarded-for or forwarded")
+    try:
+        parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"TRUSTED_PROXIES: {exc}") from exc
     if not s.is_postgres:
         s.sqlite_path  # noqa: B018 - raises on a malformed URL
 

@@ -11,10 +11,14 @@ cannot break them:
 - The subscription change is a function of the current record, evaluated
   inside that transaction (the row is locked on PostgreSQL; SQLite holds its
   write lock), so two writers never decide from the same stale read.
-- ``consume`` is one conditional upsert: it adds ``n`` to the period and day
-  counters only if both stay within their caps, resetting a counter whose key
-  (period or day) changed. A refused call changes nothing. Of many concurrent
-  calls, exactly as many succeed as the caps allow.
+- ``consume`` is one transaction of two conditional upserts: it adds ``n`` to
+  the user's day counter (restarting it when the UTC day changed) and to the
+  counter of the given period, only if both stay within their caps. A refused
+  call changes nothing. Of many concurrent calls, exactly as many succeed as
+  the caps allow: the day row, written first, serialises one user's calls.
+- Each period keeps its own counter (issue 12): leaving a period and coming
+  back to it (free month, paid interlude, free again) finds its count as it
+  was. The day counter is one per user, whatever the plan.
 """
 
 from __future__ import annotations
@@ -161,7 +165,8 @@ class BillingStore(Protocol):
     async def refund(self, user_id: str, *, period_key: str, day_key: str, n: int) -> None:
         """Take ``n`` back from counters still on these keys, never below zero."""
 
-    async def usage(self, user_id: str) -> Usage | None: ...
+    async def usage(self, user_id: str, *, period_key: str) -> Usage | None:
+        """The count of ``period_key`` (0 if none) and the day counter; None if neither exists."""
 
 
 def billing_store(store: Store) -> BillingStore:

@@ -1,10 +1,12 @@
 """``BillingStore`` on PostgreSQL, through the main store's pool.
 
 ``apply`` reads the subscription row ``FOR UPDATE`` inside its transaction,
-so two writers for one user take turns. ``consume`` is one
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE``: the conflicting row is locked
-and the WHERE re-checked against its latest committed version, which makes
-the cap check and the increment one atomic step under READ COMMITTED.
+so two writers for one user take turns. ``consume`` is one transaction of
+two ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``: the conflicting row is
+locked and the WHERE re-checked against its latest committed version, which
+makes each cap check and its increment one atomic step under READ COMMITTED.
+The day row goes first and stays locked to the end, so one user's consumes
+take turns on the period row too, and always lock in the same order.
 """
 
 from __future__ import annotations
@@ -25,28 +27,32 @@ from .billing import (
 )
 from .postgres import PostgresStore
 
-_CONSUME = """
-INSERT INTO billing_usage AS u (user_id, period_key, period_used, day_key, day_used)
-SELECT $1, $2::text, $4::bigint, $3::text, $4::bigint WHERE $4::bigint <= $5::bigint
-                                                        AND $4::bigint <= $6::bigint
+_CONSUME_DAY = """
+INSERT INTO billing_usage_days AS u (user_id, day_key, used)
+SELECT $1, $2::text, $3::bigint WHERE $3::bigint <= $4::bigint
 ON CONFLICT (user_id) DO UPDATE SET
-    period_used = CASE WHEN u.period_key = $2::text THEN u.period_used + $4::bigint
-                       ELSE $4::bigint END,
-    period_key = $2::text,
-    day_used = CASE WHEN u.day_key = $3::text THEN u.day_used + $4::bigint ELSE $4::bigint END,
-    day_key = $3::text
-WHERE (CASE WHEN u.period_key = $2::text THEN u.period_used ELSE 0 END) + $4::bigint <= $5::bigint
-  AND (CASE WHEN u.day_key = $3::text THEN u.day_used ELSE 0 END) + $4::bigint <= $6::bigint
-RETURNING period_key, period_used, day_key, day_used
+    used = CASE WHEN u.day_key = $2::text THEN u.used + $3::bigint ELSE $3::bigint END,
+    day_key = $2::text
+WHERE (CASE WHEN u.day_key = $2::text THEN u.used ELSE 0 END) + $3::bigint <= $4::bigint
+RETURNING day_key, used
 """
 
-_REFUND = """
-UPDATE billing_usage SET
-    period_used = CASE WHEN period_key = $2::text THEN GREATEST(period_used - $4::bigint, 0)
-                       ELSE period_used END,
-    day_used = CASE WHEN day_key = $3::text THEN GREATEST(day_used - $4::bigint, 0)
-                    ELSE day_used END
-WHERE user_id = $1
+_CONSUME_PERIOD = """
+INSERT INTO billing_usage_periods AS u (user_id, period_key, used)
+SELECT $1, $2::text, $3::bigint WHERE $3::bigint <= $4::bigint
+ON CONFLICT (user_id, period_key) DO UPDATE SET used = u.used + $3::bigint
+WHERE u.used + $3::bigint <= $4::bigint
+RETURNING period_key, used
+"""
+
+_REFUND_DAY = """
+UPDATE billing_usage_days SET used = GREATEST(used - $3::bigint, 0)
+WHERE user_id = $1 AND day_key = $2::text
+"""
+
+_REFUND_PERIOD = """
+UPDATE billing_usage_periods SET used = GREATEST(used - $3::bigint, 0)
+WHERE user_id = $1 AND period_key = $2::text
 """
 
 _PUT_SUBSCRIPTION = f"""
@@ -282,19 +288,39 @@ class PostgresBillingStore:
         period_cap: int,
         day_cap: int,
     ) -> Usage | None:
-        row = await self._store._run(
-            self._pool.fetchrow, _CONSUME, user_id, period_key, day_key, n, period_cap, day_cap
-        )
-        return None if row is None else Usage(*row)
+        async def run(c: asyncpg.Connection) -> Usage:
+            day = await c.fetchrow(_CONSUME_DAY, user_id, day_key, n, day_cap)
+            if day is None:
+                raise _Abort
+            period = await c.fetchrow(_CONSUME_PERIOD, user_id, period_key, n, period_cap)
+            if period is None:
+                raise _Abort  # rolls the day's increment back
+            return Usage(period[0], period[1], day[0], day[1])
+
+        try:
+            return await self._store._in_transaction(run)
+        except _Abort:
+            return None
 
     async def refund(self, user_id: str, *, period_key: str, day_key: str, n: int) -> None:
-        await self._store._run(self._pool.execute, _REFUND, user_id, period_key, day_key, n)
+        async def run(c: asyncpg.Connection) -> None:
+            await c.execute(_REFUND_DAY, user_id, day_key, n)
+            await c.execute(_REFUND_PERIOD, user_id, period_key, n)
 
-    async def usage(self, user_id: str) -> Usage | None:
+        await self._store._in_transaction(run)
+
+    async def usage(self, user_id: str, *, period_key: str) -> Usage | None:
         row = await self._store._run(
             self._pool.fetchrow,
-            "SELECT period_key, period_used, day_key, day_used FROM billing_usage"
-            " WHERE user_id = $1",
+            "SELECT (SELECT used FROM billing_usage_periods"
+            "         WHERE user_id = $1 AND period_key = $2),"
+            " d.day_key, d.used"
+            " FROM (SELECT 1) AS one"
+            " LEFT JOIN billing_usage_days AS d ON d.user_id = $1",
             user_id,
+            period_key,
         )
-        return None if row is None else Usage(*row)
+        if row is None or (row[0] is None and row[1] is None):
+            return None
+        period_used, day_key, day_used = row
+        return Usage(period_key, period_used or 0, day_key or "", day_used or 0)

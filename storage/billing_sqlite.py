@@ -23,28 +23,35 @@ from .billing import (
 )
 from .sqlite import SqliteStore, _transaction
 
-# One statement: insert the row, or update it only if both counters stay
-# within their caps. A counter on another key (a past period or day) counts
-# as zero. SET expressions all read the old row, so their order is free.
+# Two conditional upserts in one write transaction: the day counter (one row
+# per user; a past day's count counts as zero), then the period's own row.
+# Either refused rolls both back. SET expressions read the old row.
 # (The SELECT's WHERE also makes SQLite parse ON CONFLICT as the upsert clause.)
-_CONSUME = """
-INSERT INTO billing_usage (user_id, period_key, period_used, day_key, day_used)
-SELECT :user, :pkey, :n, :dkey, :n WHERE :n <= :pcap AND :n <= :dcap
+_CONSUME_DAY = """
+INSERT INTO billing_usage_days (user_id, day_key, used)
+SELECT :user, :dkey, :n WHERE :n <= :dcap
 ON CONFLICT (user_id) DO UPDATE SET
-    period_used = CASE WHEN period_key = :pkey THEN period_used + :n ELSE :n END,
-    period_key = :pkey,
-    day_used = CASE WHEN day_key = :dkey THEN day_used + :n ELSE :n END,
+    used = CASE WHEN day_key = :dkey THEN used + :n ELSE :n END,
     day_key = :dkey
-WHERE (CASE WHEN period_key = :pkey THEN period_used ELSE 0 END) + :n <= :pcap
-  AND (CASE WHEN day_key = :dkey THEN day_used ELSE 0 END) + :n <= :dcap
-RETURNING period_key, period_used, day_key, day_used
+WHERE (CASE WHEN day_key = :dkey THEN used ELSE 0 END) + :n <= :dcap
+RETURNING day_key, used
 """
 
-_REFUND = """
-UPDATE billing_usage SET
-    period_used = CASE WHEN period_key = :pkey THEN MAX(period_used - :n, 0) ELSE period_used END,
-    day_used = CASE WHEN day_key = :dkey THEN MAX(day_used - :n, 0) ELSE day_used END
-WHERE user_id = :user
+_CONSUME_PERIOD = """
+INSERT INTO billing_usage_periods (user_id, period_key, used)
+SELECT :user, :pkey, :n WHERE :n <= :pcap
+ON CONFLICT (user_id, period_key) DO UPDATE SET used = used + :n
+WHERE used + :n <= :pcap
+RETURNING period_key, used
+"""
+
+_REFUND_DAY = """
+UPDATE billing_usage_days SET used = MAX(used - :n, 0) WHERE user_id = :user AND day_key = :dkey
+"""
+
+_REFUND_PERIOD = """
+UPDATE billing_usage_periods SET used = MAX(used - :n, 0)
+WHERE user_id = :user AND period_key = :pkey
 """
 
 
@@ -243,22 +250,47 @@ class SqliteBillingStore:
             "pcap": period_cap,
             "dcap": day_cap,
         }
-        rows = await self._store._write(lambda c: c.execute(_CONSUME, params).fetchall())
-        return Usage(*rows[0]) if rows else None
+
+        def run(c: sqlite3.Connection) -> Usage:
+            with _transaction(c):
+                day = c.execute(_CONSUME_DAY, params).fetchone()
+                period = c.execute(_CONSUME_PERIOD, params).fetchone() if day else None
+                if day is None or period is None:
+                    raise _Abort
+            return Usage(period[0], period[1], day[0], day[1])
+
+        try:
+            return await self._store._write(run)
+        except _Abort:
+            return None
 
     async def refund(self, user_id: str, *, period_key: str, day_key: str, n: int) -> None:
         params = {"user": user_id, "pkey": period_key, "dkey": day_key, "n": n}
-        await self._store._write(lambda c: c.execute(_REFUND, params))
 
-    async def usage(self, user_id: str) -> Usage | None:
-        row = await self._store._read(
-            lambda c: c.execute(
-                "SELECT period_key, period_used, day_key, day_used FROM billing_usage"
-                " WHERE user_id = ?",
-                (user_id,),
-            ).fetchone()
-        )
-        return None if row is None else Usage(*row)
+        def run(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute(_REFUND_DAY, params)
+                c.execute(_REFUND_PERIOD, params)
+
+        await self._store._write(run)
+
+    async def usage(self, user_id: str, *, period_key: str) -> Usage | None:
+        def run(c: sqlite3.Connection) -> tuple[Any, Any]:
+            with _transaction(c, "DEFERRED"):
+                period = c.execute(
+                    "SELECT used FROM billing_usage_periods WHERE user_id = ? AND period_key = ?",
+                    (user_id, period_key),
+                ).fetchone()
+                day = c.execute(
+                    "SELECT day_key, used FROM billing_usage_days WHERE user_id = ?", (user_id,)
+                ).fetchone()
+            return period, day
+
+        period, day = await self._store._read(run)
+        if period is None and day is None:
+            return None
+        day_key, day_used = day if day is not None else ("", 0)
+        return Usage(period_key, period[0] if period is not None else 0, day_key, day_used)
 
 
 def _put_subscription(c: sqlite3.Connection, r: SubscriptionRecord) -> None:

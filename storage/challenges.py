@@ -115,7 +115,11 @@ def judge_hits(
             start, count = now, rule.cost
         else:
             start, count = c.window_start, c.count + rule.cost
-        next_at = now + backoff_after(rule, count)
+        # Without a back-off the key closes nothing. (Setting next_at = now
+        # would refuse a concurrent hit whose clock read came a moment
+        # earlier, or another node's clock a moment behind: a spurious 429.)
+        backoff = backoff_after(rule, count)
+        next_at = now + backoff if backoff else 0
         updated[key] = Counter(start, count, next_at, max(start + rule.window_ms, next_at))
     return 0, updated
 
@@ -146,6 +150,8 @@ class ChallengesStore(Protocol):
         """0 when the hits were counted; else ms to wait, and nothing was counted."""
 
     async def clear_counters(self, keys: Sequence[str]) -> None: ...
+    async def live_counters(self, keys: Sequence[str], now: int) -> set[str]:
+        """Which of ``keys`` have a counter that has not expired at ``now``."""
 
     async def put_oidc_state(self, state: OidcState) -> None: ...
     async def take_oidc_state(self, state_hash: str) -> OidcState | None: ...

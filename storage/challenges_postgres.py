@@ -116,6 +116,17 @@ class PostgresChallenges:
                 list(keys),
             )
 
+    async def live_counters(self, keys: Sequence[str], now: int) -> set[str]:
+        if not keys:
+            return set()
+        rows = await self._store._run(
+            self._pool.fetch,
+            "SELECT key FROM rate_limits WHERE key = ANY($1::text[]) AND expires_at > $2",
+            list(keys),
+            now,
+        )
+        return {str(r[0]) for r in rows}
+
     async def put_oidc_state(self, state: OidcState) -> None:
         await self._store._run(
             self._pool.execute,

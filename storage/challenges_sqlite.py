@@ -106,6 +106,18 @@ class SqliteChallenges:
                 )
             )
 
+    async def live_counters(self, keys: Sequence[str], now: int) -> set[str]:
+        if not keys:
+            return set()
+        marks = ", ".join("?" * len(keys))
+        rows = await self._store._read(
+            lambda c: c.execute(
+                f"SELECT key FROM rate_limits WHERE key IN ({marks}) AND expires_at > ?",
+                (*keys, now),
+            ).fetchall()
+        )
+        return {str(r[0]) for r in rows}
+
     async def put_oidc_state(self, state: OidcState) -> None:
         await self._store._write(
             lambda c: c.execute(

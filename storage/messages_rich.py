@@ -12,8 +12,10 @@ Rules:
 - ``ev`` is chosen by the room actor (one writer per room); the primary key
   (room_id, ev) turns a stale actor into a ``Conflict`` instead of a fork.
 - Delete-for-everyone erases content everywhere it was copied: the message's
-  text and meta, its reactions, the text in earlier edit events (rewritten to
-  the delete event) and the preview in replies to it (``scrub_reply``).
+  text and meta, its reactions, the text in earlier edit events and the
+  preview in replies to it (``scrub_reply``). An earlier edit event keeps its
+  row and its ``ev``; its frame becomes ``erased(ev)`` (a delete notice that
+  names that same ``ev``), so the log replays gap-free with no ``ev`` twice.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .base import Store, StoredMessage
 
 # Rewrites a reply's meta JSON so its preview no longer holds deleted content.
 ScrubReply = Callable[[str], str]
+# The frame an erased edit event (its ``ev`` given) is replayed as from now on.
+EraseEdit = Callable[[int], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,12 @@ class RichMessageStore(Protocol):
         """Replace the text of a message not deleted; False (nothing written) otherwise."""
 
     async def delete_for_all(
-        self, room_id: str, seq: int, event: RoomEvent, scrub_reply: ScrubReply
+        self,
+        room_id: str,
+        seq: int,
+        event: RoomEvent,
+        scrub_reply: ScrubReply,
+        erased: EraseEdit,
     ) -> list[tuple[int, str]]:
         """Tombstone ``seq`` and erase its copies; returns (seq, new meta) of scrubbed replies."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from .base import StoredMessage
-from .messages_rich import MemberCursor, ReactionCount, RoomEvent, ScrubReply
+from .messages_rich import EraseEdit, MemberCursor, ReactionCount, RoomEvent, ScrubReply
 from .postgres import PostgresStore
 from .schema import MESSAGE_COLUMNS, prefixed
 
@@ -71,7 +71,12 @@ class PostgresRichMessageStore:
         return await self._s._in_transaction(run)
 
     async def delete_for_all(
-        self, room_id: str, seq: int, event: RoomEvent, scrub_reply: ScrubReply
+        self,
+        room_id: str,
+        seq: int,
+        event: RoomEvent,
+        scrub_reply: ScrubReply,
+        erased: EraseEdit,
     ) -> list[tuple[int, str]]:
         async def run(c: asyncpg.Connection) -> list[tuple[int, str]]:
             await c.execute(
@@ -84,13 +89,19 @@ class PostgresRichMessageStore:
             await c.execute(
                 "DELETE FROM message_reactions WHERE room_id = $1 AND seq = $2", room_id, seq
             )
-            await c.execute(
-                "UPDATE room_events SET kind = 'delete', frame = $3"
-                " WHERE room_id = $1 AND seq = $2 AND kind = 'edit'",
+            # Earlier edits carried the text: they now say "deleted", each
+            # under its own ev (a replay must show every ev exactly once).
+            edits = await c.fetch(
+                "SELECT ev FROM room_events WHERE room_id = $1 AND seq = $2 AND kind = 'edit'",
                 room_id,
                 seq,
-                event.frame,
             )
+            if edits:
+                await c.executemany(
+                    "UPDATE room_events SET kind = 'delete', frame = $3"
+                    " WHERE room_id = $1 AND ev = $2",
+                    [(room_id, int(r[0]), erased(int(r[0]))) for r in edits],
+                )
             rows = await c.fetch(
                 "SELECT seq, meta FROM messages WHERE room_id = $1 AND reply_to = $2"
                 " AND meta IS NOT NULL",

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from .base import StoredMessage
-from .messages_rich import MemberCursor, ReactionCount, RoomEvent, ScrubReply
+from .messages_rich import EraseEdit, MemberCursor, ReactionCount, RoomEvent, ScrubReply
 from .schema import MESSAGE_COLUMNS, chunks, prefixed
 from .sqlite import SqliteStore, _transaction
 
@@ -71,7 +71,12 @@ class SqliteRichMessageStore:
         return await self._s._write(run)
 
     async def delete_for_all(
-        self, room_id: str, seq: int, event: RoomEvent, scrub_reply: ScrubReply
+        self,
+        room_id: str,
+        seq: int,
+        event: RoomEvent,
+        scrub_reply: ScrubReply,
+        erased: EraseEdit,
     ) -> list[tuple[int, str]]:
         def run(c: sqlite3.Connection) -> list[tuple[int, str]]:
             with _transaction(c):
@@ -83,11 +88,16 @@ class SqliteRichMessageStore:
                 c.execute(
                     "DELETE FROM message_reactions WHERE room_id = ? AND seq = ?", (room_id, seq)
                 )
-                # Earlier edits carried the text: they now say "deleted".
-                c.execute(
+                # Earlier edits carried the text: they now say "deleted", each
+                # under its own ev (a replay must show every ev exactly once).
+                edits = c.execute(
+                    "SELECT ev FROM room_events WHERE room_id = ? AND seq = ? AND kind = 'edit'",
+                    (room_id, seq),
+                ).fetchall()
+                c.executemany(
                     "UPDATE room_events SET kind = 'delete', frame = ?"
-                    " WHERE room_id = ? AND seq = ? AND kind = 'edit'",
-                    (event.frame, room_id, seq),
+                    " WHERE room_id = ? AND ev = ?",
+                    [(erased(int(ev)), room_id, ev) for (ev,) in edits],
                 )
                 scrubbed = []
                 for reply_seq, meta in c.execute(

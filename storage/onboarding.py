@@ -14,6 +14,12 @@ Rules:
 - An email is trusted (``email_verified_at``) only once its owner proved it:
   a code sent to it, or a Google ID token with ``email_verified``. Changing
   the email clears the mark.
+- An unverified email is no claim (issue 12): it must not let whoever typed
+  someone's address first block its owner. Setting an address (sign-up,
+  profile, Google sign-in) takes it, in the same transaction, from any other
+  account that holds it unverified (``release_unverified_email``); only a
+  verified address is unique against everyone (Conflict "email"). Addresses
+  stay unique at every moment, so a login by email names one account.
 - Who sees last seen and online is presence's setting (``storage.presence``),
   not a column here: one source of truth.
 - A device session is a refresh-token family (``bridge.tokens``). It is active
@@ -156,6 +162,23 @@ class OnboardingStore(Protocol):
     ) -> list[str]:
         """Revoke the user's active sessions (just ``only``, or all but ``keep``);
         returns the session ids that were active and now are not."""
+
+    # signed-out sessions whose access tokens must stay refused (0008)
+    async def add_signed_out(
+        self, user_id: str, session_ids: Sequence[str], at: int, until: int
+    ) -> None:
+        """Record the sessions as signed out until ``until`` (ms); a later
+        ``until`` for a session already there wins."""
+
+    async def signed_out_sessions(self, now: int) -> dict[str, int]:
+        """Session id -> until when, for the sessions still to be refused at ``now``."""
+
+    async def purge_signed_out(self, now: int) -> None: ...
+
+    # unverified emails yield (issue 12)
+    async def release_unverified_email(self, email: str, keep_user_id: str | None) -> list[str]:
+        """Take ``email`` off every account but ``keep_user_id`` that holds it
+        unverified; returns those accounts."""
 
 
 def onboarding_store(store: Store) -> OnboardingStore:

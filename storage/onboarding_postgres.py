@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -115,6 +116,8 @@ class PostgresOnboarding:
         at: int,
     ) -> Profile:
         async def run(c: asyncpg.Connection) -> Profile:
+            if email:
+                await c.fetch(RELEASE_EMAIL, fold(email), None)
             row = await c.fetchrow(
                 "INSERT INTO users (id, email, email_lc, display_name, email_verified_at,"
                 f" created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROFILE_COLUMNS}",
@@ -164,33 +167,44 @@ class PostgresOnboarding:
     async def complete_profile(
         self, user_id: str, *, display_name: str, username: str, email: str | None
     ) -> Profile | None:
-        row = await self._run(
-            self._pool.fetchrow,
-            "UPDATE users SET display_name = $2, username = $3, username_lc = $4,"
-            " email = COALESCE($5, email), email_lc = COALESCE($6, email_lc),"
-            " email_verified_at = CASE WHEN $6::text IS NULL OR $6 = email_lc"
-            "   THEN email_verified_at END"
-            f" WHERE id = $1 AND username_lc IS NULL RETURNING {PROFILE_COLUMNS}",
-            user_id,
-            display_name,
-            username,
-            fold(username),
-            email,
-            fold(email) if email else None,
-        )
-        return None if row is None else profile_from_row(row)
+        async def run(c: asyncpg.Connection) -> Profile | None:
+            if email and await c.fetchval(
+                "SELECT 1 FROM users WHERE id = $1 AND username_lc IS NULL", user_id
+            ):
+                await c.fetch(RELEASE_EMAIL, fold(email), user_id)
+            row = await c.fetchrow(
+                "UPDATE users SET display_name = $2, username = $3, username_lc = $4,"
+                " email = COALESCE($5, email), email_lc = COALESCE($6, email_lc),"
+                " email_verified_at = CASE WHEN $6::text IS NULL OR $6 = email_lc"
+                "   THEN email_verified_at END"
+                f" WHERE id = $1 AND username_lc IS NULL RETURNING {PROFILE_COLUMNS}",
+                user_id,
+                display_name,
+                username,
+                fold(username),
+                email,
+                fold(email) if email else None,
+            )
+            return None if row is None else profile_from_row(row)
+
+        return await self._in_transaction(run)  # type: ignore[no-any-return]
 
     async def update_profile(self, user_id: str, changes: ProfileChanges) -> Profile | None:
         sets, params = _changes_sql(changes)
         if not sets:
             return await self.get_profile(user_id)
-        row = await self._run(
-            self._pool.fetchrow,
-            f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {PROFILE_COLUMNS}",
-            user_id,
-            *params,
-        )
-        return None if row is None else profile_from_row(row)
+
+        async def run(c: asyncpg.Connection) -> Profile | None:
+            if changes.email is not None:
+                await c.fetch(RELEASE_EMAIL, fold(changes.email), user_id)
+            row = await c.fetchrow(
+                f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {PROFILE_COLUMNS}",
+                user_id,
+                *params,
+            )
+            return None if row is None else profile_from_row(row)
+
+        return await self._in_transaction(run)  # type: ignore[no-any-return]
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> bool:
         status = await self._run(
@@ -275,3 +289,49 @@ class PostgresOnboarding:
             return chosen
 
         return await self._in_transaction(run)  # type: ignore[no-any-return]
+
+    # signed-out sessions
+
+    async def add_signed_out(
+        self, user_id: str, session_ids: Sequence[str], at: int, until: int
+    ) -> None:
+        if not session_ids:
+            return
+        await self._run(
+            self._pool.execute,
+            "INSERT INTO signed_out_sessions (session_id, user_id, signed_out_at, expires_at)"
+            " SELECT s, $2, $3, $4 FROM unnest($1::text[]) AS s"
+            " ON CONFLICT (session_id) DO UPDATE SET"
+            " expires_at = greatest(signed_out_sessions.expires_at, excluded.expires_at)",
+            list(session_ids),
+            user_id,
+            at,
+            until,
+        )
+
+    async def signed_out_sessions(self, now: int) -> dict[str, int]:
+        rows = await self._run(
+            self._pool.fetch,
+            "SELECT session_id, expires_at FROM signed_out_sessions WHERE expires_at > $1",
+            now,
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def purge_signed_out(self, now: int) -> None:
+        await self._run(
+            self._pool.execute, "DELETE FROM signed_out_sessions WHERE expires_at <= $1", now
+        )
+
+    # unverified emails yield
+
+    async def release_unverified_email(self, email: str, keep_user_id: str | None) -> list[str]:
+        rows = await self._run(self._pool.fetch, RELEASE_EMAIL, fold(email), keep_user_id)
+        return [str(r[0]) for r in rows]
+
+
+# An unverified address is no claim: the accounts holding it lose it.
+RELEASE_EMAIL = (
+    "UPDATE users SET email = NULL, email_lc = NULL"
+    " WHERE email_lc = $1 AND email_verified_at IS NULL AND id IS DISTINCT FROM $2::text"
+    " RETURNING id"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import Conflict
@@ -107,6 +108,8 @@ class SqliteOnboarding:
     ) -> Profile:
         def run(c: sqlite3.Connection) -> Profile:
             with _transaction(c):
+                if email:
+                    _release_email(c, fold(email), None)
                 c.execute(
                     "INSERT INTO users (id, email, email_lc, display_name, email_verified_at,"
                     " created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -154,6 +157,17 @@ class SqliteOnboarding:
         self, user_id: str, *, display_name: str, username: str, email: str | None
     ) -> Profile | None:
         def run(c: sqlite3.Connection) -> Profile | None:
+            with _transaction(c):
+                if (
+                    email
+                    and c.execute(
+                        "SELECT 1 FROM users WHERE id = ? AND username_lc IS NULL", (user_id,)
+                    ).fetchone()
+                ):
+                    _release_email(c, fold(email), user_id)
+                return _complete(c)
+
+        def _complete(c: sqlite3.Connection) -> Profile | None:
             rows = c.execute(
                 "UPDATE users SET display_name = ?, username = ?, username_lc = ?,"
                 " email = COALESCE(?, email), email_lc = COALESCE(?, email_lc),"
@@ -181,10 +195,13 @@ class SqliteOnboarding:
             return await self.get_profile(user_id)
 
         def run(c: sqlite3.Connection) -> Profile | None:
-            rows = c.execute(
-                f"UPDATE users SET {', '.join(sets)} WHERE id = ? RETURNING {PROFILE_COLUMNS}",
-                (*params, user_id),
-            ).fetchall()
+            with _transaction(c):
+                if changes.email is not None:
+                    _release_email(c, fold(changes.email), user_id)
+                rows = c.execute(
+                    f"UPDATE users SET {', '.join(sets)} WHERE id = ? RETURNING {PROFILE_COLUMNS}",
+                    (*params, user_id),
+                ).fetchall()
             return profile_from_row(rows[0]) if rows else None
 
         return await self._write(run)  # type: ignore[no-any-return]
@@ -271,3 +288,49 @@ class SqliteOnboarding:
             return chosen
 
         return await self._write(run)  # type: ignore[no-any-return]
+
+    # signed-out sessions
+
+    async def add_signed_out(
+        self, user_id: str, session_ids: Sequence[str], at: int, until: int
+    ) -> None:
+        await self._write(
+            lambda c: c.executemany(
+                "INSERT INTO signed_out_sessions (session_id, user_id, signed_out_at, expires_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+                " expires_at = max(expires_at, excluded.expires_at)",
+                [(session_id, user_id, at, until) for session_id in session_ids],
+            )
+        )
+
+    async def signed_out_sessions(self, now: int) -> dict[str, int]:
+        rows = await self._store._read(
+            lambda c: c.execute(
+                "SELECT session_id, expires_at FROM signed_out_sessions WHERE expires_at > ?",
+                (now,),
+            ).fetchall()
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def purge_signed_out(self, now: int) -> None:
+        await self._write(
+            lambda c: c.execute("DELETE FROM signed_out_sessions WHERE expires_at <= ?", (now,))
+        )
+
+    # unverified emails yield
+
+    async def release_unverified_email(self, email: str, keep_user_id: str | None) -> list[str]:
+        return await self._write(  # type: ignore[no-any-return]
+            lambda c: _release_email(c, fold(email), keep_user_id)
+        )
+
+
+def _release_email(c: sqlite3.Connection, email_lc: str, keep_user_id: str | None) -> list[str]:
+    """Inside the caller's transaction: an unverified address is no claim."""
+    rows = c.execute(
+        "UPDATE users SET email = NULL, email_lc = NULL"
+        " WHERE email_lc = ? AND email_verified_at IS NULL AND id IS NOT ?"
+        " RETURNING id",
+        (email_lc, keep_user_id),
+    ).fetchall()
+    return [str(r[0]) for r in rows]

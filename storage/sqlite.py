@@ -230,9 +230,9 @@ class SqliteStore:
                 (
                     user.id,
                     user.email,
-                    fold(user.email),
+                    fold(user.email) if user.email is not None else None,
                     user.username,
-                    fold(user.username),
+                    fold(user.username) if user.username is not None else None,
                     user.display_name,
                     user.password_hash,
                     user.created_at,

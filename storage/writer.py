@@ -23,6 +23,15 @@ Rules:
   ``StoreError("writer stopped")``. A job that was mid-write may in fact have
   been committed; a resend with the same cids is idempotent, so callers need
   not tell the two apart.
+- ``wait_idle(room_id)`` returns once no job with a row of that room is
+  queued or being written (its ``on_done`` has run). A room actor that
+  restarts waits for it before reading its last ``seq`` from storage: a batch
+  of the previous incarnation may still commit, and reading before that would
+  hand the same seq out twice (issue 12, item 9).
+- ``pause()``/``resume()`` hold the next round (jobs queue meanwhile). Used to
+  make races observable in tests and during maintenance; nothing else pauses.
+- Every outcome is reported to the store's ``StorageHealth``, which logs one
+  line when an outage begins and one when it ends.
 """
 
 from __future__ import annotations
@@ -35,8 +44,11 @@ from enum import Enum
 
 import trio
 
+from realtime_server import metrics
+
 from .base import Store, StoredMessage
 from .errors import Conflict, NotFound, StoreError
+from .outage import health_of
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,7 @@ OnDone = Callable[[BaseException | None], None]
 class _Job:
     messages: Sequence[StoredMessage]
     on_done: OnDone
+    rooms: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,12 @@ class MessageWriter:
         self._rows = 0
         self._jobs = 0
         self._failures = 0
+        # Rooms with a job queued or being written, and how many.
+        self._busy: dict[str, int] = {}
+        self._idle: dict[str, trio.Event] = {}
+        self._resumed = trio.Event()
+        self._resumed.set()
+        self._health = health_of(store)
 
     def statistics(self) -> WriterStatistics:
         queued = self._send.statistics().current_buffer_used + (self._carry is not None)
@@ -98,11 +117,29 @@ class MessageWriter:
         ``StoreError``, so callers have one way of learning about failure.
         """
         # Copied: the caller may reuse its list once this returns.
-        job = _Job(list(messages), on_done)
+        job = _Job(list(messages), on_done, frozenset(m.room_id for m in messages))
         if self._state is _State.STOPPED:
             self._finish(job, StoreError("writer stopped"))
             return
+        for room in job.rooms:
+            self._busy[room] = self._busy.get(room, 0) + 1
         self._send.send_nowait(job)
+
+    async def wait_idle(self, room_id: str) -> None:
+        """Return once no job with rows of ``room_id`` is queued or being written."""
+        while room_id in self._busy:
+            event = self._idle.get(room_id)
+            if event is None:
+                event = self._idle[room_id] = trio.Event()
+            await event.wait()
+
+    def pause(self) -> None:
+        """Take no new round until ``resume()``; a write already running finishes."""
+        if self._resumed.is_set():
+            self._resumed = trio.Event()
+
+    def resume(self) -> None:
+        self._resumed.set()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._state is _State.RUNNING:
@@ -126,10 +163,11 @@ class MessageWriter:
         No timer: jobs that arrive while a write is running make up the next
         round, so batches grow exactly as fast as the database falls behind.
         """
-        if self._carry is not None:
-            first, self._carry = self._carry, None
-        else:
-            first = await self._receive.receive()
+        if self._carry is None:
+            self._carry = await self._receive.receive()
+        # Paused: the job stays the carry (so a stop still answers it).
+        await self._resumed.wait()
+        first, self._carry = self._carry, None
         jobs = [first]
         rows = len(first.messages)
         while rows < self._max_batch:
@@ -146,14 +184,17 @@ class MessageWriter:
 
     async def _write(self, jobs: list[_Job]) -> None:
         rows = [m for job in jobs for m in job.messages]
+        started = metrics.now()
         try:
             await self._store.insert_messages(rows)
         except Exception as exc:
+            self._health.failed(exc)
             if len(jobs) == 1:
                 self._finish_in_flight(jobs[0], exc)
                 return
             log.debug("combined write of %d jobs failed (%r); retrying singly", len(jobs), exc)
         else:
+            metrics.writer_committed(len(rows), started)
             self._committed(rows)
             for job in jobs:
                 self._finish_in_flight(job, None)
@@ -165,9 +206,11 @@ class MessageWriter:
             try:
                 await self._store.insert_messages(job.messages)
             except (Conflict, NotFound) as exc:
+                self._health.succeeded()  # the database answered
                 # This job's own data: the others may well be fine.
                 self._finish_in_flight(job, exc)
             except Exception as exc:
+                self._health.failed(exc)
                 # Not about this job's rows: the database itself is failing
                 # (locked, gone, full). Trying each remaining job would only
                 # multiply the wait (busy timeouts, connect timeouts) before
@@ -180,6 +223,7 @@ class MessageWriter:
                 self._finish_in_flight(job, None)
 
     def _committed(self, rows: Sequence[StoredMessage]) -> None:
+        self._health.succeeded()
         self._batches += 1
         self._rows += len(rows)
 
@@ -194,12 +238,27 @@ class MessageWriter:
             self._jobs += 1
         else:
             self._failures += 1
+            if not isinstance(error, Conflict | NotFound):  # the database failed, not the data
+                metrics.writer_failed()
             if not isinstance(error, StoreError):
                 log.error("message write failed with a non-storage error", exc_info=error)
         try:
             job.on_done(error)
         except Exception:
             log.exception("MessageWriter on_done callback raised; ignored")
+        finally:
+            self._done_with(job)
+
+    def _done_with(self, job: _Job) -> None:
+        for room in job.rooms:
+            left = self._busy.get(room, 0) - 1
+            if left > 0:
+                self._busy[room] = left
+                continue
+            self._busy.pop(room, None)
+            event = self._idle.pop(room, None)
+            if event is not None:
+                event.set()
 
     def _fail_pending(self, error: StoreError) -> None:
         pending, self._in_flight = self._in_flight, []

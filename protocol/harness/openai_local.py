@@ -12,6 +12,8 @@ models. The model name picks the behaviour, so one server serves every case:
     truncated        two chunks, then the body ends without [DONE]
     reset            two chunks, then the TCP connection is dropped mid-body
     silent           headers, then nothing (first-token timeout)
+    mute             reads the request, then sends nothing at all, not even
+                     the response headers, until the client goes away
     stall            one chunk, then nothing until the client goes away
     stamped          ``chunks`` deltas ``delay`` apart, each ``t<ns> `` where ns is
                      ``time.perf_counter_ns()`` when it was sent (CLOCK_MONOTONIC,
@@ -94,6 +96,11 @@ class FakeOpenAI:
             error = {"error": {"message": "upstream exploded", "type": "server_error"}}
             await _send_json(conn, stream, 500, error)
             return True
+        if model == "mute":
+            cid = f"chatcmpl-{len(self.requests)}"
+            gone = self.disconnected[cid] = trio.Event()
+            await _wait_gone(stream, gone)
+            return False
         return await self._stream(conn, stream, payload)
 
     async def _stream(
@@ -261,6 +268,7 @@ def providers_setting(server: FakeOpenAI, *models: str) -> str:
         "reset",
         "silent",
         "stall",
+        "mute",
     )
     return json.dumps(
         {"local": {"base_url": server.base_url, "api_key": "sk-test", "models": list(models)}}

@@ -88,7 +88,9 @@ class Control:
         loop.close_all(timeout)
 
 
-def _worker_main(conn: mp.connection.Connection, fn: Callable[..., None], args: tuple) -> None:
+def _worker_main(
+    conn: mp.connection.Connection, fn: Callable[..., None], args: tuple[Any, ...]
+) -> None:
     raise_open_files_limit()
     try:
         fn(Control(conn), *args)
@@ -104,7 +106,7 @@ def _worker_main(conn: mp.connection.Connection, fn: Callable[..., None], args: 
 class Workers:
     """A few worker processes running ``fn(control, *args)``, one per args tuple."""
 
-    def __init__(self, fn: Callable[..., None], jobs: Sequence[tuple]) -> None:
+    def __init__(self, fn: Callable[..., None], jobs: Sequence[tuple[Any, ...]]) -> None:
         ctx = mp.get_context("spawn")
         self._pipes: list[mp.connection.Connection] = []
         self._procs: list[Any] = []

@@ -15,8 +15,10 @@ import pytest
 import trio
 import trio.testing
 
-from actors.errors import ActorCrashed, ActorUnavailable, AskTimeout, Rejected
+from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
 from actors.runtime import Actor, ActorRef, ActorSystem
+from protocol.errors import ErrorCode
+from storage.errors import StoreError
 
 
 @pytest.fixture
@@ -271,3 +273,110 @@ async def test_shutdown_fails_every_waiting_ask(autojump_clock):
             await trio.testing.wait_all_tasks_blocked()
             inner.cancel_scope.cancel()
     assert len(outcome) == 2
+
+
+# ----- what an actor holds, and storage outages (issue 12, items 19 and 20) -------
+
+
+@dataclass(eq=False)
+class Held:
+    """A cast the actor keeps in its own state, answered later (like a pending post)."""
+
+    answer: list[str]
+
+    def fail(self, error: Exception) -> None:
+        self.answer.append(f"failed: {getattr(error, 'code', '')}")
+
+
+class Holder(Actor):
+    def __init__(self, key: str, ref: ActorRef, storage: Storage) -> None:
+        super().__init__(key, ref)
+        self.held: list[Held] = []
+        self.storage = storage
+
+    async def on_start(self) -> None:
+        if self.storage.get("down"):
+            raise StoreError("database unreachable")
+
+    async def handle_cast(self, msg: Any) -> None:
+        match msg:
+            case Held():
+                self.held.append(msg)
+            case Boom():
+                raise RuntimeError("boom")
+            case _:
+                raise AssertionError(msg)
+
+    async def handle_call(self, msg: Any) -> Any:
+        match msg:
+            case Get():
+                return len(self.held)
+            case Boom():
+                raise StoreError("lost the connection")
+            case _:
+                raise AssertionError(msg)
+
+    def abandon(self, error: ActorError) -> None:
+        held, self.held = self.held, []
+        for h in held:
+            h.fail(error)
+
+
+@pytest.fixture
+async def holders() -> AsyncIterator[tuple[ActorSystem, Storage]]:
+    storage: Storage = {}
+    system = ActorSystem(inbox_size=4, ask_timeout=5, max_restarts=1, restart_window=5)
+    system.register("holder", lambda key, ref: Holder(key, ref, storage))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.serve)
+        yield system, storage
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_crash_answers_what_the_actor_held_in_its_own_state(holders, autojump_clock):
+    sys_, _ = holders
+    ref = sys_.ref("holder", "a")
+    answer: list[str] = []
+    await ref.tell(Held(answer))
+    assert await ref.ask(Get()) == 1
+    await ref.tell(Boom())
+    await trio.testing.wait_all_tasks_blocked()
+    assert answer == ["failed: internal"]
+    assert await ref.ask(Get()) == 0  # restarted, empty-handed
+
+
+async def test_shutdown_answers_what_every_actor_held(autojump_clock):
+    answer: list[str] = []
+    system = ActorSystem(inbox_size=4, ask_timeout=5)
+    system.register("holder", lambda key, ref: Holder(key, ref, {}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.serve)
+        await system.ref("holder", "a").tell(Held(answer))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert answer == ["failed: unavailable"]
+
+
+async def test_storage_down_at_start_is_unavailable_not_a_crash_and_the_next_address_retries(
+    holders, autojump_clock
+):
+    sys_, storage = holders
+    storage["down"] = 1
+    ref = sys_.ref("holder", "a")
+    for _ in range(3):
+        with pytest.raises(ActorUnavailable) as refused:
+            await ref.ask(Get())
+        assert refused.value.code == ErrorCode.UNAVAILABLE
+    assert sys_.statistics().crashes == 0
+    assert sys_.health.statistics().outages == 1  # one outage, however many refusals
+    del storage["down"]
+    assert await ref.ask(Get()) == 0
+
+
+async def test_a_storage_failure_in_a_handler_answers_unavailable_not_internal(
+    holders, autojump_clock
+):
+    sys_, _ = holders
+    with pytest.raises(ActorCrashed) as crashed:
+        await sys_.ref("holder", "a").ask(Boom())
+    assert crashed.value.code == ErrorCode.UNAVAILABLE

@@ -106,6 +106,34 @@ async def test_a_slow_provider_times_out_and_its_request_is_closed(
             assert len(ai_service(node).streams) == 0
 
 
+async def test_the_first_token_timeout_covers_a_provider_that_never_answers_at_all(
+    ai_node_factory: AiNodeFactory, fake: FakeOpenAI
+):
+    """Issue 12: a provider that takes the request and sends not even headers fails
+    after AI_FIRST_TOKEN_TIMEOUT, not AI_REQUEST_TIMEOUT; its request is closed and
+    the AI message given back."""
+    async with ai_node_factory(
+        ai_first_token_timeout=0.5, ai_request_timeout=30.0, ai_max_retries=0
+    ) as node:
+        async with httpx.AsyncClient(base_url=node.http_url) as http:
+            alice = await register(http, "alice")
+            room = await new_conversation(http, alice, model="mute")
+            async with open_client(node.ws_url, alice.access_token) as client:
+                asked = trio.current_time()
+                await ask(client, room, "hello?")
+                answer = await read_answer(client, timeout=10)
+                took = trio.current_time() - asked
+            with trio.fail_after(5):
+                await fake.disconnected[f"chatcmpl-{len(fake.requests)}"].wait()
+            assert isinstance(answer.end, AiError), answer.end
+            assert answer.end.d.code == "ai_provider_timeout"
+            assert "0.5s" in answer.end.d.text
+            assert 0.5 <= took < 5, took
+            assert (answer.text, answer.end.d.msg) == ("", None)
+            assert (await usage(http, alice))["used"] == 0
+            assert len(ai_service(node).streams) == 0
+
+
 async def test_unknown_model_too_long_prompt_and_strangers_are_refused_before_anything(
     ai_node: Node, http: httpx.AsyncClient, fake: FakeOpenAI
 ):
@@ -204,3 +232,25 @@ async def test_one_answer_at_a_time_per_room_and_other_rooms_are_unaffected(
             await client.request(AiStop(id=0, d=AiStopData(gen="g_nonexistent")))
     assert caught.value.code == "not_found"
     assert len(ai_service(ai_node).streams) == 0
+
+
+async def test_a_nul_in_any_stored_ai_text_is_invalid_on_every_backend(
+    ai_node: Node, http: httpx.AsyncClient
+):
+    """Issue 12: PostgreSQL cannot store NUL and answered 503; both backends say 400."""
+    alice = await register(http, "alice")
+    h = auth(alice)
+    room = await new_conversation(http, alice, title="fine")
+    bad = [
+        ("POST", "/ai/conversations", {"title": "a\x00"}),
+        ("POST", "/ai/conversations", {"system_prompt": "be\x00nice"}),
+        ("PATCH", f"/ai/conversations/{room}", {"title": "\x00"}),
+        ("POST", "/ai/folders", {"name": "f\x00"}),
+        ("POST", "/ai/presets", {"name": "p", "model": "test-model", "system_prompt": "\x00"}),
+    ]
+    for method, path, body in bad:
+        r = await http.request(method, path, json=body, headers=h)
+        assert r.status_code == 400, (path, body, r.text)
+        assert r.json()["error"]["code"] == "invalid", (path, body, r.text)
+    r = await http.get(f"/ai/conversations/{room}", headers=h)
+    assert r.json()["conversation"]["title"] == "fine"

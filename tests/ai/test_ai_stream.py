@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from protocol import frames
-from protocol.client import open_client
-from protocol.frames_ai import AiAttach, AiAttachData, AiDone
+from protocol.client import ServerError, open_client
+from protocol.frames_ai import AiAttach, AiAttachData, AiDone, AiStop, AiStopData
 from protocol.harness.openai_local import DEFAULT_REPLY, FakeOpenAI
 from realtime_server.node import Node
 from tests.ai.conftest import ai_service
@@ -142,3 +143,53 @@ async def test_an_ai_answer_in_a_group_room_reaches_every_member(
     assert isinstance(seen_b.end, AiDone) and seen_b.end.d.msg is not None
     # Both saw the stored answer as a normal message too.
     assert any(m.sender == "ai:test-model" for m in seen_b.messages)
+
+
+async def test_a_member_removed_mid_answer_gets_nothing_more_of_it(
+    ai_node: Node, http: httpx.AsyncClient, fake: FakeOpenAI
+):
+    """Access follows the room (issue 12): the fan-out is to members, not to
+    whoever was one when the answer started; attach and stop check them too."""
+    alice, bob, cy = [await register(http) for _ in range(3)]
+    room = await create_group(http, alice, bob, cy)
+    async with (
+        open_client(ai_node.ws_url, alice.access_token) as a,
+        open_client(ai_node.ws_url, bob.access_token) as b,
+        open_client(ai_node.ws_url, cy.access_token) as c,
+    ):
+        await ask(a, room, "@ai go on forever", model="stall")
+        seen = {k: await read_answer(k, until_deltas=1) for k in (a, b, c)}
+        gen = seen[a].gen
+        r = await http.delete(f"/rooms/{room}/members/{cy.id}", headers=auth(alice))
+        assert r.status_code == 200, r.text
+        for refused in (
+            AiAttach(id=0, d=AiAttachData(room=room, gen=gen)),
+            AiStop(id=0, d=AiStopData(gen=gen)),
+        ):
+            with pytest.raises(ServerError) as caught:
+                await c.request(refused)
+            assert caught.value.code in {"not_found", "not_member"}, caught.value
+        await stop(a, gen)
+        done_a, done_b = await read_answer(a, seen[a]), await read_answer(b, seen[b])
+        assert isinstance(done_a.end, AiDone) and isinstance(done_b.end, AiDone)
+        # cy saw her removal notice, and not a frame of the answer after it.
+        with pytest.raises(trio.TooSlowError):
+            await read_answer(c, seen[c], timeout=0.5)
+        assert seen[c].end is None and len(seen[c].deltas) == 1
+        assert all(m.sender != "ai:stall" for m in seen[c].messages)
+
+
+async def test_the_asker_gets_its_prompt_in_the_ok_and_as_msg_new(
+    ai_node: Node, http: httpx.AsyncClient
+):
+    """As docs/protocol.md says (issue 12): unlike msg.send, the asking session also
+    gets a msg.new for its own prompt, which it dedupes by (room, seq)."""
+    alice = await register(http)
+    room = await new_conversation(http, alice)
+    async with open_client(ai_node.ws_url, alice.access_token) as client:
+        prompt = await ask(client, room, "Is the prompt echoed?")
+        answer = await read_answer(client)
+    pushed = [m for m in answer.messages if m.seq == prompt.seq]
+    assert pushed == [prompt]
+    assert isinstance(answer.end, AiDone) and answer.end.d.msg is not None
+    assert [m.seq for m in answer.messages] == [prompt.seq, answer.end.d.msg.seq]

@@ -131,6 +131,39 @@ async def test_refund_gives_a_message_back(store: Store, billing: BillingStore, 
     assert (await quota.refund(user, 50)).monthly_used == 0
 
 
+async def test_a_paid_interlude_keeps_the_free_months_count(
+    store: Store, billing: BillingStore, clock: Clock
+):
+    """Issue 12: free month used up, a paid period, cancelled within the month."""
+    quota = quota_service(billing, clock)
+    user = await a_user(store)
+    assert await quota.try_consume(user, 20)
+    await give_plan(billing, user, "basic", clock.now, clock.now + 30 * DAY)
+    assert await quota.try_consume(user)
+    clock.now += 2 * DAY
+    await give_plan(billing, user, "basic", clock.now - 2 * DAY, clock.now - 1)  # it ended
+    summary = await quota.summary(user)
+    assert (summary.plan, summary.monthly_used, summary.remaining) == ("free", 20, 0)
+    assert not await quota.try_consume(user)
+
+
+async def test_a_refund_goes_back_to_the_period_the_message_was_counted_in(
+    store: Store, billing: BillingStore, clock: Clock
+):
+    quota = quota_service(billing, clock)
+    user = await a_user(store)
+    assert await quota.try_consume(user, 20)
+    await give_plan(billing, user, "basic", clock.now, clock.now + DAY)
+    paid = await quota.try_consume(user)
+    assert paid and paid.summary.monthly_used == 1
+    clock.now += DAY  # the paid period ends while the answer is still failing
+    summary = await quota.refund(user, consumed=paid)
+    # The free month keeps its 20; the paid period got its message back.
+    assert (summary.plan, summary.monthly_used) == ("free", 20)
+    usage = await billing.usage(user, period_key=paid.period_key or "")
+    assert usage is not None and usage.period_used == 0
+
+
 @pytest.mark.parametrize("n", [0, -1, 1.5, True])
 async def test_a_nonsensical_count_is_refused(store: Store, billing: BillingStore, clock, n):
     quota = quota_service(billing, clock)

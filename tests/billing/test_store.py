@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from typing import Any
 
 import pytest
 import trio
 
+from protocol.harness.server import pg_execute
+from storage import migrate
 from storage.base import Store, User, new_id
 from storage.billing import (
+    NO_CAP,
     BillingStore,
     BillingWrite,
     Order,
@@ -17,8 +22,10 @@ from storage.billing import (
     WebhookEvent,
     billing_store,
 )
+from storage.factory import open_store
 
 NOW = 1_770_000_000_000
+FREE_MARCH = {"period_key": "m_march", "day_key": "d15"}
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +137,7 @@ async def test_consume_counts_within_both_caps_and_a_refusal_changes_nothing(sto
     first = await billing.consume(user, n=2, period_cap=5, day_cap=3, **keys)
     assert first is not None and (first.period_used, first.day_used) == (2, 2)
     assert await billing.consume(user, n=2, period_cap=5, day_cap=3, **keys) is None
-    usage = await billing.usage(user)
+    usage = await billing.usage(user, period_key="p1")
     assert usage is not None and (usage.period_used, usage.day_used) == (2, 2)
     # A new day: the day counter restarts, the period one goes on.
     after = await billing.consume(user, n=2, period_cap=5, day_cap=3, period_key="p1", day_key="d2")
@@ -142,13 +149,41 @@ async def test_consume_counts_within_both_caps_and_a_refusal_changes_nothing(sto
     assert renewed is not None and (renewed.period_used, renewed.day_used) == (5, 7)
 
 
+async def test_each_period_keeps_its_own_count_across_an_interlude(store: Store, billing):
+    """Issue 12: free month, a paid period, the free month again: its count is still there."""
+    user = await a_user(store)
+    assert await billing.consume(user, n=20, period_cap=20, day_cap=NO_CAP, **FREE_MARCH)
+    assert await billing.consume(user, n=1, period_cap=20, day_cap=NO_CAP, **FREE_MARCH) is None
+    paid = await billing.consume(
+        user, n=1, period_cap=100, day_cap=NO_CAP, period_key="p_paid", day_key="d15"
+    )
+    assert paid is not None and (paid.period_key, paid.period_used, paid.day_used) == (
+        "p_paid",
+        1,
+        21,
+    )
+    back = await billing.usage(user, period_key="m_march")
+    assert back is not None and (back.period_used, back.day_used) == (20, 21)
+    assert await billing.consume(user, n=1, period_cap=20, day_cap=NO_CAP, **FREE_MARCH) is None
+    fresh = await billing.usage(user, period_key="m_april")
+    assert fresh is not None and fresh.period_used == 0
+
+
+async def test_a_period_refusal_rolls_back_the_day_counter_too(store: Store, billing):
+    user = await a_user(store)
+    assert await billing.consume(user, n=5, period_cap=5, day_cap=10, **FREE_MARCH)
+    assert await billing.consume(user, n=1, period_cap=5, day_cap=10, **FREE_MARCH) is None
+    usage = await billing.usage(user, period_key="m_march")
+    assert usage is not None and (usage.period_used, usage.day_used) == (5, 5)
+
+
 async def test_more_than_the_cap_at_once_is_refused_even_on_a_fresh_counter(store: Store, billing):
     user = await a_user(store)
     assert (
         await billing.consume(user, n=3, period_cap=2, day_cap=10, period_key="p", day_key="d")
         is None
     )
-    assert await billing.usage(user) is None
+    assert await billing.usage(user, period_key="p") is None
 
 
 async def test_refund_gives_back_only_on_the_current_keys_and_never_below_zero(
@@ -157,10 +192,10 @@ async def test_refund_gives_back_only_on_the_current_keys_and_never_below_zero(
     user = await a_user(store)
     await billing.consume(user, n=3, period_cap=10, day_cap=10, period_key="p1", day_key="d1")
     await billing.refund(user, period_key="p1", day_key="d1", n=1)
-    usage = await billing.usage(user)
+    usage = await billing.usage(user, period_key="p1")
     assert usage is not None and (usage.period_used, usage.day_used) == (2, 2)
     await billing.refund(user, period_key="p1", day_key="d0", n=5)
-    usage = await billing.usage(user)
+    usage = await billing.usage(user, period_key="p1")
     assert usage is not None and (usage.period_used, usage.day_used) == (0, 2)
 
 
@@ -179,5 +214,50 @@ async def test_concurrent_consumers_never_pass_the_cap(store: Store, billing):
             for _ in range(60):
                 nursery.start_soon(one)
     assert granted.count(True) == 20
-    usage = await billing.usage(user)
+    usage = await billing.usage(user, period_key="p")
     assert usage is not None and usage.period_used == 20
+
+
+async def test_counts_stored_before_migration_0009_are_kept(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install that counted under 0002's one-row-per-user table keeps its counts."""
+    every = migrate.migration_files
+    monkeypatch.setattr(
+        migrate, "migration_files", lambda d: [f for f in every(d) if f[0] < "0009"]
+    )
+    async with open_store(database_url) as old:
+        await old.migrate()
+        user = await a_user(old)
+    await raw_execute(
+        database_url,
+        "INSERT INTO billing_usage (user_id, period_key, period_used, day_key, day_used)"
+        f" VALUES ('{user}', 'm_march', 17, 'd15', 4)",
+    )
+    monkeypatch.setattr(migrate, "migration_files", every)
+    async with open_store(database_url) as new:
+        report = await new.migrate()
+        assert [n for n in report.applied if n.startswith("0009")] == ["0009_usage_per_period.sql"]
+        billing = billing_store(new)
+        usage = await billing.usage(user, period_key="m_march")
+        assert usage is not None and (usage.period_used, usage.day_key, usage.day_used) == (
+            17,
+            "d15",
+            4,
+        )
+        assert await billing.consume(user, n=3, period_cap=20, day_cap=NO_CAP, **FREE_MARCH)
+        assert await billing.consume(user, n=1, period_cap=20, day_cap=NO_CAP, **FREE_MARCH) is None
+
+
+async def raw_execute(database_url: str, sql: str) -> None:
+    """SQL on the database itself, as an older version of the server would have run it."""
+    if database_url.startswith("sqlite:///"):
+
+        def run() -> None:
+            with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as c:
+                c.execute(sql)
+                c.commit()
+
+        await trio.to_thread.run_sync(run)
+    else:
+        await trio.to_thread.run_sync(pg_execute, database_url, sql)

@@ -10,9 +10,13 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
+from protocol.client import ServerError, open_client
+from protocol.frames_ai import AiDone
 from realtime_server.node import Node
+from tests.ai.helpers import ask, new_conversation, read_answer
 from tests.billing.fake_stripe import FakeStripe, sign_event
 from tests.billing.helpers import (
     deliver,
@@ -359,3 +363,42 @@ async def test_without_stripe_settings_stripe_is_refused_clearly(node_factory: N
             assert "STRIPE_WEBHOOK_SECRET" in hook.json()["error"]["message"]
             plans = (await api.get("/billing/plans")).json()["plans"]
             assert not any(p["stripe"] or p["konnect"] for p in plans)
+
+
+async def test_a_paid_interlude_does_not_give_back_the_free_months_messages(
+    node_factory: NodeFactory, billing_settings: dict[str, Any], stripe_server: FakeStripe
+):
+    """Issue 12: free month used up, subscribe, one paid AI message, cancel the
+    same month: back on free, the month's 20 are still used."""
+    async with (
+        node_factory(**billing_settings, ai_offline_delay=0.0005) as node,
+        httpx.AsyncClient(base_url=node.http_url, timeout=10) as api,
+    ):
+        alice = await register(api)
+        room = await new_conversation(api, alice)
+        async with open_client(node.ws_url, alice.access_token) as client:
+
+            async def ai_message() -> None:
+                await ask(client, room, "hello")
+                assert isinstance((await read_answer(client)).end, AiDone)
+
+            for _ in range(20):
+                await ai_message()
+            with pytest.raises(ServerError) as refused:
+                await ask(client, room, "one more")
+            assert refused.value.code == "ai_quota_exceeded"
+
+            sub_id = await subscribe_with_stripe(api, stripe_server, alice, "basic")
+            await ai_message()
+            paid = (await my_subscription(api, alice))["quota"]
+            assert (paid["monthly_limit"], paid["monthly_used"]) == (100, 1)
+
+            # Cancelled at once (Stripe deletes the subscription): free again.
+            r = await deliver(api, stripe_server.delete(sub_id))
+            assert r.status_code == 200, r.text
+            sub = await my_subscription(api, alice)
+            assert sub["plan"] == "free"
+            assert (sub["quota"]["monthly_used"], sub["quota"]["remaining"]) == (20, 0)
+            with pytest.raises(ServerError) as refused:
+                await ask(client, room, "free again?")
+            assert refused.value.code == "ai_quota_exceeded"

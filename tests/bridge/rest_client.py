@@ -101,6 +101,8 @@ class Rest:
         assert response.status_code == status, response.text
         assert response.headers["content-type"].startswith("application/json")
         error: dict[str, Any] = response.json()["error"]
+        # Every error names its request, as its X-Request-Id header does (issue 17).
+        assert error.pop("request_id") == response.headers["X-Request-Id"], error
         assert error["code"] == code, error
         assert isinstance(error["message"], str) and error["message"]
         if field is not None:

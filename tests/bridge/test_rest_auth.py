@@ -8,6 +8,7 @@ import trio
 
 from bridge.tokens import hash_refresh_token
 from storage.base import RefreshToken, now_ms
+from storage.onboarding import onboarding_store
 
 if TYPE_CHECKING:
     from tests.bridge.rest_client import Rest
@@ -54,9 +55,12 @@ async def test_the_password_is_stored_hashed(rest: Rest) -> None:
     assert stored.password_hash.startswith("$argon2id$")
 
 
-async def test_a_taken_email_is_a_conflict_whatever_its_case(rest: Rest) -> None:
+async def test_a_verified_email_is_a_conflict_whatever_its_case(rest: Rest) -> None:
+    # An unverified one is no claim and is taken (tests/onboarding/test_email_claims.py).
     with trio.fail_after(10):
-        await rest.register("ada", email="ada@example.com")
+        ada = await rest.register("ada", email="ada@example.com")
+        accounts = onboarding_store(rest.services.store)
+        assert await accounts.mark_email_verified(ada.id, "ada@example.com", now_ms())
         response = await rest.http.post(
             "/auth/register",
             json={"email": "ADA@Example.com", "username": "other", "password": PASSWORD},

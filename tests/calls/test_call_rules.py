@@ -258,3 +258,61 @@ def test_the_view_lists_participants_in_invitation_order():
     view = rules.view(call)
     assert [p.user for p in view.participants] == ["ada", "bob", "cy"]
     assert (view.state, view.kind, view.group, view.ice_servers) == ("ringing", "video", True, None)
+
+
+# ----- access follows the room (issue 12) ----------------------------------------
+
+
+def test_a_member_no_longer_in_the_room_can_neither_answer_nor_join_nor_rejoin():
+    call = group("bob", "cy")
+    rules.accept(call, "bob", "b", T0 + 1, cap=8)
+    before = statuses(call)
+    # cy still rings, but she is out of the room: her answer is refused.
+    refused(ErrorCode.NOT_MEMBER, rules.accept, call, "cy", "c", T0 + 2, cap=8, is_member=False)
+    refused(ErrorCode.NOT_MEMBER, rules.join, call, "cy", "c", T0 + 2, cap=8, is_member=False)
+    # Nor may bob, in the call, move it to another device once out of the room.
+    refused(ErrorCode.NOT_MEMBER, rules.join, call, "bob", "b2", T0 + 2, cap=8, is_member=False)
+    assert statuses(call) == before
+
+
+def test_losing_access_takes_a_member_out_whether_in_the_call_or_rung():
+    call = group("bob", "cy", "dan")
+    rules.accept(call, "bob", "b", T0 + 1, cap=8)
+    rules.accept(call, "cy", "c", T0 + 2, cap=8)
+    change = rules.lose_access(call, "cy", T0 + 3)
+    assert change is not None and (change.event, change.user, change.touched) == (
+        "left",
+        "cy",
+        ("cy",),
+    )
+    change = rules.lose_access(call, "dan", T0 + 4)  # still rung
+    assert change is not None and change.event == "left"
+    assert statuses(call) == {"ada": "joined", "bob": "joined", "cy": "left", "dan": "left"}
+    assert call.participants["dan"].left_at == T0 + 4
+    assert rules.lose_access(call, "dan", T0 + 5) is None  # already out
+    assert rules.lose_access(call, "eve", T0 + 5) is None  # never in it
+    change = rules.lose_access(call, "bob", T0 + 6)  # ada would be alone
+    assert change is not None and change.event == "ended"
+    assert call.outcome is Outcome.ANSWERED
+    assert rules.lose_access(call, "ada", T0 + 7) is None  # over
+
+
+def test_a_caller_losing_access_while_the_call_rings_cancels_it():
+    call = group("bob", "cy")
+    change = rules.lose_access(call, "ada", T0 + 1)
+    assert change is not None and (change.event, change.user) == ("ended", "ada")
+    assert call.outcome is Outcome.CANCELLED
+    assert statuses(call) == {"ada": "left", "bob": "missed", "cy": "missed"}
+
+
+def test_a_block_cuts_a_one_to_one_call_naming_nobody():
+    ringing = one_to_one()
+    change = rules.cut(ringing, T0 + 1)
+    assert change is not None and change.user is None and change.event == "ended"
+    assert ringing.outcome is Outcome.CANCELLED and rules.claims(ringing) == set()
+    answered = one_to_one()
+    rules.accept(answered, "bob", "b", T0 + 1, cap=8)
+    change = rules.cut(answered, T0 + 2)
+    assert change is not None and answered.outcome is Outcome.ANSWERED
+    assert statuses(answered) == {"ada": "left", "bob": "left"}
+    assert rules.cut(answered, T0 + 3) is None

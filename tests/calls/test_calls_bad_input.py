@@ -260,3 +260,17 @@ async def test_calling_someone_who_blocked_me_either_way(node: Node, http: httpx
             await next_call_push(b, timeout=0.3)
     assert [row["id"] for row in await history(http, ada)] == [call.id]
     assert await history(http, bob) == []
+
+
+async def test_an_id_with_a_nul_is_invalid_on_every_backend(node: Node, http: httpx.AsyncClient):
+    """Issue 12: PostgreSQL answered "unavailable" (retry!) for a NUL in an id."""
+    ada, bob = await register(http), await register(http)
+    room = await direct_room(http, ada, bob)
+    async with open_client(node.ws_url, ada.access_token) as a:
+        await refused("invalid", a.request(fc.CallJoin(id=0, d=fc.CallRef(call="c_\x00"))))
+        await refused(
+            "invalid", a.request(fc.CallStart(id=0, d=fc.CallStartData(room="r\x00", kind="audio")))
+        )
+        call = await start(a, room)
+        await refused("invalid", send_sdp(a, call.id, "u\x00", "offer", "v=0"))
+        assert call.state == "ringing"

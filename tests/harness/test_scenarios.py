@@ -27,9 +27,15 @@ def bench_args(*argv: str) -> argparse.Namespace:
 
 
 async def run_against(node_factory: NodeFactory, module: Any, *argv: str) -> dict[str, Any]:
-    # One harness client stands in for many people: no per-connection rate limit,
-    # as on the server the CLI spawns.
-    async with node_factory(rate_limit_frames_per_second=0) as node:
+    # One harness client stands in for many people: no per-connection rate limit
+    # and no per-address sign-up limit, as on the server the CLI spawns.
+    unlimited = 10**8
+    async with node_factory(
+        rate_limit_frames_per_second=0,
+        register_per_ip=unlimited,
+        login_per_ip=unlimited,
+        refresh_per_ip=unlimited,
+    ) as node:
         # The node runs in this process: its memory and CPU are the test's.
         target = Target(node.http_url, ServerProcess(os.getpid()), "test")
         with trio.fail_after(50):

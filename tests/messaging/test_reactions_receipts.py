@@ -127,3 +127,33 @@ async def test_a_receipt_needs_a_cursor_and_membership(node: Node, http: httpx.A
         with pytest.raises(ServerError) as refused:
             await receipt(e, room)
         assert refused.value.code == "invalid"
+
+
+async def test_a_reaction_is_exactly_one_emoji_as_people_see_it(
+    node: Node, http: httpx.AsyncClient
+):
+    """Issue 12: two pictographs, or nine, are not one emoji; new and composed ones are."""
+    alice, bob = await register(http), await register(http)
+    room = await create_group(http, alice, bob)
+    one = [
+        "👍🏽",  # a skin tone
+        "\U0001fae8",  # shaking face, Unicode 15: newer than Python's own tables
+        "🙂\u200d↔\ufe0f",  # head shaking, a Unicode 15.1 ZWJ sequence
+        "🧑🏻\u200d❤\ufe0f\u200d💋\u200d🧑🏼",  # four elements, two tones
+        "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # Scotland
+        "#\ufe0f\u20e3",  # a keycap
+        "❤\ufe0f",  # a variation selector
+    ]
+    many = ["👍👎", "👍" * 9, "🇹🇳🇫🇷", "🇹", "👍🏻🏻", "👍\u0301"]
+    async with open_client(node.ws_url, alice.access_token) as a:
+        m = await send(a, room, "react to me")
+        for emoji in many:
+            with pytest.raises(ServerError) as refused:
+                await react(a, room, m.seq, emoji)
+            assert refused.value.code == "invalid", emoji
+            assert "emoji" in refused.value.msg
+        for emoji in one:
+            assert (await react(a, room, m.seq, emoji)).ev is not None, emoji
+    r = await http.get(f"/rooms/{room}/history", headers=auth(bob))
+    got = {x["e"] for x in r.json()["messages"][0]["reactions"]}
+    assert got == set(one)

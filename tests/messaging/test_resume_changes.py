@@ -107,3 +107,52 @@ async def test_live_changes_during_the_replay_arrive_once_after_it(
                 if isinstance(frame, frames.MsgReaction):
                     evs.append(frame.d.ev)
     assert evs == [1, 2, 3, 4]
+
+
+async def test_a_resume_from_ev_zero_replays_every_ev_once_in_order_whatever_was_erased(
+    node: Node, http: httpx.AsyncClient
+):
+    """Issue 12, item 10: edits later deleted for everyone must not replay as a hole
+    (their ev missing) plus a duplicate (the delete's ev twice). Every change kind."""
+    alice, bob, carol = await register(http), await register(http), await register(http)
+    room = await create_group(http, alice, bob, carol)
+    async with open_client(node.ws_url, alice.access_token) as a:
+        async with open_client(node.ws_url, carol.access_token) as c:
+            one = await send(a, room, "one")
+            two = await send(a, room, "two")
+            live = [
+                (await edit(a, room, one.seq, "secret one")).ev,
+                (await react(c, room, one.seq, "👍")).ev,
+                (await delete(a, room, one.seq, everyone=True)).ev,
+                (await receipt(c, room, read=two.seq)).ev,
+                (await edit(a, room, two.seq, "secret two")).ev,
+                (await edit(a, room, two.seq, "secret two, again")).ev,
+                (await react(c, room, two.seq, "🎉")).ev,
+                (await react(c, room, two.seq, "🎉", off=True)).ev,
+                (await delete(a, room, two.seq, everyone=True)).ev,
+                (await receipt(a, room, read=two.seq)).ev,
+            ]
+    assert live == list(range(1, 11))
+    async with open_client(node.ws_url, bob.access_token, cursors={room: 0}, evs={room: 0}) as b:
+        replayed, done = await chat_pushes_until_done(b)
+    changes = [f for f in replayed if not isinstance(f, frames.MsgNew)]
+    assert [f.d.ev for f in changes] == live
+    assert done.evs[room] == 10
+    kinds = [type(f).__name__ for f in changes]
+    assert kinds == [
+        "MsgDeleted",  # the edit of "one", erased by its delete: same ev, no text
+        "MsgReaction",
+        "MsgDeleted",
+        "ReceiptUpdate",
+        "MsgDeleted",  # both edits of "two", erased
+        "MsgDeleted",
+        "MsgReaction",
+        "MsgReaction",
+        "MsgDeleted",
+        "ReceiptUpdate",
+    ]
+    assert all("secret" not in repr(f) for f in replayed)
+    # A resume from the middle gets exactly the rest.
+    async with open_client(node.ws_url, bob.access_token, cursors={room: 2}, evs={room: 4}) as b:
+        replayed, done = await chat_pushes_until_done(b)
+    assert [f.d.ev for f in replayed] == [5, 6, 7, 8, 9, 10]

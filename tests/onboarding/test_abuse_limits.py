@@ -103,15 +103,15 @@ async def test_tries_back_off_after_two_and_a_refused_try_spends_nothing(
         wrong = "000000" if right != "000000" else "111111"
         r = await api.verify(FR, wrong)
         assert "4 tries left" in assert_error(r, 400, "code_invalid")["message"]
-        r = await api.verify(FR, wrong)
+        r = await api.verify(FR, wrong)  # the second try is allowed, and closes the door
         assert "3 tries left" in assert_error(r, 400, "code_invalid")["message"]
-        r = await api.verify(FR, wrong)  # the third try is allowed, and closes the door
-        assert "2 tries left" in assert_error(r, 400, "code_invalid")["message"]
+        # The third waits (README: "between tries after two free ones"; issue 12).
         assert retry_after(await api.verify(FR, right)) == 1
         assert retry_after(await api.verify(FR, wrong)) == 1
         await trio.sleep(0.45)
-        r = await api.verify(FR, wrong)  # still 2 left before: refusals spent no try
-        assert "1 tries left" in assert_error(r, 400, "code_invalid")["message"]
+        r = await api.verify(FR, wrong)  # still 3 left before: refusals spent no try
+        assert "2 tries left" in assert_error(r, 400, "code_invalid")["message"]
+        assert retry_after(await api.verify(FR, right)) == 1
         await trio.sleep(0.85)  # the wait doubled
         assert (await api.verify(FR, right)).status_code == 201
 
@@ -120,7 +120,7 @@ async def test_a_right_code_clears_the_number_s_try_counter(start: Start, outsid
     async with api_on(start, outside, otp_verify_backoff=5.0) as api:
         await api.ask_code(FR)
         await api.verify(FR, "000000")
-        await api.verify(FR, "000001")
+        # The second try (closing the door for 5 s) is the right code.
         assert (await api.verify(FR, outside.last_code(FR))).status_code in (200, 201)
         await api.ask_code(FR)
         # Without the clearing this third try in the window would wait 5 s.

@@ -138,19 +138,22 @@ async def test_a_verified_email_links_to_the_account_that_proved_it(
     assert r.json()["user"]["id"] == ada.id and r.json()["created"] is False
 
 
-async def test_an_unproven_email_is_not_linked_and_nothing_is_made(
+async def test_an_unproven_email_is_not_linked_and_yields_to_googles_proof(
     api: Api, outside: Outside
 ) -> None:
-    ada = await api.password_user("ada")
+    # Issue 12: whoever merely typed an address must not block its owner.
+    typed = await api.password_user("ada")
     outside.user = GoogleUser(sub="g-ada", email="ada@example.com")
     r = await mobile_sign_in(api, outside)
-    assert_error(r, 409, "email_unverified")
-    # Once the account proves the email, the same Google account links to it.
-    await api.http.post("/me/email/verify", headers=ada.headers)
-    code = outside.last_code("ada@example.com")
-    await api.http.post("/me/email/verify/confirm", json={"code": code}, headers=ada.headers)
+    assert r.status_code == 201, r.text
+    owner = r.json()["user"]
+    assert owner["id"] != typed.id and owner["email"] == "ada@example.com"
+    assert owner["email_verified"] is True
+    me = (await api.http.get("/me/profile", headers=typed.headers)).json()
+    assert me["email"] is None and me["email_verified"] is False
+    # The owner's next Google sign-in is the same account.
     r = await mobile_sign_in(api, outside)
-    assert r.status_code == 200 and r.json()["user"]["id"] == ada.id
+    assert r.status_code == 200 and r.json()["user"]["id"] == owner["id"]
 
 
 async def test_an_email_google_has_not_verified_is_not_used(api: Api, outside: Outside) -> None:

@@ -63,7 +63,7 @@ def test_allowed_hits_move_every_counter_together() -> None:
     assert wait == 0
     assert updated == {
         "target": Counter(100, 1, 600, HOUR + 100),
-        "ip": Counter(0, 5, 100, HOUR),
+        "ip": Counter(0, 5, 0, HOUR),  # no back-off: the key closes nothing
     }
 
 
@@ -76,7 +76,7 @@ def test_the_wait_is_the_longest_of_back_off_and_full_windows() -> None:
 def test_a_new_window_starts_when_the_old_one_is_over() -> None:
     rules = {"k": LimitRule(1, 1_000)}
     wait, updated = judge_hits(rules, {"k": Counter(0, 1, 0, 1_000)}, now=1_000)
-    assert wait == 0 and updated["k"] == Counter(1_000, 1, 1_000, 2_000)
+    assert wait == 0 and updated["k"] == Counter(1_000, 1, 0, 2_000)
 
 
 def test_a_costly_hit_counts_its_cost_and_never_fits_beyond_the_limit() -> None:
@@ -85,3 +85,17 @@ def test_a_costly_hit_counts_its_cost_and_never_fits_beyond_the_limit() -> None:
     assert wait == 0 and updated["k"].count == 10
     assert judge_hits(rules, {"k": Counter(0, 7, 0, HOUR)}, now=5)[0] == HOUR - 5
     assert judge_hits({"k": LimitRule(3, HOUR, cost=4)}, {}, now=5)[0] == HOUR
+
+
+def test_a_hit_with_an_earlier_clock_is_not_refused_where_there_is_no_back_off() -> None:
+    # Two requests read the clock at 1000 and 1003; the later one commits
+    # first. (Concurrent requests on one node, or two nodes' clocks.)
+    rule = {"k": LimitRule(limit=100, window_ms=HOUR)}
+    wait, first = judge_hits(rule, {}, now=1003)
+    assert wait == 0
+    wait, second = judge_hits(rule, first, now=1000)
+    assert wait == 0 and second["k"].count == 2
+    # With a back-off, the earlier one is refused: the key closed at 1003.
+    rule = {"k": LimitRule(limit=100, window_ms=HOUR, backoff_ms=500)}
+    _, first = judge_hits(rule, {}, now=1003)
+    assert judge_hits(rule, first, now=1000) == (503, {})

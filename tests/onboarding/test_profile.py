@@ -114,7 +114,12 @@ async def test_confusable_and_malformed_usernames_are_refused(api: Api, name: st
 async def test_complete_profile_refuses_taken_names_and_leaves_the_profile_incomplete(
     api: Api,
 ) -> None:
-    await api.password_user("grace")
+    grace = await api.password_user("grace")
+    # Her address is proven: only a proven address is a claim (issue 12).
+    assert (await api.http.post("/me/email/verify", headers=grace.headers)).status_code == 202
+    code = api.world.last_code("grace@example.com")
+    r = await api.http.post("/me/email/verify/confirm", json={"code": code}, headers=grace.headers)
+    assert r.json()["email_verified"] is True
     person, _ = await api.phone_sign_in(FR)
     r = await api.http.post(
         "/me/complete-profile",

@@ -160,6 +160,29 @@ async def test_bad_group_requests_get_clear_codes(node: Node, http: httpx.AsyncC
     assert len((await group(http, room, owner))["members"]) == 2
 
 
+async def test_a_nul_in_a_name_or_description_is_invalid_on_every_backend(
+    node: Node, http: httpx.AsyncClient
+) -> None:
+    """Issue 12: SQLite stored a NUL, PostgreSQL answered 503; both now say 400 invalid."""
+    owner, bob = await register(http), await register(http)
+    room = await create_group(http, owner, bob)
+    before = await group(http, room, owner)
+    h = auth(owner)
+    for body in ({"name": "x\x00y"}, {"name": "\x00"}, {"description": "a\x00b"}):
+        r = await http.patch(f"/rooms/{room}/group", json=body, headers=h)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid", (body, r.text)
+    r = await http.post(
+        "/rooms", json={"kind": "group", "name": "n\x00", "members": [bob.id]}, headers=h
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid", r.text
+    r = await http.patch("/me/profile", json={"display_name": "Ada\x00"}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid", r.text
+    assert await group(http, room, owner) == before
+    # Names with a visible character and no NUL still pass, spaces included.
+    r = await http.patch(f"/rooms/{room}/group", json={"name": " Le café ☕ "}, headers=h)
+    assert r.status_code == 200 and r.json()["group"]["name"] == " Le café ☕ "
+
+
 async def test_a_removed_member_stops_receiving_immediately(
     node: Node, http: httpx.AsyncClient
 ) -> None:

@@ -282,3 +282,65 @@ async def test_a_sideways_phone_photo_is_measured_and_thumbnailed_upright(
     thumb = await http.get(f"/media/{media['id']}/thumbnail", headers=auth(ada))
     with Image.open(io.BytesIO(thumb.content)) as small:
         assert small.size == (160, 320)
+
+
+# Real files' first bytes: sniffing reads the magic number, nothing else.
+OGG = b"OggS\x00\x02" + b"\x00" * 40 + b"OpusHead"
+WEBM = b"\x1aE\xdf\xa3\x9fB\x86\x81\x01" + b"\x00" * 40
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 40
+M4A = b"\x00\x00\x00\x1cftypM4A \x00\x00\x00\x00M4A mp42isom" + b"\x00" * 40
+
+
+async def test_a_media_message_must_carry_an_upload_of_its_kind(
+    node: Node, http: httpx.AsyncClient
+) -> None:
+    """Issue 12: a PNG is not a voice note or a video; a document may be anything."""
+    ada, bob = await register(http), await register(http)
+    room = await create_group(http, ada, bob)
+    ids = {}
+    for name, data in {"png": png(8, 8), "pdf": PDF, "ogg": OGG, "webm": WEBM, "mp4": MP4}.items():
+        r = await upload(http, ada, data)
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["media"]["id"]
+    ids["m4a"] = (await upload(http, ada, M4A)).json()["media"]["id"]
+    refused = [
+        ("audio", "png"),
+        ("video", "png"),
+        ("image", "pdf"),
+        ("image", "mp4"),
+        ("video", "ogg"),
+        ("video", "m4a"),
+        ("audio", "pdf"),
+    ]
+    accepted = [
+        ("image", "png"),
+        ("audio", "ogg"),
+        ("audio", "m4a"),
+        ("audio", "webm"),  # a browser's voice note is WebM/Opus
+        ("video", "webm"),
+        ("video", "mp4"),
+        ("document", "png"),
+        ("document", "pdf"),
+    ]
+    async with (
+        open_client(node.ws_url, ada.access_token) as a,
+        open_client(node.ws_url, bob.access_token) as b,
+    ):
+        for i, (kind, name) in enumerate(refused):
+            with pytest.raises(ServerError) as err:
+                await a.request(
+                    Send(id=0, d=SendData(room=room, cid=f"r{i}", kind=kind, media=ids[name]))
+                )
+            assert err.value.code == "media_kind_mismatch", (kind, name)
+            assert kind in err.value.msg
+        for i, (kind, name) in enumerate(accepted):
+            sent = await a.request(
+                Send(id=0, d=SendData(room=room, cid=f"a{i}", kind=kind, media=ids[name]))
+            )
+            assert isinstance(sent, Ok) and sent.d is not None
+            got = (await next_of(b, MsgNew)).d
+            assert (got.kind, got.media) == (kind, ids[name])
+    r = await http.get(f"/rooms/{room}/messages", headers=auth(bob))
+    assert [(m["kind"], m["media"]) for m in r.json()["messages"]] == [
+        (kind, ids[name]) for kind, name in accepted
+    ]

@@ -165,3 +165,31 @@ async def test_a_session_hears_only_users_it_asked_about(
         await ask(b, ada, sub=False)
         async with open_client(node.ws_url, ada.access_token):
             await assert_no_push_of(b, Presence, 0.3)
+
+
+async def test_last_seen_privacy_and_presence_visibility_are_one_setting(
+    node_factory: NodeFactory,
+) -> None:
+    """Issue 12: {"last_seen": "nobody"} hides online status too, by design; the API says so."""
+    async with node_factory(presence_grace=0.2, presence_throttle=0.0) as node:
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+            ada, bob = await register(http), await register(http)
+            await create_group(http, ada, bob)
+            r = await http.put("/me/privacy", json={"last_seen": "nobody"}, headers=auth(ada))
+            assert r.status_code == 200 and r.json()["last_seen"] == "nobody"
+            r = await http.get("/me/presence", headers=auth(ada))
+            assert r.json()["visibility"] == "nobody"
+            async with (
+                open_client(node.ws_url, bob.access_token) as b,
+                open_client(node.ws_url, ada.access_token),
+            ):
+                assert await ask(b, ada) == {}  # neither online nor a last seen
+                await assert_no_push_of(b, Presence, 0.3)
+            # And the other way round: the presence setting is privacy's last_seen.
+            r = await http.put("/me/presence", json={"visibility": "contacts"}, headers=auth(ada))
+            assert r.status_code == 200
+            r = await http.get("/me/profile", headers=auth(ada))
+            assert r.json()["privacy"]["last_seen"] == "contacts"
+            doc = (await http.get("/openapi.json")).json()
+            described = doc["paths"]["/me/privacy"]["put"]["description"]
+            assert "online" in described and "/me/presence" in described

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 import trio
+import trio.testing
 
 from storage.base import Room, Store, StoredMessage, User
 from storage.errors import Conflict, StoreError
@@ -235,3 +236,58 @@ async def test_a_failing_database_fails_the_round_without_retrying_every_job(msg
     assert down.calls == 2
     assert outcomes.calls == {str(i): 1 for i in range(4)}
     assert writer.statistics().failures == 4
+
+
+async def test_wait_idle_returns_once_nothing_of_that_room_is_queued_or_being_written(
+    store: Store, make_user: MakeUser, make_room: MakeRoom, msg: Msg
+) -> None:
+    """What a restarting room actor waits for before it reads its last seq (issue 12, item 9)."""
+    with trio.fail_after(TIMEOUT):
+        alice = await make_user("alice")
+        busy, quiet = await make_room(alice), await make_room(alice)
+        writer = MessageWriter(store)
+        outcomes = Outcomes(expected=1)
+        idle_at: list[int] = []
+        read = trio.Event()
+
+        async def wait_then_read() -> None:
+            await writer.wait_idle(busy.id)
+            idle_at.append(await store.last_seq(busy.id))
+            read.set()
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.serve)
+            writer.pause()
+            writer.submit_nowait([msg(busy, 1, alice)], outcomes.callback("busy"))
+            await writer.wait_idle(quiet.id)  # another room's job does not hold it up
+            nursery.start_soon(wait_then_read)
+            await trio.testing.wait_all_tasks_blocked()
+            assert idle_at == [] and "busy" not in outcomes.results  # paused: nothing written
+            writer.resume()
+            await outcomes.all_done.wait()
+            await read.wait()
+            nursery.cancel_scope.cancel()
+        assert outcomes.results == {"busy": None}
+        assert idle_at == [1]
+
+
+async def test_a_paused_writer_answers_its_held_jobs_when_it_stops(
+    store: Store, make_user: MakeUser, make_room: MakeRoom, msg: Msg
+) -> None:
+    with trio.fail_after(TIMEOUT):
+        alice = await make_user("alice")
+        room = await make_room(alice)
+        writer = MessageWriter(store)
+        outcomes = Outcomes(expected=2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.serve)
+            writer.pause()
+            writer.submit_nowait([msg(room, 1, alice)], outcomes.callback("one"))
+            writer.submit_nowait([msg(room, 2, alice)], outcomes.callback("two"))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        assert set(outcomes.results) == {"one", "two"}
+        assert all(isinstance(e, StoreError) for e in outcomes.results.values())
+        assert outcomes.calls == Counter({"one": 1, "two": 1})
+        await writer.wait_idle(room.id)  # nothing is left held
+        assert await store.last_seq(room.id) == 0
