@@ -35,6 +35,10 @@ Rules:
 - Changes to existing messages (edit, delete, reactions) and receipts live in
   ``actors.room_changes``; they use a second per-room sequence ``ev`` (see
   there for why) and are stored before they are acknowledged or fanned out.
+  Pins and the disappearing-messages timer too (``actors.room_extras``).
+- With a timer on, a message gets ``expires_at`` when its seq is assigned
+  (system messages never expire); once committed, the node's expiry sweeper
+  hears of it (``RoomDeps.expiring``) in case it is the earliest.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from typing import Any
 import trio
 
 from actors.errors import ActorError, ActorUnavailable, AskTimeout, Rejected
-from actors.room_changes import Change, RoomChanges
+from actors.room_changes import Change
+from actors.room_extras import RoomExtras
 from actors.room_rules import SERVER_KINDS, encode_meta, preview_of, to_wire
 from actors.runtime import Actor, ActorRef, ActorSystem, Reply
 from protocol import codec
@@ -61,6 +66,7 @@ from storage.contacts import blocked_either_way
 from storage.errors import StoreError
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
+from storage.room_pins import Pin
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,8 @@ class RoomDeps:
     resume_max: int = 5000
     # Delete for everyone allowed this long after sending (0: always).
     delete_window_ms: int = 48 * 3600 * 1000
+    # Told the expiry time of newly stored disappearing messages (the sweeper).
+    expiring: Callable[[int], None] | None = None
 
     @property
     def rich(self) -> RichMessageStore:
@@ -216,6 +224,20 @@ class GetMessage:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class GetPins:
+    """Call: the room's pins and timer as ``user_id`` (a member) sees them."""
+
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PinsView:
+    pins: list[tuple[Pin, Message]]  # oldest first
+    disappear_ms: int
+    last_ev: int
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Committed:
     """Cast from the writer's completion callback: how ``batch`` went."""
@@ -265,7 +287,11 @@ class _Batch:
         """Answer every post of the batch (and fan it out if stored); the wire messages."""
         items = list(self.items.values())
         if error is None:
-            return _deliver(self.deps, self.room, self.members, items)
+            wires = _deliver(self.deps, self.room, self.members, items)
+            expiring = [w.expires_at for w in wires if w.expires_at is not None]
+            if expiring and self.deps.expiring is not None:
+                self.deps.expiring(min(expiring))
+            return wires
         for item in items:
             for post in item.waiters:
                 post.reply_err(
@@ -319,13 +345,16 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
     return wires
 
 
-class RoomActor(RoomChanges, Actor):
+class RoomActor(RoomExtras, Actor):
     def __init__(self, key: str, ref: ActorRef, deps: RoomDeps) -> None:
         super().__init__(key, ref)
         self.deps = deps
         self.health = health_of(deps.store)
         self.members: set[str] = set()
         self.roles: dict[str, str] = {}
+        self.kind = "group"
+        self.pins: list[Pin] = []
+        self.disappear_ms = 0
         self.cursors: dict[str, tuple[int, int]] = {}  # user -> (read, delivered)
         self.last_ev = 0
         self.last_seq = 0  # highest committed seq
@@ -355,6 +384,7 @@ class RoomActor(RoomChanges, Actor):
                 "You are not a member of this room (or it does not exist).",
                 code=ErrorCode.NOT_MEMBER,
             )
+        self.kind = room.kind
         self.members = {m.user_id for m in room.members}
         self.roles = {m.user_id: m.role for m in room.members}
         await self._load_blocks(room)
@@ -430,6 +460,14 @@ class RoomActor(RoomChanges, Actor):
             case GetMessage(user_id, seq):
                 self._check_member(user_id)
                 return await self._find(seq)
+            case GetPins(user_id):
+                self._check_member(user_id)
+                pins = []
+                for pin in self.pins:
+                    m = await self._find(pin.seq)
+                    if m is not None:
+                        pins.append((pin, m))
+                return PinsView(pins, self.disappear_ms, self.last_ev)
             case IsMember(user_id):
                 return user_id in self.members
             case _:
@@ -525,6 +563,7 @@ class RoomActor(RoomChanges, Actor):
         rows: list[StoredMessage] = []
         items: dict[tuple[str, str], _Pending] = {}
         ts = now_ms()
+        ttl = self.disappear_ms
         for key, item in pending.items():
             original = stored.get(key)
             if original is not None:
@@ -545,6 +584,7 @@ class RoomActor(RoomChanges, Actor):
                 kind=first.kind,
                 meta=encode_meta(first.meta),
                 reply_to=first.reply_to,
+                expires_at=ts + ttl if ttl and first.kind != "system" else None,
             )
             rows.append(item.message)
             items[key] = item

@@ -55,11 +55,13 @@ from protocol.frames import Err, Message, Ok
 from protocol.frames_chat import (
     DeleteData,
     DeletedData,
+    DisappearData,
     EditData,
     EditedData,
     MsgDeleted,
     MsgEdited,
     MsgReaction,
+    PinData,
     ReactData,
     ReactionData,
     ReceiptData,
@@ -71,6 +73,7 @@ from storage.base import now_ms
 from storage.errors import StoreError
 from storage.messages_rich import RoomEvent
 from storage.outage import StorageHealth, is_outage
+from storage.room_pins import Pin, pins_store
 
 if TYPE_CHECKING:
     from actors.room import ReplayResult, RoomDeps
@@ -81,7 +84,16 @@ log = logging.getLogger(__name__)
 # Suffix of the key under which a session holds live change events during replay.
 EV_KEY = "\x00ev"
 
-ChangeOp = EditData | DeleteData | ReactData | ReceiptData
+
+@dataclass(frozen=True, slots=True)
+class ExpireData:
+    """From the expiry sweeper: erase these messages if their ``expires_at`` <= ``now``."""
+
+    seqs: tuple[int, ...]
+    now: int
+
+
+ChangeOp = EditData | DeleteData | ReactData | ReceiptData | PinData | DisappearData | ExpireData
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +179,19 @@ class RoomChanges:
     by_cid: OrderedDict[tuple[str, str], Message]
     health: StorageHealth
     stale_room: bool
+    pins: list[Pin]  # oldest first (issue 18)
+    disappear_ms: int  # the room's timer for new messages; 0 is off
 
     async def _refresh(self) -> None: ...
+
+    async def _other_change(self, change: Change) -> None:
+        raise ActorError(f"room cannot apply {type(change.op).__name__}")
 
     async def _load_changes(self) -> None:
         rich = self.deps.rich
         self.last_ev = await rich.last_ev(self.key)
+        extras = await pins_store(self.deps.store).load(self.key)
+        self.pins, self.disappear_ms = extras.pins, extras.disappear_ms
         self.cursors = {
             c.user_id: (c.read_seq, c.delivered_seq) for c in await rich.member_cursors(self.key)
         }
@@ -203,7 +222,7 @@ class RoomChanges:
         ev_before = self.last_ev
         try:
             await self._refresh()
-            if change.user_id not in self.members:
+            if change.user_id not in self.members and not isinstance(change.op, ExpireData):
                 change.reply_err(
                     ErrorCode.NOT_MEMBER,
                     "You are not a member of this room (or it does not exist).",
@@ -219,7 +238,7 @@ class RoomChanges:
                 case ReceiptData():
                     await self._receipt(change, change.op)
                 case _:
-                    raise ActorError(f"room cannot apply {type(change.op).__name__}")
+                    await self._other_change(change)
             if self.last_ev != ev_before:
                 self.health.succeeded()  # a write worked: storage is back, if it was away
         except StoreError as exc:
@@ -286,20 +305,29 @@ class RoomChanges:
             change.reply_err(*problem)
             return
         assert m is not None
-        ev = self.last_ev + 1
+        ev = await self._erase(m, change.user_id, now, skip=change.session)
+        change.reply_ok(ev)
+
+    async def _erase(self, m: Message, by: str, now: int, *, skip: Any) -> int:
+        """Delete ``m`` for everyone: store, recache, tell the room; the new ``ev``.
+
+        The one path of delete-for-everyone, whoever asks (its sender, an
+        admin, or the expiry of a disappearing message).
+        """
+        ev, seq = self.last_ev + 1, m.seq
 
         def deleted(ev: int) -> bytes:
             return codec.encode(
-                MsgDeleted(
-                    d=DeletedData(room=self.key, seq=op.seq, by=change.user_id, at=now, ev=ev)
-                )
+                MsgDeleted(d=DeletedData(room=self.key, seq=seq, by=by, at=now, ev=ev))
             )
 
         raw = deleted(ev)
         scrubbed = await self.deps.rich.delete_for_all(
-            self.key, op.seq, RoomEvent(ev, "delete", op.seq, raw, now), scrub_reply, deleted
+            self.key, seq, RoomEvent(ev, "delete", seq, raw, now), scrub_reply, deleted
         )
         self.last_ev = ev
+        # Storage dropped its pin in the same transaction.
+        self.pins = [p for p in self.pins if p.seq != seq]
         self._recache(
             update(
                 m,
@@ -316,10 +344,10 @@ class RoomChanges:
         for reply_seq, _meta in scrubbed:
             cached = await self._find(reply_seq) if self._cached(reply_seq) else None
             if cached is not None and cached.reply is not None:
-                gone = ReplyPreview(seq=op.seq, sender=m.sender, kind=m.kind, deleted=True)
+                gone = ReplyPreview(seq=seq, sender=m.sender, kind=m.kind, deleted=True)
                 self._recache(update(cached, reply=gone))
-        self._broadcast(raw, ev, skip=change.session)
-        change.reply_ok(ev)
+        self._broadcast(raw, ev, skip=skip)
+        return ev
 
     def _cached(self, seq: int) -> bool:
         return bool(self.cache) and self.cache[0].seq <= seq <= self.cache[-1].seq

@@ -108,6 +108,8 @@ def to_wire(m: StoredMessage) -> Message:
         ts=m.created_at,
         kind=m.kind,
     )
+    if m.expires_at is not None:
+        wire.expires_at = m.expires_at
     if m.deleted_at is not None:
         wire.deleted = True
         return wire
@@ -171,4 +173,26 @@ def react_problem(m: Message | None, emoji: str) -> Problem:
         return ErrorCode.NOT_FOUND, "No such message in this room."
     if m.deleted:
         return ErrorCode.CONFLICT, "This message was deleted."
+    return None
+
+
+# ----- pins and the disappearing-messages timer (issue 18) -------------------------
+
+
+def manage_problem(room_kind: str, role: str | None) -> Problem:
+    """Pinning and the timer: a group's admins (and owner); either member of a direct room."""
+    if room_kind == "direct" or role in ADMIN_ROLES:
+        return None
+    return ErrorCode.FORBIDDEN, "Only a group admin may pin messages or change this setting."
+
+
+def pin_problem(m: Message | None, pinned: list[int], max_pins: int) -> Problem:
+    """Pinning ``m`` (not pinned yet) next to the ``pinned`` seqs."""
+    if m is None or m.deleted:
+        return ErrorCode.NOT_FOUND, "No such message in this room."
+    if len(pinned) >= max_pins:
+        return (
+            ErrorCode.PIN_LIMIT,
+            f"The room already has {max_pins} pinned messages; unpin one first.",
+        )
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from bridge import (
+    cors,
     routes_ai,
     routes_auth,
     routes_billing,
@@ -23,6 +24,7 @@ from bridge import (
     routes_ops,
     routes_password,
     routes_phone,
+    routes_pins,
     routes_presence,
     routes_profile,
     routes_rooms,
@@ -30,6 +32,7 @@ from bridge import (
     routes_system,
     routes_users,
     security_headers,
+    webapp,
 )
 from bridge.access import install as install_access
 from bridge.errors import handle_exception
@@ -72,6 +75,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_presence,
         routes_ai,
         routes_messages,
+        routes_pins,
         routes_calls,
         routes_billing,
         # Onboarding (issue 8). routes_profile wraps the request class that
@@ -84,5 +88,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_sessions,
     ):
         routes.add_routes(router, services)
+    cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers
+    webapp.install(app)  # the web app's static files at /app
     app.extensions["bridge"] = services
     return app

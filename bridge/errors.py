@@ -113,6 +113,8 @@ STATUS: dict[Code, int] = {
     RestCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.TIMEOUT: 408,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.PIN_LIMIT: 409,
+    ErrorCode.MEDIA_KIND_MISMATCH: 400,
     RestCode.PAYLOAD_TOO_LARGE: 413,
     RestCode.UNSUPPORTED_MEDIA_TYPE: 415,
     RestCode.MEDIA_TYPE_MISMATCH: 415,

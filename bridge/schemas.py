@@ -206,6 +206,7 @@ class MessageOut(msgspec.Struct):
     edited: int | None = None
     deleted: bool = False
     reactions: list[Reaction] | None = None  # only GET /rooms/{id}/history fills it
+    expires_at: int | None = None  # disappearing messages: deleted for everyone then
 
     @classmethod
     def of(cls, m: StoredMessage) -> MessageOut:
@@ -213,6 +214,7 @@ class MessageOut(msgspec.Struct):
         return cls(
             w.id, w.room, w.seq, w.sender, w.cid, w.text, w.ts, w.kind,
             w.reply, w.fwd, w.media, w.loc, w.contact, w.edited, w.deleted,
+            expires_at=w.expires_at,
         )  # fmt: skip
 
 

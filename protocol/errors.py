@@ -52,6 +52,8 @@ class ErrorCode(StrEnum):
     SIGNAL_TOO_LARGE = "signal_too_large"
     # Media messages (issue 12)
     MEDIA_KIND_MISMATCH = "media_kind_mismatch"
+    # Pinned messages (issue 18)
+    PIN_LIMIT = "pin_limit"
 
 
 # Human messages for each code; a specific message may replace it per error.
@@ -87,6 +89,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.CALL_FULL: "This call has as many participants as the server allows.",
     ErrorCode.SIGNAL_TOO_LARGE: "The SDP or ICE candidate is larger than the server accepts.",
     ErrorCode.MEDIA_KIND_MISMATCH: "The upload is not of the message's kind (image, video, audio).",
+    ErrorCode.PIN_LIMIT: "The room already has 3 pinned messages; unpin one first.",
 }
 
 

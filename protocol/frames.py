@@ -23,17 +23,21 @@ from protocol.frames_chat import (
     CHAT_CLIENT_FRAMES,
     Contact,
     Delete,
+    Disappear,
     Edit,
     Forward,
     Location,
     MsgDeleted,
     MsgEdited,
+    MsgPinned,
     MsgReaction,
+    Pin,
     React,
     Reaction,
     ReceiptSet,
     ReceiptUpdate,
     ReplyPreview,
+    RoomDisappearing,
 )
 
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -117,6 +121,8 @@ class Message(msgspec.Struct, omit_defaults=True):
     contact: Contact | None = None
     edited: int | None = None  # time of the last edit, ms since epoch
     deleted: bool = False  # deleted for everyone: text and content are gone
+    # Disappearing messages: deleted for everyone at this time (ms since epoch).
+    expires_at: int | None = None
     # History (REST) only: aggregated reactions, with "me" for the caller.
     reactions: list[Reaction] | None = None
 
@@ -266,6 +272,8 @@ ClientFrame = (
     | React
     | Forward
     | ReceiptSet
+    | Pin
+    | Disappear
     | TypingStart
     | TypingStop
     | PresenceGet
@@ -301,7 +309,7 @@ class Ok(_Frame, tag="ok"):
 
     re: int
     d: Message | None = None
-    ev: int | None = None  # the change event a request created (edit, delete, react, rcpt)
+    ev: int | None = None  # the change event a request created (edit, delete, react, rcpt, pin...)
     ms: list[Message] | None = None  # msg.forward: the copies, one per target room
 
 
@@ -357,6 +365,8 @@ ServerFrame = (
     | MsgDeleted
     | MsgReaction
     | ReceiptUpdate
+    | MsgPinned
+    | RoomDisappearing
     | CallOk
     | CallRing
     | CallStateFrame

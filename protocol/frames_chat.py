@@ -6,7 +6,8 @@ frames into its ``ClientFrame``/``ServerFrame`` unions); nothing here imports
 
 Two per-room sequences (see docs/protocol.md, "Change events"):
 - ``seq`` numbers messages, gap-free, exactly as before;
-- ``ev`` numbers change events (edits, deletes, reactions, receipts), gap-free
+- ``ev`` numbers change events (edits, deletes, reactions, receipts, pins,
+  the disappearing-messages timer), gap-free
   too. Every push below that changes shared state carries its ``ev``; the
   client keeps one ``ev`` cursor per room next to its ``seq`` cursor and sends
   both in ``hello``.
@@ -15,7 +16,7 @@ Two per-room sequences (see docs/protocol.md, "Change events"):
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,6 +33,16 @@ CLIENT_KINDS = ("text", "image", "video", "audio", "document", "location", "cont
 MEDIA_KINDS = frozenset({"image", "video", "audio", "document"})
 MAX_FORWARD_TARGETS = 10
 PREVIEW_CHARS = 100
+MAX_PINS = 3  # pinned messages per room (issue 18)
+
+# Disappearing-messages timers a room may have, and their length in ms.
+DisappearTtl = Literal["off", "24h", "7d", "90d"]
+DISAPPEAR_TTLS: dict[str, int] = {
+    "off": 0,
+    "24h": 24 * 3600 * 1000,
+    "7d": 7 * 24 * 3600 * 1000,
+    "90d": 90 * 24 * 3600 * 1000,
+}
 
 
 class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
@@ -152,6 +163,21 @@ class ReceiptData(msgspec.Struct, omit_defaults=True):
     dlv: Seq | None = None
 
 
+class PinData(msgspec.Struct, omit_defaults=True):
+    """Pin message ``seq`` in ``room`` (or unpin it with ``off``)."""
+
+    room: RoomId
+    seq: MsgSeq
+    off: bool = False
+
+
+class DisappearData(msgspec.Struct, omit_defaults=True):
+    """Set the room's disappearing-messages timer for messages sent from now on."""
+
+    room: RoomId
+    ttl: DisappearTtl
+
+
 # ----- server -> client payloads ----------------------------------------------
 
 
@@ -193,6 +219,29 @@ class ReceiptUpdateData(msgspec.Struct, omit_defaults=True):
     read: int
     dlv: int
     unread: int | None = None
+
+
+class PinnedData(msgspec.Struct, omit_defaults=True):
+    """``seq`` was pinned (or, with ``off``, unpinned); ``pins``: the room's pins after
+    it, oldest first."""
+
+    room: str
+    ev: int
+    seq: int
+    by: str
+    at: int
+    off: bool = False
+    pins: list[int] = msgspec.field(default_factory=list)
+
+
+class DisappearingData(msgspec.Struct, omit_defaults=True):
+    """The room's timer is now ``ttl``: messages sent from now on expire after it."""
+
+    room: str
+    ev: int
+    by: str
+    ttl: str  # off | 24h | 7d | 90d
+    at: int
 
 
 # ----- frames ------------------------------------------------------------------
@@ -257,5 +306,40 @@ class ReceiptUpdate(_Frame, tag="rcpt.update"):
     d: ReceiptUpdateData
 
 
-CHAT_CLIENT_FRAMES = (Edit, Delete, React, Forward, ReceiptSet)
-CHAT_SERVER_FRAMES = (MsgEdited, MsgDeleted, MsgReaction, ReceiptUpdate)
+class Pin(_Frame, tag="msg.pin"):
+    """Pin (or unpin) a message; admins of a group, either member of a direct room.
+    Answered by ``ok`` with ``ev`` (absent when nothing changed)."""
+
+    id: RequestId
+    d: PinData
+
+
+class Disappear(_Frame, tag="room.disappear"):
+    """Set the disappearing-messages timer; who may: as for ``msg.pin``.
+    Answered by ``ok`` with ``ev`` (absent when the timer was already so)."""
+
+    id: RequestId
+    d: DisappearData
+
+
+class MsgPinned(_Frame, tag="msg.pinned"):
+    """A message was pinned or (``off``) unpinned in the room."""
+
+    d: PinnedData
+
+
+class RoomDisappearing(_Frame, tag="room.disappearing"):
+    """The room's disappearing-messages timer changed."""
+
+    d: DisappearingData
+
+
+CHAT_CLIENT_FRAMES = (Edit, Delete, React, Forward, ReceiptSet, Pin, Disappear)
+CHAT_SERVER_FRAMES = (
+    MsgEdited,
+    MsgDeleted,
+    MsgReaction,
+    ReceiptUpdate,
+    MsgPinned,
+    RoomDisappearing,
+)

@@ -13,6 +13,9 @@ from protocol.frames_chat import (
     Delete,
     DeleteData,
     DeletedData,
+    Disappear,
+    DisappearData,
+    DisappearingData,
     Edit,
     EditData,
     EditedData,
@@ -21,7 +24,11 @@ from protocol.frames_chat import (
     Location,
     MsgDeleted,
     MsgEdited,
+    MsgPinned,
     MsgReaction,
+    Pin,
+    PinData,
+    PinnedData,
     React,
     ReactData,
     ReactionData,
@@ -29,6 +36,7 @@ from protocol.frames_chat import (
     ReceiptSet,
     ReceiptUpdate,
     ReceiptUpdateData,
+    RoomDisappearing,
 )
 
 _TS = 1_700_000_000_000
@@ -50,6 +58,14 @@ CHAT_EXAMPLES: dict[str, msgspec.Struct] = {
     ),
     "rcpt.update": ReceiptUpdate(
         d=ReceiptUpdateData(room="r_general", ev=10, user="u_456", read=43, dlv=43)
+    ),
+    "msg.pin": Pin(id=9, d=PinData(room="r_general", seq=42)),
+    "room.disappear": Disappear(id=10, d=DisappearData(room="r_general", ttl="7d")),
+    "msg.pinned": MsgPinned(
+        d=PinnedData(room="r_general", ev=11, seq=42, by="u_123", at=_TS, pins=[17, 42])
+    ),
+    "room.disappearing": RoomDisappearing(
+        d=DisappearingData(room="r_general", ev=12, by="u_123", ttl="7d", at=_TS)
     ),
 }
 

@@ -46,6 +46,7 @@ from actors.errors import ActorError
 from actors.room import ROOM, Replay, ReplayResult
 from actors.room_changes import EV_KEY
 from actors.runtime import ActorSystem
+from bridge.cors import ws_origin_allowed
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
@@ -159,6 +160,10 @@ class Gateway:
         request = next(ws.events(), None)
         if not isinstance(request, Request):
             await _send_quietly(stream, ws.send(RejectConnection(status_code=400)))
+            return
+        origin = next((v for k, v in request.extra_headers if k.lower() == b"origin"), None)
+        if not ws_origin_allowed(self.settings, origin, request.host):  # CORS_ORIGINS
+            await _send_quietly(stream, ws.send(RejectConnection(status_code=403)))
             return
         accepted = False
         with trio.move_on_after(self.settings.hello_timeout):

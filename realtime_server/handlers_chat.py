@@ -1,5 +1,6 @@
 """Handlers for the core and chat frames: ping, a repeated hello, sending,
-editing, deleting, reacting, forwarding and receipts.
+editing, deleting, reacting, forwarding, receipts, pins and the
+disappearing-messages timer.
 
 Validation that needs no room state (text, kind, emoji shape, media
 visibility) happens here, before the room's inbox; everything that does
@@ -16,7 +17,16 @@ from actors.room_changes import Change
 from actors.room_rules import content_problem, forwarded_copy, is_emoji, meta_of
 from protocol import frames
 from protocol.errors import ErrorCode
-from protocol.frames_chat import MEDIA_KINDS, Delete, Edit, Forward, React, ReceiptSet
+from protocol.frames_chat import (
+    MEDIA_KINDS,
+    Delete,
+    Disappear,
+    Edit,
+    Forward,
+    Pin,
+    React,
+    ReceiptSet,
+)
 from protocol.media_kinds import media_kind_problem
 from realtime_server.dispatch import Dispatcher, FrameContext
 from storage.base import now_ms
@@ -124,6 +134,13 @@ async def on_receipt(ctx: FrameContext, frame: ReceiptSet) -> None:
     )
 
 
+async def on_change(ctx: FrameContext, frame: Pin | Disappear) -> None:
+    """Pins and the timer: every check needs the room's state (roles, pins)."""
+    await ctx.system.ref(ROOM, frame.d.room).tell(
+        Change(ctx.session, frame.id, ctx.user_id, frame.d)
+    )
+
+
 async def on_forward(ctx: FrameContext, frame: Forward) -> None:
     """Check the source and every target first: a forward is all or nothing."""
     d = frame.d
@@ -190,3 +207,5 @@ def register(dispatcher: Dispatcher) -> None:
     dispatcher.register(React, on_react)
     dispatcher.register(ReceiptSet, on_receipt)
     dispatcher.register(Forward, on_forward)
+    dispatcher.register(Pin, on_change)
+    dispatcher.register(Disappear, on_change)

@@ -6,6 +6,7 @@ Task tree::
     ├── writer nursery          MessageWriter.serve (stops last: in-flight writes finish)
     └── service nursery
         ├── ActorSystem.serve   every room actor
+        ├── ExpirySweeper.serve disappearing messages (issue 18)
         └── serve_node_listener REST (hypercorn) + /ws (gateway)
 """
 
@@ -24,6 +25,7 @@ from actors.ai_service import AiService
 from actors.call import CALL, CallActor, CallDeps
 from actors.call_registry import CallRegistry
 from actors.room import ROOM, RoomActor, RoomDeps
+from actors.room_expiry import Clock, ExpirySweeper, WallClock
 from actors.runtime import ActorRef, ActorSystem
 from bridge.app import BridgeServices, create_app
 from bridge.billing_service import Billing
@@ -61,6 +63,7 @@ class Node:
     tokens: TokenService
     port: int
     listener: ListenerControl
+    expiry: ExpirySweeper | None = None
 
     @property
     def http_url(self) -> str:
@@ -72,7 +75,8 @@ class Node:
 
 
 @asynccontextmanager
-async def open_node(settings: Settings) -> AsyncIterator[Node]:
+async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Node]:
+    """``clock``: when disappearing messages expire (default: the wall clock)."""
     settings = resolve_jwt_secret(settings)
     async with open_store(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -92,6 +96,9 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 )
                 await services.start(system.serve)
                 hub = Hub()
+                # Disappearing messages (issue 18): rooms tell the sweeper of
+                # new expiries; it erases them through the rooms.
+                expiry = ExpirySweeper(store, system, clock or WallClock())
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -100,12 +107,15 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                     cache_size=settings.room_cache_size,
                     resume_max=settings.resume_max_messages,
                     delete_window_ms=settings.message_delete_window_seconds * 1000,
+                    expiring=expiry.scheduled,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
                     return RoomActor(key, ref, deps)
 
                 system.register(ROOM, room_factory)
+                # Sweeps what expired while the node was down before serving.
+                await services.start(expiry.serve)
                 # Calls (issue 5): one actor per call; busy users and call timers
                 # live in the node's registry. Calls a stopped node left open
                 # cannot go on (their signaling state is gone): end them first.
@@ -217,7 +227,9 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                         control=listener,
                     )
                 )
-                node = Node(settings, store, writer, system, hub, gateway, tokens, port, listener)
+                node = Node(
+                    settings, store, writer, system, hub, gateway, tokens, port, listener, expiry
+                )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown
                 try:

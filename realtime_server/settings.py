@@ -200,6 +200,9 @@ class Settings:
     # from PROXY_HEADER: "x-forwarded-for" or "forwarded" (RFC 7239).
     trusted_proxies: str = ""
     proxy_header: str = "x-forwarded-for"
+    # ----- web clients: CORS and the /ws Origin check (issue 16) -----
+    cors_origins: str = ""  # comma list of origins, or "*"; empty: no CORS headers
+    cors_allow_credentials: bool = False
 
     @property
     def is_postgres(self) -> bool:

@@ -87,6 +87,8 @@ class StoredMessage:
     reply_to: int | None = None
     edited_at: int | None = None
     deleted_at: int | None = None
+    # Disappearing messages (migration 0012): erased for everyone at this time.
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ Rules:
   (room_id, ev) turns a stale actor into a ``Conflict`` instead of a fork.
 - Delete-for-everyone erases content everywhere it was copied: the message's
   text and meta, its reactions, the text in earlier edit events and the
-  preview in replies to it (``scrub_reply``). An earlier edit event keeps its
-  row and its ``ev``; its frame becomes ``erased(ev)`` (a delete notice that
-  names that same ``ev``), so the log replays gap-free with no ``ev`` twice.
+  preview in replies to it (``scrub_reply``), and its pin (``room_pins``).
+  An earlier edit event keeps its row and its ``ev``; its frame becomes
+  ``erased(ev)`` (a delete notice that names that same ``ev``), so the log
+  replays gap-free with no ``ev`` twice.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RoomEvent:
     """One row of the change-event log; ``frame`` is the encoded push."""
 
     ev: int
-    kind: str  # edit | delete | react | rcpt
+    kind: str  # edit | delete | react | rcpt | pin | unpin | disappear
     seq: int | None
     frame: bytes
     created_at: int

@@ -89,6 +89,8 @@ class PostgresRichMessageStore:
             await c.execute(
                 "DELETE FROM message_reactions WHERE room_id = $1 AND seq = $2", room_id, seq
             )
+            # A pin never outlives its message (issue 18).
+            await c.execute("DELETE FROM room_pins WHERE room_id = $1 AND seq = $2", room_id, seq)
             # Earlier edits carried the text: they now say "deleted", each
             # under its own ev (a replay must show every ev exactly once).
             edits = await c.fetch(

@@ -88,6 +88,8 @@ class SqliteRichMessageStore:
                 c.execute(
                     "DELETE FROM message_reactions WHERE room_id = ? AND seq = ?", (room_id, seq)
                 )
+                # A pin never outlives its message (issue 18).
+                c.execute("DELETE FROM room_pins WHERE room_id = ? AND seq = ?", (room_id, seq))
                 # Earlier edits carried the text: they now say "deleted", each
                 # under its own ev (a replay must show every ev exactly once).
                 edits = c.execute(

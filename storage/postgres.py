@@ -64,7 +64,7 @@ _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, Time
 
 
 # One statement, so one implicit transaction and one round trip: the rows go
-# in as eight arrays (unnest is as fast as executemany's pipeline for big
+# in as one array per column (unnest is as fast as executemany's pipeline for big
 # batches, and lets the same statement advance each room's tip from what it
 # just inserted). GREATEST ignores NULL, so a room's first message sets
 # last_message_at.
@@ -73,7 +73,8 @@ WITH batch AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
                          $5::text[], $6::text[], $7::bigint[], $8::text[],
-                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])
+                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
+                         $13::bigint[])
     RETURNING room_id, seq, created_at
 )
 UPDATE rooms r
@@ -367,6 +368,7 @@ class PostgresStore:
             [m.reply_to for m in messages],
             [m.edited_at for m in messages],
             [m.deleted_at for m in messages],
+            [m.expires_at for m in messages],
         )
         await self._run(self._pool.execute, _INSERT_MESSAGES, *columns)
 

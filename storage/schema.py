@@ -21,7 +21,7 @@ TOKEN_COLUMNS = (
 ROOM_COLUMNS = "id, kind, name, created_by, created_at"
 MESSAGE_COLUMNS = (
     "id, room_id, seq, sender_id, cid, text, created_at, kind, meta, reply_to, edited_at, "
-    "deleted_at"
+    "deleted_at, expires_at"
 )
 MEMBER_COLUMNS = "user_id, role, read_seq"
 
@@ -81,6 +81,7 @@ def message_row(m: StoredMessage) -> tuple[Any, ...]:
         m.reply_to,
         m.edited_at,
         m.deleted_at,
+        m.expires_at,
     )
 
 

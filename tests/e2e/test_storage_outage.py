@@ -68,6 +68,11 @@ async def node(outage: Outage, tmp_path: Path, _real_io_deadline: None) -> Async
             ai_providers=providers_setting(fake),
             ai_default_model="test-model",
             plan_free_models="*",
+            # Answers during an outage come back at once, so the load test's
+            # senders outrun the per-connection frame limit; that limit is
+            # not what these tests are about.
+            rate_limit_frames_per_second=1_000_000.0,
+            rate_limit_burst=1_000_000,
         )
         async with open_node(settings) as n:
             yield n

@@ -14,10 +14,12 @@ from protocol.frames_chat import (
     EditData,
     Forward,
     ForwardData,
+    MsgPinned,
     React,
     ReactData,
     ReceiptData,
     ReceiptSet,
+    RoomDisappearing,
 )
 
 F = TypeVar("F")
@@ -48,7 +50,14 @@ async def chat_pushes_until_done(client: Client, wait: float = 5) -> tuple[list[
             seen.append(frame)
 
 
-_CHANGE_PUSHES = (frames.MsgEdited, frames.MsgDeleted, frames.MsgReaction, frames.ReceiptUpdate)
+_CHANGE_PUSHES = (
+    frames.MsgEdited,
+    frames.MsgDeleted,
+    frames.MsgReaction,
+    frames.ReceiptUpdate,
+    MsgPinned,
+    RoomDisappearing,
+)
 
 
 async def send(client: Client, room: str, text: str = "", **fields: Any) -> frames.Message:
