@@ -144,6 +144,7 @@ class _Cell:
     receive: trio.MemoryReceiveChannel[_Envelope]
     current: _Envelope | None = None
     crashes: deque[float] = field(default_factory=deque)
+    actor: Actor | None = None  # the incarnation running now, for busy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,22 @@ class ActorSystem:
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
 
+    def busy(self, kind: str) -> int:
+        """How many live actors of ``kind`` have work: a message queued or in
+        hand, or work in flight (``may_stop_idle`` false). A draining shutdown
+        waits for this to reach 0 before it closes the sessions."""
+        count = 0
+        for cell in self._cells.values():
+            if cell.kind != kind:
+                continue
+            if (
+                cell.current is not None
+                or cell.receive.statistics().current_buffer_used
+                or (cell.actor is not None and not cell.actor.may_stop_idle())
+            ):
+                count += 1
+        return count
+
     def statistics(self) -> SystemStatistics:
         return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
 
@@ -321,7 +338,7 @@ class ActorSystem:
         actor: Actor | None = None
         try:
             while True:
-                actor = self._factories[cell.kind](cell.key, ref)
+                actor = cell.actor = self._factories[cell.kind](cell.key, ref)
                 try:
                     await self._start(actor)
                     await self._loop(cell, actor)
@@ -347,6 +364,7 @@ class ActorSystem:
                         return
         finally:
             # Also on cancellation (shutdown): nobody may be left waiting.
+            cell.actor = None  # cell -> actor -> ref -> cell would be a cycle
             self._unregister(cell)
             stopped = ActorUnavailable(f"{cell.kind}:{cell.key} stopped")
             self._fail_all(cell, stopped)

@@ -36,6 +36,8 @@ import trio_websocket
 from protocol.codec import decode_server, encode
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.frames import (
+    Auth,
+    AuthData,
     ClientFrame,
     Err,
     Hello,
@@ -189,6 +191,16 @@ class Client:
         if not isinstance(reply, Ok) or reply.d is None:
             raise _unexpected("msg.send", reply)
         return reply.d
+
+    async def authenticate(self, token: str) -> None:
+        """Hand the open session a fresh access token (``auth``) before the
+        current one expires; without it the server closes with 4004
+        (ACCESS_EXPIRED) at expiry. ``token`` must be for the same user and
+        device session (refresh over REST: same session). Raises
+        ``ServerError`` (``token_expired``, ``unauthorized``, ``forbidden``)."""
+        reply = await self.request(Auth(id=0, d=AuthData(token=token)))
+        if not isinstance(reply, Ok):
+            raise _unexpected("auth", reply)
 
     async def ping(self) -> int:
         """Round trip through the server's frame loop; returns its clock (ms since epoch)."""

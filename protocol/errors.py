@@ -103,6 +103,8 @@ class CloseCode(IntEnum):
     HEARTBEAT_TIMEOUT = 4001
     SERVER_RESTART = 4002
     HELLO_TIMEOUT = 4003
+    # Issue 12 (gateway): the open socket's access token expired without ``auth``.
+    ACCESS_EXPIRED = 4004
     # 4100-4199: terminal. Do not reconnect until something changes.
     PROTOCOL_VIOLATION = 4100
     UNAUTHORIZED = 4101
@@ -122,6 +124,9 @@ CLOSE_REASONS: dict[CloseCode, str] = {
     CloseCode.HEARTBEAT_TIMEOUT: "No traffic or pong within the heartbeat timeout.",
     CloseCode.SERVER_RESTART: "The server is restarting; reconnect and resume.",
     CloseCode.HELLO_TIMEOUT: "No hello frame within the allowed time.",
+    CloseCode.ACCESS_EXPIRED: (
+        "The session's access token expired; refresh it over REST, then reconnect and resume."
+    ),
     CloseCode.PROTOCOL_VIOLATION: "The first frame was not a valid hello.",
     CloseCode.UNAUTHORIZED: "The token in hello is not valid; sign in again.",
     CloseCode.TOKEN_EXPIRED: "The token in hello has expired; refresh it, then reconnect.",

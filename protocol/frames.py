@@ -47,8 +47,26 @@ ClientId = Annotated[
         min_length=1, max_length=64, description="client-chosen id making a send idempotent"
     ),
 ]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+# Seqs and evs stay exact in JavaScript numbers (and in a BIGINT column).
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
+# What one hello may ask for (issue 12, item 25): every field is bounded, so a
+# hello costs the server a bounded amount of work whatever it names.
+MAX_HELLO_ROOMS = 1000
+# A resume cursor is a seq or an ev: exact in JavaScript numbers, like request ids.
+Cursor = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+# Printable text only: no C0/C1 control characters (NUL, newlines, escapes).
+DeviceName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]+$",
+        description="the device's name: 1-64 characters, no control characters",
+    ),
+]
+HelloCursors = Annotated[dict[RoomId, Cursor], msgspec.Meta(max_length=MAX_HELLO_ROOMS)]
 
 
 class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
@@ -63,13 +81,13 @@ class HelloData(msgspec.Struct, omit_defaults=True):
 
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
     v: int
-    device: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "default"
+    device: DeviceName = "default"
     # Last seq the client has seen, per room: the server replays what is after.
-    cursors: dict[RoomId, Seq] = {}
+    cursors: HelloCursors = {}
     # Last change event (ev) seen, per room: edits, deletes, reactions and
     # receipts after it are replayed too. A room in cursors but not here gets
     # no change replay; resume.done tells its current ev to start from.
-    evs: dict[RoomId, Seq] = {}
+    evs: HelloCursors = {}
 
 
 class SendData(msgspec.Struct, omit_defaults=True):
@@ -167,6 +185,25 @@ class Hello(_Frame, tag="hello"):
     d: HelloData
 
 
+class AuthData(msgspec.Struct, omit_defaults=True):
+    """A fresh access token for the open session: same user, same device session."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class Auth(_Frame, tag="auth"):
+    """Re-authenticate the open socket before its access token expires.
+
+    Answered ``ok`` (the session now lives until the new token's expiry) or
+    ``err`` (``token_expired``, ``unauthorized``, or ``forbidden`` for a token
+    of another user or device session; the session keeps its old expiry).
+    Without it the server closes the socket with 4004 when the token expires.
+    """
+
+    id: RequestId
+    d: AuthData
+
+
 class Ping(_Frame, tag="ping"):
     """Application-level round trip; answered by ``pong``."""
 
@@ -223,6 +260,7 @@ from protocol.frames_presence import (  # noqa: E402
 
 ClientFrame = (
     Hello
+    | Auth
     | Ping
     | Send
     | AiAsk
@@ -249,7 +287,7 @@ ClientFrame = (
     | CallIce
 )
 CLIENT_FRAME_TYPES: frozenset[str] = (
-    frozenset({"hello", "ping", "msg.send"})
+    frozenset({"hello", "auth", "ping", "msg.send"})
     | AI_CLIENT_TYPES
     | PRESENCE_CLIENT_TYPES
     | CALL_CLIENT_TYPES

@@ -56,7 +56,7 @@ class AiAttachData(msgspec.Struct, omit_defaults=True):
     """Receive the running generation of ``room`` from delta index ``from_``."""
 
     room: RoomId
-    from_: Annotated[int, msgspec.Meta(ge=0)] = msgspec.field(default=0, name="from")
+    from_: Annotated[int, msgspec.Meta(ge=0, le=2**53)] = msgspec.field(default=0, name="from")
     gen: GenId | None = None
 
 
@@ -71,7 +71,7 @@ class AiEditData(msgspec.Struct, omit_defaults=True):
     """Replace your message ``seq`` (and everything after it) by ``text``, then answer."""
 
     room: RoomId
-    seq: Annotated[int, msgspec.Meta(ge=1)]
+    seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
     cid: ClientId
     text: str
     model: ModelId | None = None

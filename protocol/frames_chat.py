@@ -22,8 +22,9 @@ import msgspec
 
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
-MsgSeq = Annotated[int, msgspec.Meta(ge=1)]
+# Bounded like request ids: exact in JavaScript numbers and in a BIGINT column.
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+MsgSeq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Emoji = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 

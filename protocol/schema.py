@@ -28,6 +28,8 @@ import msgspec
 from protocol.codec import encode
 from protocol.errors import CLOSE_REASONS, ERROR_MESSAGES, CloseCode, ErrorCode
 from protocol.frames import (
+    Auth,
+    AuthData,
     ClientFrame,
     Err,
     Hello,
@@ -69,6 +71,7 @@ EXAMPLES: dict[str, msgspec.Struct] = {
         id=1,
         d=HelloData(token="eyJhbGciOi...", v=1, device="pixel-8", cursors={"r_general": 40}),
     ),
+    "auth": Auth(id=4, d=AuthData(token="eyJhbGciOi...")),
     "ping": Ping(id=2),
     "msg.send": Send(id=3, d=SendData(room="r_general", cid="a1b2c3d4", text="Hello!")),
     "welcome": Welcome(

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import socket
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -55,10 +57,14 @@ from realtime_server.session import Session, SessionInfo
 from realtime_server.settings import Settings
 from realtime_server.wsframes import binary_frame
 from storage.base import now_ms
+from storage.presence import presence_store
 
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 65536
+# Seconds a closed connection keeps discarding what the peer still sends (_linger).
+LINGER = 2.0
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class Claims(Protocol):
@@ -92,6 +98,9 @@ class _Conn:
     parts: list[bytes | bytearray] | None = None
     size: int = 0
     oversize: bool = False
+    # Set only while the reader waits for bytes: begin_drain() cancels that
+    # wait, never a handler at work.
+    read_scope: trio.CancelScope | None = None
 
 
 class Gateway:
@@ -114,10 +123,26 @@ class Gateway:
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
         self._all_closed = trio.Event()
+        # A draining shutdown: read no more frames, accept no more sessions.
+        self.draining = False
+        self._in_handlers = 0
 
     @property
     def connections(self) -> int:
         return len(self._conns)
+
+    @property
+    def handling(self) -> int:
+        """Frames being handled right now (a draining shutdown waits for them)."""
+        return self._in_handlers
+
+    def begin_drain(self) -> None:
+        """Stop reading frames: each connection finishes the frame in hand and
+        then waits for the node to close its session (``close_all``)."""
+        self.draining = True
+        for conn in self._conns:
+            if conn.read_scope is not None:
+                conn.read_scope.cancel()
 
     async def wait_all_closed(self) -> None:
         while self._conns:
@@ -140,7 +165,14 @@ class Gateway:
         if not ws_origin_allowed(self.settings, origin, request.host):  # CORS_ORIGINS
             await _send_quietly(stream, ws.send(RejectConnection(status_code=403)))
             return
-        await stream.send_all(ws.send(AcceptConnection()))
+        accepted = False
+        with trio.move_on_after(self.settings.hello_timeout):
+            # A peer that does not read even the upgrade answer is not waited for.
+            await stream.send_all(ws.send(AcceptConnection()))
+            accepted = True
+        if not accepted:
+            await trio.aclose_forcefully(stream)
+            return
         # Past the upgrade only the frame protocol is needed. Dropping the
         # HTTP handshake (h11 state, request headers) saves ~2.7 KB of every
         # idle connection (README "Performance", connections scenario).
@@ -156,18 +188,23 @@ class Gateway:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            self._conns.discard(conn)
-            if not self._conns:
-                self._all_closed.set()
             if conn.session is not None:
                 self.hub.remove(conn.session)
                 self._session_ended(conn.session)
             with trio.CancelScope(shield=True):
+                await _linger(stream)
+                _release(conn.ws)
+                self._conns.discard(conn)
+                if not self._conns:
+                    self._all_closed.set()
                 await stream.aclose()
 
     async def _serve(self, conn: _Conn) -> None:
         hello = await self._receive_hello(conn)
         if hello is None:
+            return
+        if self.draining:
+            await self._reject(conn, CloseCode.GOING_AWAY, CLOSE_REASONS[CloseCode.GOING_AWAY])
             return
         claims, data = hello
         plan = await self._plan_info(claims.user_id)
@@ -181,11 +218,14 @@ class Gateway:
             info,
             conn.stream,
             self.settings.outbound_queue_bytes,
-            close_frame_for=lambda code: _try_send(
-                conn.ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code]))
-            ),
+            # Bound to the frame protocol, not to ``conn``: conn -> session ->
+            # closure -> conn would be a reference cycle per connection, which
+            # with serve's GC tuning lingers until a rare full collection.
+            close_frame_for=partial(_close_frame, conn.ws),
             raw_socket=socket.socket(fileno=conn.stream.socket.fileno()),
+            close_timeout=self.settings.close_timeout,
         )
+        self._set_expiry(session, claims)
         async with trio.open_nursery() as nursery:
 
             async def write_then_stop() -> None:
@@ -226,9 +266,13 @@ class Gateway:
                 await self._read_loop(conn, session)
             except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
-            if session.close_code is not None:
-                # Let the writer put our close frame on the wire, briefly.
-                with trio.move_on_after(2):
+            if self.draining and session.close_code is None:
+                # The node closes the session (what is queued, acks included,
+                # goes out first) once in-flight work has been answered.
+                await session.closed.wait()
+            elif session.close_code is not None:
+                # The writer puts our close frame on the wire (bounded by CLOSE_TIMEOUT).
+                with trio.move_on_after(self.settings.close_timeout + 1):
                     await session.closed.wait()
             nursery.cancel_scope.cancel()
 
@@ -270,8 +314,13 @@ class Gateway:
                     raise _Closed
                 elif isinstance(event, Pong):
                     pass
-            data = await conn.stream.receive_some(RECEIVE_SIZE)
-            if not data:
+            if self.draining:
+                raise _Closed
+            data = b""
+            with trio.CancelScope() as conn.read_scope:
+                data = await conn.stream.receive_some(RECEIVE_SIZE)
+            conn.read_scope = None
+            if not data:  # EOF, or begin_drain() stopped the wait
                 raise _Closed
             conn.last_rx = trio.current_time()
             try:
@@ -308,7 +357,8 @@ class Gateway:
             return ProtocolError(
                 ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text."
             )
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        first = parts[0] if len(parts) == 1 else None
+        return first if isinstance(first, bytes) else b"".join(parts)
 
     async def _send_control(self, conn: _Conn, data: bytes) -> None:
         if conn.session is not None:
@@ -331,6 +381,15 @@ class Gateway:
             if not isinstance(frame, frames.Hello):
                 await self._reject(
                     conn, CloseCode.PROTOCOL_VIOLATION, "The first frame must be hello."
+                )
+                return None
+            if _CONTROL_CHARS.search(frame.d.device):
+                # The schema's pattern cannot refuse a trailing newline ("$"
+                # matches before one): checked here once more, exactly.
+                await self._reject(
+                    conn,
+                    CloseCode.PROTOCOL_VIOLATION,
+                    "Invalid 'hello' frame: the device name holds a control character.",
                 )
                 return None
             if frame.d.v not in SUPPORTED_VERSIONS:
@@ -394,6 +453,9 @@ class Gateway:
                     continue
                 tokens -= 1
             frame_in(frame)
+            if isinstance(frame, frames.Auth):
+                self._reauthorize(session, frame)
+                continue
             handler = handler_for(frame)
             if handler is None:
                 session.push_error(
@@ -402,7 +464,43 @@ class Gateway:
                     getattr(frame, "id", None),
                 )
                 continue
-            await handler(ctx, frame)
+            self._in_handlers += 1
+            try:
+                await handler(ctx, frame)
+            finally:
+                self._in_handlers -= 1
+
+    def _reauthorize(self, session: Session, frame: frames.Auth) -> None:
+        """``auth``: a fresh access token for this very session extends its life."""
+        try:
+            claims = self.tokens.verify_access(frame.d.token)
+        except Exception as exc:  # bridge.tokens.AuthError and kin
+            code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
+            code = (
+                ErrorCode.TOKEN_EXPIRED
+                if code == ErrorCode.TOKEN_EXPIRED
+                else (ErrorCode.UNAUTHORIZED)
+            )
+            session.push_error(code, getattr(exc, "message", None), frame.id)
+            return
+        if (
+            getattr(claims, "user_id", None) != session.user_id
+            or getattr(claims, "session_id", None) != session.info.session_id
+        ):
+            session.push_error(
+                ErrorCode.FORBIDDEN,
+                "This token belongs to another user or device session; reconnect to use it.",
+                frame.id,
+            )
+            return
+        self._set_expiry(session, claims)
+        session.push_frame(frames.Ok(re=frame.id))
+
+    @staticmethod
+    def _set_expiry(session: Session, claims: object) -> None:
+        expires_at = getattr(claims, "expires_at", None)  # ms since the Unix epoch
+        if isinstance(expires_at, int):
+            session.reauthorize(expires_at / 1000 - time.time())
 
     # ----- resume and heartbeat ------------------------------------------------
 
@@ -412,7 +510,17 @@ class Gateway:
         evs = evs or {}
         sent: dict[str, int] = {}
         sent_evs: dict[str, int] = {}
+        readable = await self._member_rooms(session.user_id, list(cursors))
         for room, after in cursors.items():
+            if readable is not None and room not in readable:
+                # Unknown or not ours: refused from one batched lookup, without
+                # waking (or spawning) a room actor per name.
+                session.push_error(
+                    ErrorCode.NOT_MEMBER,
+                    f"resume of room {room}: you are not a member of this room "
+                    "(or it does not exist).",
+                )
+                continue
             try:
                 result: ReplayResult = await self.system.ref(ROOM, room).ask(
                     Replay(session.user_id, after, evs.get(room))
@@ -458,6 +566,19 @@ class Gateway:
         # Held live change events are deduplicated by ev under their own key.
         session.finish_sync({**sent, **{room + EV_KEY: ev for room, ev in sent_evs.items()}})
 
+    async def _member_rooms(self, user_id: str, rooms: list[str]) -> set[str] | None:
+        """Which of ``rooms`` the user belongs to, in one query; None if unknown
+        (no store, or storage failed: then each room actor answers for itself)."""
+        store = self.services.get("store")
+        if store is None or not rooms:
+            return None
+        try:
+            with trio.move_on_after(self.settings.ask_timeout):
+                return await presence_store(store).member_rooms(user_id, rooms)
+        except Exception:
+            log.warning("resume: the batched membership lookup failed", exc_info=True)
+        return None
+
     def _beat(self, conn: _Conn, session: Session) -> None:
         """Every HEARTBEAT_INTERVAL, from the session's writer: ping, or close a silent peer."""
         s = self.settings
@@ -478,11 +599,29 @@ class Gateway:
         if presence is not None:
             presence.session_closed(session)
 
-    def close_all(self, code: CloseCode) -> None:
-        """Used at shutdown: every session gets a close frame with ``code``."""
+    def close_all(self, code: CloseCode, *, flush: bool = False) -> None:
+        """Used at shutdown: every session gets a close frame with ``code``
+        (after what is queued for it, with ``flush``)."""
         for conn in list(self._conns):
             if conn.session is not None:
-                conn.session.close(code)
+                conn.session.close(code, flush=flush)
+
+
+def _release(ws: WSConnection | Connection) -> None:
+    """Break wsproto's one reference cycle (its frame parser is a generator
+    that holds the FrameProtocol that holds it), so a closed connection is
+    freed by reference counting at once. With serve's GC tuning (gc.freeze,
+    thresholds 50000/50/1000) a cycle that reached the old generation while
+    the connection lived would otherwise stay until a full collection: the
+    3.7 KB per connect-and-drop of issue 12, item 23."""
+    connection = ws if isinstance(ws, Connection) else ws.connection
+    parser = getattr(getattr(connection, "_proto", None), "_parse_more", None)
+    if parser is not None:
+        parser.close()
+
+
+def _close_frame(ws: WSConnection | Connection, code: CloseCode) -> bytes:
+    return _try_send(ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code])))
 
 
 def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
@@ -497,6 +636,23 @@ async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
         try:
             await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Close our side, then discard what the peer still sends, briefly.
+
+    Closing a socket with unread bytes in it (a client's pipelined requests
+    after we stopped reading) makes the kernel send a reset, and a reset can
+    destroy what the peer had not read yet: our last acks and the close
+    frame. Ending with EOF first lets the peer read everything we sent.
+    """
+    with trio.move_on_after(LINGER):
+        try:
+            await stream.send_eof()
+            while await stream.receive_some(RECEIVE_SIZE):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
             pass
 
 

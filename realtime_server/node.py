@@ -39,7 +39,7 @@ from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
-from realtime_server.listener import serve_node_listener
+from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
@@ -50,8 +50,6 @@ from storage.outage import health_of
 from storage.writer import MessageWriter
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_GRACE = 1.0
 
 
 @dataclass
@@ -64,6 +62,7 @@ class Node:
     gateway: Gateway
     tokens: TokenService
     port: int
+    listener: ListenerControl
     expiry: ExpirySweeper | None = None
 
     @property
@@ -224,6 +223,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         "push_to_user": push_to_user,
                     },
                 )
+                listener = ListenerControl()
                 port = await services.start(
                     partial(
                         serve_node_listener,
@@ -231,19 +231,62 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         gateway.handle,
                         host=settings.host,
                         port=settings.port,
+                        limits=HttpLimits(
+                            head_timeout=settings.http_head_timeout,
+                            read_timeout=settings.http_read_timeout,
+                            write_timeout=settings.http_write_timeout,
+                            keep_alive_timeout=settings.http_keep_alive_timeout,
+                            max_connections=settings.rest_max_connections,
+                        ),
+                        control=listener,
                     )
                 )
-                node = Node(settings, store, writer, system, hub, gateway, tokens, port, expiry)
+                node = Node(
+                    settings, store, writer, system, hub, gateway, tokens, port, listener, expiry
+                )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown
                 try:
                     yield node
                 finally:
-                    # Tell clients to reconnect elsewhere, give the writers a
-                    # moment to flush that close frame, then stop serving.
-                    gateway.close_all(CloseCode.GOING_AWAY)
                     with trio.CancelScope(shield=True):
-                        with trio.move_on_after(SHUTDOWN_GRACE):
-                            await gateway.wait_all_closed()
+                        await drain(node)
                     services.cancel_scope.cancel()
             writer_nursery.cancel_scope.cancel()
+
+
+async def drain(node: Node) -> None:
+    """A graceful stop, bounded by SHUTDOWN_TIMEOUT (then CLOSE_TIMEOUT for the
+    close frames): what a client sent before it is answered.
+
+    1. Stop accepting connections, and stop reading frames on open sockets
+       (each finishes the frame it is handling).
+    2. Wait until nothing is in flight: no frame being handled, no room with
+       a post queued or a batch in the writer, no REST request running.
+    3. Close every session with 1001 GOING_AWAY *after* what is queued for it,
+       so every ack of a stored message reaches its sender.
+    Whatever is still running after that is cancelled by the caller.
+    """
+    settings, gateway = node.settings, node.gateway
+    started = trio.current_time()
+    node.listener.stop_accepting()
+    gateway.begin_drain()
+    with trio.move_on_after(settings.shutdown_timeout) as waiting:
+        while gateway.handling or node.system.busy(ROOM) or node.listener.rest_requests:  # noqa: ASYNC110 - counters of other tasks
+            await trio.sleep(0.005)
+    if waiting.cancelled_caught:
+        log.warning(
+            "shutdown: still busy after %gs (%d frames, %d rooms, %d REST requests); closing",
+            settings.shutdown_timeout,
+            gateway.handling,
+            node.system.busy(ROOM),
+            node.listener.rest_requests,
+        )
+    gateway.close_all(CloseCode.GOING_AWAY, flush=True)
+    with trio.move_on_after(settings.close_timeout + 1):
+        await gateway.wait_all_closed()
+    log.info(
+        "shutdown: drained in %.2fs, %d sockets left open",
+        trio.current_time() - started,
+        gateway.connections,
+    )

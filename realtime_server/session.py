@@ -32,6 +32,10 @@ from realtime_server.wsframes import binary_frame
 
 log = logging.getLogger(__name__)
 
+# Seconds a closing session waits for the peer to take the end of a frame in
+# progress and the close frame (Settings.close_timeout overrides it).
+CLOSE_TIMEOUT = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
@@ -57,11 +61,17 @@ class Session:
         "closed",
         "sent_bytes",
         "sent_writes",
-        "_send_scope",
+        "_writing",
+        "_wait_scope",
+        "_head_partial",
+        "_flush",
         "_held_bytes",
         "_drained",
         "_close_frame_for",
         "_raw",
+        "_fd",
+        "close_timeout",
+        "auth_deadline",
     )
 
     def __init__(
@@ -71,6 +81,7 @@ class Session:
         max_queue_bytes: int,
         close_frame_for: Callable[[CloseCode], bytes] | None = None,
         raw_socket: socket.socket | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.info = info
         self.user_id = info.user_id
@@ -86,7 +97,14 @@ class Session:
         self.closed = trio.Event()
         self.sent_bytes = 0
         self.sent_writes = 0
-        self._send_scope: trio.CancelScope | None = None
+        # True while the writer has bytes on their way: push() must not jump them.
+        self._writing = False
+        # The writer's wait for socket space; close() cancels it (never a send).
+        self._wait_scope: trio.CancelScope | None = None
+        # queue[0] is the rest of a frame push() already put partly on the wire.
+        self._head_partial = False
+        # close(flush=True): what is queued still goes out before the close frame.
+        self._flush = False
         self._held_bytes = 0
         # Made only while someone waits in wait_queue_below: one Event less
         # per idle connection.
@@ -95,6 +113,15 @@ class Session:
         self._close_frame_for = close_frame_for
         # The same non-blocking socket trio uses, for the idle fast path in push().
         self._raw = raw_socket
+        # What the writer sends through: that socket, or one made on the stream's fd.
+        self._fd = raw_socket
+        if self._fd is None and isinstance(stream, trio.SocketStream):
+            self._fd = socket.socket(fileno=stream.socket.fileno())
+        # How long a closing session waits for the peer to take the end of the
+        # frame in progress and the close frame before dropping the connection.
+        self.close_timeout = close_timeout
+        # trio time at which the session's access token expires (see ``reauthorize``).
+        self.auth_deadline = math.inf
 
     def __repr__(self) -> str:
         return f"Session({self.info.user_id}/{self.info.device}#{self.info.conn_id})"
@@ -111,7 +138,7 @@ class Session:
         """
         if self.close_code is not None:
             return
-        if self._raw is not None and not self._queue and self._send_scope is None:
+        if self._raw is not None and not self._queue and not self._writing:
             try:
                 n = self._raw.send(data)
             except BlockingIOError:
@@ -123,6 +150,9 @@ class Session:
                 self.sent_writes += 1
             if n == len(data):
                 return
+            if n:
+                # A frame is half on the wire: its rest must follow whatever happens.
+                self._head_partial = True
             data = data[n:]
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -161,30 +191,49 @@ class Session:
             if seq > replayed_up_to.get(room, -1):
                 self.push(data)
 
-    def close(self, code: CloseCode, close_frame: bytes | None = None) -> None:
+    def close(
+        self, code: CloseCode, close_frame: bytes | None = None, *, flush: bool = False
+    ) -> None:
         """Ask the writer to send a close frame and stop; idempotent.
 
-        Whatever is still queued is dropped: a slow consumer would never drain
-        it, and a client that reconnects resumes from its cursors anyway.
+        Without ``flush``, whatever is still queued is dropped: a slow consumer
+        would never drain it, and a client that reconnects resumes from its
+        cursors anyway. A frame already partly written is still finished
+        first, so the peer never reads a truncated frame before the close.
+        With ``flush`` (a draining shutdown) everything queued goes out first:
+        the acks of what was stored reach their senders.
         """
         if self.close_code is not None:
             return
         self.close_code = code
+        self._flush = flush
         metrics.session_closed(code, self._queued_bytes + self._held_bytes)
         if close_frame is None and self._close_frame_for is not None:
             close_frame = self._close_frame_for(code)
         self._close_frame = close_frame
-        self._queue.clear()
+        if not flush:
+            keep = self._queue[:1] if self._head_partial else []
+            self._queue = keep
+            self._queued_bytes = sum(map(len, keep))
         self._held.clear()
-        self._queued_bytes = 0
         self._held_bytes = 0
         self._wake.set()
         if self._drained is not None:
             self._drained.set()
-        if self._send_scope is not None:
-            # The writer is stuck in a write the peer is not reading: abandon
-            # it (the stream is being closed anyway) so the session ends now.
-            self._send_scope.cancel()
+        if self._wait_scope is not None and not flush:
+            # The writer waits for a peer that is not reading: stop waiting for
+            # the rest of the batch (it finishes only the frame it started).
+            self._wait_scope.cancel()
+
+    def reauthorize(self, expires_in: float) -> None:
+        """The session's credentials now last ``expires_in`` more seconds.
+
+        When they lapse the writer closes the session with 4004
+        (ACCESS_EXPIRED): the client refreshes its token over REST and
+        reconnects with its cursors.
+        """
+        self.auth_deadline = trio.current_time() + expires_in
+        self._wake.set()  # the writer re-arms its timer
 
     @property
     def queued_bytes(self) -> int:
@@ -212,55 +261,120 @@ class Session:
         gateway pings there, or closes a silent peer. Beating here rather than
         in a task of its own saves that task on every connection: about a
         tenth of an idle connection's memory (measured with the harness's
-        *connections* scenario, see README "Performance").
+        *connections* scenario, see README "Performance"). The access token's
+        expiry (``reauthorize``) is timed here too, for the same reason.
         """
-        stream = self._stream
         next_beat = trio.current_time() + interval if heartbeat is not None else math.inf
         try:
             while True:
-                if heartbeat is None:
+                deadline = min(next_beat, self.auth_deadline)
+                if deadline == math.inf:
                     await self._wake.wait()
                 else:
-                    with trio.move_on_at(next_beat):
+                    with trio.move_on_at(deadline):
                         await self._wake.wait()
                     now = trio.current_time()
-                    if now >= next_beat:
+                    if now >= self.auth_deadline:
+                        self.close(CloseCode.ACCESS_EXPIRED)
+                    if now >= next_beat and heartbeat is not None:
                         next_beat = now + interval
                         heartbeat()  # may push a ping or close: both wake us if needed
-                        if not self._wake.is_set():
-                            continue
+                    if not self._wake.is_set():
+                        continue
                 self._wake = trio.Event()
                 if self.close_code is not None:
                     break
                 if not self._queue:
                     continue
-                queue = self._queue
-                self._queue = []
-                self._queued_bytes = 0
-                data = queue[0] if len(queue) == 1 else b"".join(queue)
-                with trio.CancelScope() as scope:
-                    self._send_scope = scope
-                    await stream.send_all(data)
-                self._send_scope = None
-                if scope.cancelled_caught:
-                    return
-                self.sent_bytes += len(data)
-                self.sent_writes += 1
-                if self._drained is not None:
-                    self._drained.set()
-            if self._close_frame:
-                # A peer that stopped reading must not hold the writer forever.
-                with trio.move_on_after(2):
-                    await stream.send_all(self._close_frame)
+                if not await self._write_queue():
+                    break  # close() interrupted the write
+            with trio.move_on_after(self.close_timeout):
+                # The rest of what is owed (the frame in progress, or everything
+                # when flushing), then the close frame. A peer that takes none of
+                # it within close_timeout is dropped: it may then see a frame cut
+                # short, which no reading peer ever does.
+                while self._queue:
+                    await self._write_queue(to_the_end=True)
+                if self._close_frame:
+                    await self._send(memoryview(self._close_frame))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             if self.close_code is None:
                 self.close_code = CloseCode.GOING_AWAY
         finally:
             self.closed.set()
-            if self._raw is not None:
+            if self._fd is not None:
                 # The fd belongs to trio's stream; give it back without closing it.
-                self._raw.detach()
-                self._raw = None
+                self._fd.detach()
+                self._fd = self._raw = None
+
+    async def _write_queue(self, *, to_the_end: bool = False) -> bool:
+        """Write everything queued in one go; False if a close interrupted it.
+
+        An interrupted write leaves in the queue exactly the rest of the frame
+        it had started (frame boundaries are where queued items end), so the
+        close frame that follows lands on a boundary.
+        """
+        queue = self._queue
+        started_mid_frame = self._head_partial
+        self._queue = []
+        self._queued_bytes = 0
+        self._head_partial = False
+        data = queue[0] if len(queue) == 1 else b"".join(queue)
+        self._writing = True
+        try:
+            sent = await self._send(memoryview(data), interruptible=not to_the_end)
+        finally:
+            self._writing = False
+        self.sent_bytes += sent
+        self.sent_writes += 1
+        if self._drained is not None:
+            self._drained.set()
+        if sent == len(data):
+            return True
+        # Interrupted by close(): owe the rest of the frame in progress, if any.
+        # Every queued item ends on a frame boundary (the first one may start
+        # mid-frame: the rest of a frame push() began).
+        end = 0
+        for item in queue:
+            end += len(item)
+            if end > sent:
+                break
+        item_start = end - len(item)
+        mid_frame = sent > item_start or (item_start == 0 and started_mid_frame)
+        if mid_frame:
+            self._queue = [data[sent:end]]
+            self._queued_bytes = end - sent
+            self._head_partial = True
+        return False
+
+    async def _send(self, view: memoryview, *, interruptible: bool = False) -> int:
+        """Send ``view``; returns how much went. Only the wait for socket space is
+        ever cancelled, never a send: whatever was sent is known exactly."""
+        fd = self._fd
+        if fd is None:  # not a socket (in-memory test streams): no partial writes to track
+            await self._stream.send_all(view)
+            return len(view)
+        sent = 0
+        while sent < len(view):
+            try:
+                sent += fd.send(view[sent:])
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket write failed: {exc!r}") from None
+            if interruptible and self.close_code is not None and not self._flush:
+                return sent
+            with trio.CancelScope() as scope:
+                if interruptible:
+                    self._wait_scope = scope
+                try:
+                    await trio.lowlevel.wait_writable(fd)
+                finally:
+                    self._wait_scope = None
+            if scope.cancelled_caught:
+                return sent
+        return sent
 
 
 def close_reason(code: CloseCode) -> str:

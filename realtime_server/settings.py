@@ -56,6 +56,15 @@ class Settings:
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 10.0
     hello_timeout: float = 10.0
+    # ----- gateway and listener robustness (issue 12) -----
+    close_timeout: float = 5.0  # a closing socket's wait for the peer to take the close frame
+    shutdown_timeout: float = 10.0  # SIGTERM: time for in-flight requests and their answers
+    http_head_timeout: float = 10.0  # a new connection's request head must arrive within this
+    http_read_timeout: float = 30.0  # a request body may pause this long between bytes
+    http_write_timeout: float = 30.0  # a response write the peer does not take in this time
+    http_keep_alive_timeout: float = 75.0  # an idle keep-alive REST connection is closed after
+    rest_max_connections: int = 0  # REST connections at once; 0: half the descriptor limit
+    gc_collect_interval: float = 60.0  # serve: seconds between full GC passes (0: never)
     actor_idle_seconds: float = 300.0
     actor_inbox_size: int = 1024
     ask_timeout: float = 10.0

@@ -33,6 +33,10 @@ class PresenceStore(Protocol):
     async def room_peers(self, user_id: str) -> set[str]:
         """Everyone who shares at least one room with ``user_id`` (not the user)."""
 
+    async def member_rooms(self, user_id: str, room_ids: Sequence[str]) -> set[str]:
+        """Those of ``room_ids`` that ``user_id`` is a member of: one batched
+        query, so a hello naming many rooms costs one lookup, not one per room."""
+
 
 def presence_store(store: Store) -> PresenceStore:
     if store.backend == "sqlite":

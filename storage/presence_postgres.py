@@ -53,3 +53,15 @@ class PostgresPresenceStore:
     async def room_peers(self, user_id: str) -> set[str]:
         rows = await self._store._run(self._pool.fetch, _PEERS, user_id)
         return {r[0] for r in rows}
+
+    async def member_rooms(self, user_id: str, room_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(room_ids))
+        if not ids:
+            return set()
+        rows = await self._store._run(
+            self._pool.fetch,
+            "SELECT room_id FROM room_members WHERE user_id = $1 AND room_id = ANY($2::text[])",
+            user_id,
+            ids,
+        )
+        return {r[0] for r in rows}

@@ -58,3 +58,24 @@ class SqlitePresenceStore:
     async def room_peers(self, user_id: str) -> set[str]:
         rows = await self._store._read(lambda c: c.execute(_PEERS, (user_id, user_id)).fetchall())
         return {r[0] for r in rows}
+
+    async def member_rooms(self, user_id: str, room_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(room_ids))
+        if not ids:
+            return set()
+
+        def run(c: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for part in chunks(ids, 500):
+                marks = ", ".join("?" * len(part))
+                found.update(
+                    r[0]
+                    for r in c.execute(
+                        "SELECT room_id FROM room_members"
+                        f" WHERE user_id = ? AND room_id IN ({marks})",
+                        [user_id, *part],
+                    )
+                )
+            return found
+
+        return await self._store._read(run)

@@ -24,6 +24,8 @@ from protocol.errors import (
 )
 from protocol.frames import (
     CLIENT_FRAME_TYPES,
+    Auth,
+    AuthData,
     ClientFrame,
     Err,
     Hello,
@@ -61,6 +63,7 @@ CLIENT_EXAMPLES: list[ClientFrame] = [
     Hello(id=0, d=HelloData(token="t", v=1)),
     Hello(id=2**53, d=HelloData(token="t" * 4096, v=1, device="phone", cursors={"r": 0, "s": 9})),
     Ping(id=5),
+    Auth(id=8, d=AuthData(token="t" * 4096)),
     Send(id=6, d=SendData(room="r" * 64, cid="c" * 64, text="")),
     Send(id=7, d=SendData(room="r", cid="c", text="héllo ✓ " * 100)),
 ]

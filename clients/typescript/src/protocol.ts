@@ -41,7 +41,7 @@ export interface AiAttach {
 /** Receive the running generation of `room` from delta index `from_`. */
 export interface AiAttachData {
   /**
-   * range 0…∞
+   * range 0…9007199254740992
    * @default 0 (absent on the wire when it is the default)
    */
   readonly from?: number;
@@ -98,7 +98,7 @@ export interface AiEditData {
   readonly model?: string | null;
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
   readonly text: string;
 }
@@ -144,7 +144,7 @@ export interface AiStartData {
   readonly by: string;
   readonly gen: string;
   readonly model: string;
-  /** range 0…∞ */
+  /** range 0…9007199254740992 */
   readonly q: number;
   readonly room: string;
   readonly sender: string;
@@ -171,6 +171,27 @@ export interface AiUsage {
   readonly prompt?: number;
   /** @default 0 (absent on the wire when it is the default) */
   readonly total?: number;
+}
+
+/**
+ * Re-authenticate the open socket before its access token expires.
+ *
+ * Answered `ok` (the session now lives until the new token's expiry) or
+ * `err` (`token_expired`, `unauthorized`, or `forbidden` for a token
+ * of another user or device session; the session keeps its old expiry).
+ * Without it the server closes the socket with 4004 when the token expires.
+ */
+export interface Auth {
+  readonly d: AuthData;
+  /** range 0…9007199254740992 */
+  readonly id: number;
+  readonly t: "auth";
+}
+
+/** A fresh access token for the open session: same user, same device session. */
+export interface AuthData {
+  /** length 1…4096 */
+  readonly token: string;
 }
 
 /** Answer a call ringing on this device; answered by `call.ok` or `err`. */
@@ -430,7 +451,7 @@ export interface DeleteData {
   readonly all?: boolean;
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
 }
 
@@ -484,7 +505,7 @@ export interface Edit {
 export interface EditData {
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
   readonly text: string;
 }
@@ -525,7 +546,7 @@ export interface ForwardData {
   readonly cid: string;
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
   /** items 1…10 */
   readonly to: string[];
@@ -544,7 +565,9 @@ export interface HelloData {
   /** @default {} (absent on the wire when it is the default) */
   readonly cursors?: { [key: string]: number };
   /**
+   * the device's name: 1-64 characters, no control characters
    * length 1…64
+   * pattern ^[^\x00-\x1f\x7f-\x9f]+$
    * @default "default" (absent on the wire when it is the default)
    */
   readonly device?: string;
@@ -658,7 +681,7 @@ export interface PinData {
   readonly off?: boolean;
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
 }
 
@@ -768,7 +791,7 @@ export interface ReactData {
   readonly off?: boolean;
   /** length 1…64 */
   readonly room: string;
-  /** range 1…∞ */
+  /** range 1…9007199254740992 */
   readonly seq: number;
 }
 
@@ -792,9 +815,9 @@ export interface ReactionData {
 
 /** Move my cursors: delivered up to `dlv`, read up to `read` (read implies delivered). */
 export interface ReceiptData {
-  /** range 0…∞ */
+  /** range 0…9007199254740992 */
   readonly dlv?: number | null;
-  /** range 0…∞ */
+  /** range 0…9007199254740992 */
   readonly read?: number | null;
   /** length 1…64 */
   readonly room: string;
@@ -986,6 +1009,7 @@ export interface WelcomeData {
  */
 export type ClientFrame =
   | Hello
+  | Auth
   | Ping
   | Send
   | AiAsk
@@ -1020,6 +1044,7 @@ export type ClientFrameOf<T extends ClientFrameType> = Extract<ClientFrame, { re
 /** The `t` values of ClientFrame, in schema order. */
 export const CLIENT_FRAME_TYPES = [
   "hello",
+  "auth",
   "ping",
   "msg.send",
   "ai.ask",
@@ -1190,7 +1215,7 @@ export const ERROR_CODES: { readonly [code in ErrorCode]: string } = {
 };
 
 /** WebSocket close codes. 4000-4099: reconnect with backoff and resume with cursors. 4100-4199: terminal, do not reconnect until the user acts. */
-export type CloseCode = 1000 | 1001 | 4000 | 4001 | 4002 | 4003 | 4100 | 4101 | 4102 | 4103 | 4104;
+export type CloseCode = 1000 | 1001 | 4000 | 4001 | 4002 | 4003 | 4004 | 4100 | 4101 | 4102 | 4103 | 4104;
 
 /** Each close code: its name, whether to reconnect automatically, its meaning. */
 export const CLOSE_CODES: {
@@ -1202,6 +1227,7 @@ export const CLOSE_CODES: {
   4001: { name: "HEARTBEAT_TIMEOUT", reconnect: true, meaning: "No traffic or pong within the heartbeat timeout." },
   4002: { name: "SERVER_RESTART", reconnect: true, meaning: "The server is restarting; reconnect and resume." },
   4003: { name: "HELLO_TIMEOUT", reconnect: true, meaning: "No hello frame within the allowed time." },
+  4004: { name: "ACCESS_EXPIRED", reconnect: true, meaning: "The session's access token expired; refresh it over REST, then reconnect and resume." },
   4100: { name: "PROTOCOL_VIOLATION", reconnect: false, meaning: "The first frame was not a valid hello." },
   4101: { name: "UNAUTHORIZED", reconnect: false, meaning: "The token in hello is not valid; sign in again." },
   4102: { name: "TOKEN_EXPIRED", reconnect: false, meaning: "The token in hello has expired; refresh it, then reconnect." },
