@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from protocol import frames_calls as fc
-from protocol.client import Client
+from protocol.client import Client, ServerError
 from tests.e2e.helpers import Account, auth
 
 F = TypeVar("F")
 
 CALL_PUSHES = fc.CALL_SERVER_FRAMES
+
+# A well-formed ICE candidate, for relays whose content does not matter.
+HOST_CANDIDATE = "candidate:1 1 udp 1 127.0.0.1 9 typ host"
+
+
+async def refused(code: str, request: Awaitable[Any]) -> None:
+    """``request`` fails with the error ``code``."""
+    with pytest.raises(ServerError) as caught:
+        await request
+    assert caught.value.code == code, caught.value
 
 
 async def direct_room(http: httpx.AsyncClient, a: Account, b: Account) -> str:

@@ -14,9 +14,10 @@ import pytest
 import trio
 
 from protocol import frames_calls as fc
-from protocol.client import Client, ServerError, open_client
+from protocol.client import Client, open_client
 from realtime_server.node import Node
 from tests.calls.helpers import (
+    HOST_CANDIDATE,
     accept,
     direct_room,
     expect,
@@ -24,20 +25,13 @@ from tests.calls.helpers import (
     history,
     join,
     next_call_push,
+    refused,
     send_ice,
     send_sdp,
     start,
     statuses,
 )
 from tests.e2e.helpers import Account, auth, create_group, register
-
-HOST_CANDIDATE = "candidate:1 1 udp 1 127.0.0.1 9 typ host"
-
-
-async def refused(code: str, request) -> None:  # noqa: ANN001
-    with pytest.raises(ServerError) as caught:
-        await request
-    assert caught.value.code == code, caught.value
 
 
 async def remove(http: httpx.AsyncClient, admin: Account, room: str, user: Account) -> None:

@@ -12,9 +12,10 @@ import pytest
 import trio
 
 from protocol import frames_calls as fc
-from protocol.client import Client, ServerError, open_client
+from protocol.client import Client, open_client
 from realtime_server.node import Node
 from tests.calls.helpers import (
+    HOST_CANDIDATE,
     accept,
     decline,
     direct_room,
@@ -24,6 +25,7 @@ from tests.calls.helpers import (
     history,
     join,
     next_call_push,
+    refused,
     send_ice,
     send_sdp,
     start,
@@ -31,14 +33,6 @@ from tests.calls.helpers import (
 )
 from tests.conftest import NodeFactory
 from tests.e2e.helpers import Account, auth, create_group, login, register
-
-HOST_CANDIDATE = "candidate:1 1 udp 1 127.0.0.1 9 typ host"
-
-
-async def refused(code: str, request) -> None:  # noqa: ANN001
-    with pytest.raises(ServerError) as caught:
-        await request
-    assert caught.value.code == code, caught.value
 
 
 async def in_a_call(a: Client, b: Client, room: str) -> fc.CallView:
