@@ -63,7 +63,7 @@ from protocol.frames_chat import MessageMeta
 from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
-from storage.errors import StoreError
+from storage.errors import Conflict, StoreError
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.room_pins import Pin
@@ -542,15 +542,22 @@ class RoomActor(RoomExtras, Actor):
         if self.batch is None:
             await self._flush()
 
-    async def _flush(self) -> None:
-        """Hand everything pending to the writer as one batch with fresh seqs."""
+    async def _flush(self, *, look_up_cids: bool = False) -> None:
+        """Hand everything pending to the writer as one batch with fresh seqs.
+
+        The memory index answers resends of recent messages. A cid it does not
+        know is almost always new, so no query asks storage first: the unique
+        (room, sender, cid) constraint refuses the rare resend of an older
+        message, and ``_committed`` then comes back here with
+        ``look_up_cids=True`` to answer it with the stored original.
+        """
         if not self.pending:
             return
+        stored: dict[tuple[str, str], StoredMessage] = {}
         try:
             await self._refresh()
-            # One query covers every cid the memory index does not know (resends
-            # after a restart, or of messages older than the index).
-            stored = await self.deps.store.find_by_cids(self.key, list(self.pending))
+            if look_up_cids:
+                stored = await self.deps.store.find_by_cids(self.key, list(self.pending))
         except StoreError as exc:
             # Nothing was handed over: every post hears, and may resend.
             self._storage_failed(exc)
@@ -611,6 +618,13 @@ class RoomActor(RoomExtras, Actor):
             batch.settle(error)
             return
         self.batch = None
+        if isinstance(error, Conflict) and error.field == "cid":
+            # Nothing of the batch was stored (all or nothing): take its posts
+            # back, ahead of what queued meanwhile, and let storage say which
+            # cids it already holds.
+            self.pending = {**batch.items, **self.pending}
+            await self._flush(look_up_cids=True)
+            return
         if error is None:
             wires = batch.settle(None)
             for wire in wires:

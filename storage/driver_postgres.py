@@ -28,7 +28,7 @@ import asyncpg  # type: ignore[import-untyped]
 import trio
 
 from .asyncio_bridge import AsyncioBridge, open_asyncio_bridge
-from .dialect import POSTGRES, postgres_placeholders
+from .dialect import POSTGRES, Dialect, postgres_placeholders
 from .errors import Conflict, NotFound, StoreError
 from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
 
@@ -93,13 +93,67 @@ async def _no_reset(conn: Any) -> None:
     return None
 
 
-class PostgresDriver:
-    dialect = POSTGRES
+class _HeldConnection:
+    """Pool-shaped access to ONE connection of its own, for the hot path.
 
-    def __init__(self, bridge: AsyncioBridge, pool: Any) -> None:
+    After any failure the connection is dropped (a query cancelled mid-way
+    leaves asyncpg's protocol in doubt) and the next operation reconnects.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+        self._connect = connect
+        self._conn: Any = None
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self._connect()
+        try:
+            yield self._conn
+        except asyncpg.PostgresError:
+            raise  # the server refused a statement; the connection is fine
+        except BaseException:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    def terminate(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+
+    def expire_connections(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+
+class PostgresDriver:
+    dialect: Dialect = POSTGRES
+
+    def __init__(self, bridge: AsyncioBridge, pool: Any, dsn: str) -> None:
         self._bridge = bridge
         self._pool = pool
+        self._dsn = dsn
         self._closed = False
+
+    @asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[PostgresDriver]:
+        """A driver on one connection of its own, outside the pool, so the
+        group-commit writer never queues behind REST reads for a checkout."""
+
+        async def connect() -> Any:
+            return await asyncpg.connect(self._dsn, command_timeout=COMMAND_TIMEOUT)
+
+        held = PostgresDriver(self._bridge, _HeldConnection(connect), self._dsn)
+        try:
+            yield held
+        finally:
+            with trio.CancelScope(shield=True):
+                await held.aclose()
 
     async def run(self, op: Op[T], *, write: bool, transaction: bool) -> T:
         if self._closed:
@@ -128,7 +182,14 @@ class PostgresDriver:
 
     async def schema_changed(self) -> None:
         """Cached prepared statements may describe a schema a migration changed."""
-        await self._bridge.run(self._pool.expire_connections)
+        expire = self._pool.expire_connections
+
+        async def run() -> None:
+            result = expire()
+            if result is not None:  # the pool's is a coroutine, a held connection's is not
+                await result
+
+        await self._bridge.run(run)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -170,7 +231,7 @@ async def open_postgres_driver(
             )
         except _DATABASE_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
-        driver = PostgresDriver(bridge, pool)
+        driver = PostgresDriver(bridge, pool, dsn)
         try:
             yield driver
         finally:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from .dialect import SQLITE
+from .dialect import SQLITE, Dialect
 from .errors import Conflict, NotFound, StoreError
 from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
 
@@ -124,7 +124,7 @@ def _connect(path: str, synchronous: str, *, reader: bool) -> sqlite3.Connection
 
 
 class SqliteDriver:
-    dialect = SQLITE
+    dialect: Dialect = SQLITE
 
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer = writer
@@ -166,7 +166,9 @@ def _select_one() -> Op[None]:
 
 
 @asynccontextmanager
-async def open_sqlite_driver(path: str, *, synchronous: str = "FULL") -> AsyncIterator[SqliteDriver]:
+async def open_sqlite_driver(
+    path: str, *, synchronous: str = "FULL"
+) -> AsyncIterator[SqliteDriver]:
     """Open (creating if needed) the database file at ``path``."""
     mode = synchronous.upper()
     if mode not in SYNCHRONOUS_MODES:

@@ -37,8 +37,11 @@ async def open_store(
     elif database_url.startswith(POSTGRES_PREFIXES):
         from .driver_postgres import open_postgres_driver
 
-        async with open_postgres_driver(database_url) as pg_driver:
-            yield SqlStore(Database(pg_driver))
+        async with (
+            open_postgres_driver(database_url) as pg_driver,
+            pg_driver.dedicated() as messages_driver,
+        ):
+            yield SqlStore(Database(pg_driver), messages_db=Database(messages_driver))
     else:
         raise ValueError(
             "DATABASE_URL must start with sqlite:///, postgresql:// or postgres://,"

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from .database import Database
 from .errors import StoreError
 
 T = TypeVar("T")
@@ -36,7 +37,7 @@ class LegacyAccess:
     """Mixed into ``SqlStore``: ``_write``/``_read`` (SQLite), ``_run``/
     ``_in_transaction``/``_pool`` (PostgreSQL)."""
 
-    db: Any
+    db: Database
 
     def _legacy_driver(self) -> Any:
         return self.db._driver
@@ -70,7 +71,9 @@ class LegacyAccess:
         return await self._run(run)
 
 
-async def _sqlite_call(driver: Any, fn: Callable[[sqlite3.Connection], T], conn: Any, limiter: Any) -> T:
+async def _sqlite_call(
+    driver: Any, fn: Callable[[sqlite3.Connection], T], conn: Any, limiter: Any
+) -> T:
     from .driver_sqlite import _map_error
 
     if driver._closed:

@@ -137,9 +137,7 @@ def insert_messages_op(d: Dialect, messages: Sequence[StoredMessage]) -> Op[None
 
 
 _WIDTH = len(MESSAGE_COLUMNS.split(","))
-_PG_TYPES = (
-    "text text bigint text text text bigint text text bigint bigint bigint bigint".split()
-)
+_PG_TYPES = "text text bigint text text text bigint text text bigint bigint bigint bigint".split()
 _PG_INSERT_MESSAGES = f"""
 WITH batch AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
@@ -156,9 +154,12 @@ UPDATE rooms r
 
 
 class SqlStore(LegacyAccess):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, messages_db: Database | None = None) -> None:
         self.db = db
         self.backend = db.backend
+        # The group-commit writer's own connection where the driver has a
+        # pool (PostgreSQL); SQLite's single write connection otherwise.
+        self._messages_db = messages_db or db
 
     async def migrate(self) -> MigrationReport:
         report = await migrate.migrate(self.db)
@@ -290,7 +291,7 @@ class SqlStore(LegacyAccess):
 
     async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
         if messages:
-            await self.db.write(insert_messages_op(self.db.dialect, messages))
+            await self._messages_db.write(insert_messages_op(self.db.dialect, messages))
 
     async def last_seq(self, room_id: str) -> int:
         seq = await self.db.fetchval("SELECT last_seq FROM rooms WHERE id = ?", (room_id,))
