@@ -13,6 +13,11 @@ differ:
 - ``greatest``/``least`` of two values;
 - which unique constraint a conflict broke (SQLite names columns,
   PostgreSQL names the constraint);
+- locking inside a write transaction (``for_update``, ``xact_lock``), which
+  SQLite never needs: its ``BEGIN IMMEDIATE`` already excludes every other
+  writer;
+- byte-wise text order (``bytewise``): SQLite's default; PostgreSQL's
+  depends on the database collation unless told ``COLLATE "C"``;
 - full-text search and the hot-path bulk insert, which stay dialect-specific
   SQL on purpose (see ``storage.messages_sql``).
 
@@ -94,6 +99,20 @@ class Dialect:
         """The ``Conflict`` field for the driver's name of a broken constraint."""
         raise NotImplementedError
 
+    def for_update(self) -> str:
+        """Appended to a SELECT in a write op: lock the rows it reads until commit."""
+        raise NotImplementedError
+
+    def xact_lock(self) -> str | None:
+        """A statement that locks the key (``int`` namespace, ``text`` key) until
+        commit, for a key that may have no row to lock yet; None where the
+        write transaction already excludes every other writer."""
+        raise NotImplementedError
+
+    def bytewise(self, expr: str) -> str:
+        """``expr`` compared, ordered and ``lower()``ed byte by byte (ASCII only)."""
+        raise NotImplementedError
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -122,6 +141,15 @@ class SqliteDialect(Dialect):
 
     def conflict_field(self, detail: str) -> str:
         return _SQLITE_UNIQUE.get(detail, detail)
+
+    def for_update(self) -> str:
+        return ""
+
+    def xact_lock(self) -> str | None:
+        return None
+
+    def bytewise(self, expr: str) -> str:
+        return expr  # BINARY is the default collation
 
 
 class PostgresDialect(Dialect):
@@ -155,6 +183,15 @@ class PostgresDialect(Dialect):
 
     def conflict_field(self, detail: str) -> str:
         return _POSTGRES_UNIQUE.get(detail, detail)
+
+    def for_update(self) -> str:
+        return " FOR UPDATE"
+
+    def xact_lock(self) -> str | None:
+        return "SELECT pg_advisory_xact_lock(?, hashtext(?))"
+
+    def bytewise(self, expr: str) -> str:
+        return f'{expr} COLLATE "C"'
 
 
 SQLITE: Final = SqliteDialect()
