@@ -11,6 +11,7 @@ differ:
   statement text whatever the length, so it is prepared once);
 - a table parameter: ``d.table(("sender_id", "cid"), ("text", "text"), rows)``;
 - ``greatest``/``least`` of two values;
+- ``for_update()``: lock the rows a write operation reads before deciding;
 - which unique constraint a conflict broke (SQLite names columns,
   PostgreSQL names the constraint);
 - locking inside a write transaction (``for_update``, ``xact_lock``), which
@@ -95,6 +96,12 @@ class Dialect:
     def least(self, a: str, b: str) -> str:
         raise NotImplementedError
 
+    def for_update(self) -> str:
+        """Appended to a SELECT inside a write operation: keep the rows read
+        locked to the end of the transaction, so a read-decide-write cannot
+        act on a row another writer changes meanwhile."""
+        raise NotImplementedError
+
     def conflict_field(self, detail: str) -> str:
         """The ``Conflict`` field for the driver's name of a broken constraint."""
         raise NotImplementedError
@@ -139,6 +146,11 @@ class SqliteDialect(Dialect):
     def least(self, a: str, b: str) -> str:
         return f"MIN({a}, {b})"
 
+    def for_update(self) -> str:
+        # A write transaction (BEGIN IMMEDIATE) already holds the database's
+        # one write lock; SQLite has no row locks and no FOR UPDATE.
+        return ""
+
     def conflict_field(self, detail: str) -> str:
         return _SQLITE_UNIQUE.get(detail, detail)
 
@@ -180,6 +192,9 @@ class PostgresDialect(Dialect):
 
     def least(self, a: str, b: str) -> str:
         return f"LEAST({a}, {b})"
+
+    def for_update(self) -> str:
+        return " FOR UPDATE"
 
     def conflict_field(self, detail: str) -> str:
         return _POSTGRES_UNIQUE.get(detail, detail)
