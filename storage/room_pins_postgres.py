@@ -7,9 +7,21 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from .messages_rich import RoomEvent
-from .messages_rich_postgres import _insert_event
 from .postgres import PostgresStore
 from .room_pins import Pin, RoomPins
+
+
+async def _insert_event(c: asyncpg.Connection, room_id: str, e: RoomEvent) -> None:
+    await c.execute(
+        "INSERT INTO room_events (room_id, ev, kind, seq, frame, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        room_id,
+        e.ev,
+        e.kind,
+        e.seq,
+        e.frame,
+        e.created_at,
+    )
 
 
 class PostgresPinStore:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import sqlite3
 
 from .messages_rich import RoomEvent
-from .messages_rich_sqlite import _insert_event
 from .room_pins import Pin, RoomPins
 from .sqlite import SqliteStore, _transaction
+
+
+def _insert_event(c: sqlite3.Connection, room_id: str, e: RoomEvent) -> None:
+    c.execute(
+        "INSERT INTO room_events (room_id, ev, kind, seq, frame, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (room_id, e.ev, e.kind, e.seq, e.frame, e.created_at),
+    )
 
 
 class SqlitePinStore:
