@@ -81,7 +81,8 @@ def _changed_with_event(change: Execute, room_id: str, event: RoomEvent) -> Op[b
     return True
 
 
-def _with_event(change: Execute, room_id: str, event: RoomEvent) -> Op[None]:
+def with_event(change: Execute, room_id: str, event: RoomEvent) -> Op[None]:
+    """``change`` and its event: run it with ``Database.write``, one transaction."""
     yield change
     yield insert_event(room_id, event)
 
@@ -193,7 +194,7 @@ class RichMessageStore:
             " WHERE room_id = ? AND user_id = ?",
             (read_seq, delivered_seq, room_id, user_id),
         )
-        await self._db.write(_with_event(cursors, room_id, event))
+        await self._db.write(with_event(cursors, room_id, event))
 
     async def hide(self, room_id: str, user_id: str, seq: int) -> None:
         await self._db.execute(
