@@ -19,8 +19,10 @@ differ:
   writer;
 - byte-wise text order (``bytewise``): SQLite's default; PostgreSQL's
   depends on the database collation unless told ``COLLATE "C"``;
-- full-text search and the hot-path bulk insert, which stay dialect-specific
-  SQL on purpose (see ``storage.messages_sql``).
+- full-text search (``text_search``): SQLite's FTS5 table beside the
+  content table, PostgreSQL's ``to_tsvector`` over an expression index;
+- the hot-path bulk insert, which stays dialect-specific SQL on purpose
+  (see ``storage.store.insert_messages_op``).
 
 Placeholders are ``?`` in domain SQL; ``postgres_placeholders`` rewrites
 them to ``$1..$n`` once per statement text.
@@ -106,10 +108,6 @@ class Dialect:
         """The ``Conflict`` field for the driver's name of a broken constraint."""
         raise NotImplementedError
 
-    def for_update(self) -> str:
-        """Appended to a SELECT in a write op: lock the rows it reads until commit."""
-        raise NotImplementedError
-
     def xact_lock(self) -> str | None:
         """A statement that locks the key (``int`` namespace, ``text`` key) until
         commit, for a key that may have no row to lock yet; None where the
@@ -118,6 +116,14 @@ class Dialect:
 
     def bytewise(self, expr: str) -> str:
         """``expr`` compared, ordered and ``lower()``ed byte by byte (ASCII only)."""
+        raise NotImplementedError
+
+    def text_search(self, table: str, alias: str, terms: Sequence[str]) -> tuple[str, str, str]:
+        """Full-text search over ``alias.text`` (``table AS alias`` in FROM):
+        ``(join, rank, param)``. ``join`` follows ``FROM table alias``, keeps
+        the rows matching every term and takes ONE parameter, ``param``;
+        ``rank`` is an ORDER BY item, best match first. Terms are plain text:
+        no search syntax in user input takes effect."""
         raise NotImplementedError
 
 
@@ -154,14 +160,19 @@ class SqliteDialect(Dialect):
     def conflict_field(self, detail: str) -> str:
         return _SQLITE_UNIQUE.get(detail, detail)
 
-    def for_update(self) -> str:
-        return ""
-
     def xact_lock(self) -> str | None:
         return None
 
     def bytewise(self, expr: str) -> str:
         return expr  # BINARY is the default collation
+
+    def text_search(self, table: str, alias: str, terms: Sequence[str]) -> tuple[str, str, str]:
+        # An FTS5 table ``<table>_fts`` with external content (the rowids of
+        # ``table``), kept in step by triggers (migration 0005). Each term is
+        # quoted, so FTS5 syntax in user input (NEAR, *, -, ") is text.
+        fts = f"{table}_fts"
+        join = f"JOIN {fts} ON {fts}.rowid = {alias}.rowid AND {fts} MATCH ?"
+        return join, f"bm25({fts})", " ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 class PostgresDialect(Dialect):
@@ -207,6 +218,14 @@ class PostgresDialect(Dialect):
 
     def bytewise(self, expr: str) -> str:
         return f'{expr} COLLATE "C"'
+
+    def text_search(self, table: str, alias: str, terms: Sequence[str]) -> tuple[str, str, str]:
+        # 'simple' (no stemming) matches SQLite FTS5's unicode61 tokenizer, and
+        # is the expression the GIN index of migration 0005 is built on.
+        vector = f"to_tsvector('simple', {alias}.text)"
+        q = f"{alias}_q"
+        join = f"JOIN plainto_tsquery('simple', ?) AS {q} ON {vector} @@ {q}"
+        return join, f"ts_rank({vector}, {q}) DESC", " ".join(terms)
 
 
 SQLITE: Final = SqliteDialect()
