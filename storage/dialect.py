@@ -210,9 +210,6 @@ class PostgresDialect(Dialect):
     def conflict_field(self, detail: str) -> str:
         return _POSTGRES_UNIQUE.get(detail, detail)
 
-    def for_update(self) -> str:
-        return " FOR UPDATE"
-
     def xact_lock(self) -> str | None:
         return "SELECT pg_advisory_xact_lock(?, hashtext(?))"
 
