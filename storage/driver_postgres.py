@@ -161,12 +161,6 @@ class PostgresDriver:
             raise StoreError("store is closed")
         return await self._call(_drive, self._pool, op, write, transaction)
 
-    async def run_legacy(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """TEMPORARY (``storage.legacy``): an asyncpg call of a not yet ported twin."""
-        if self._closed:
-            raise StoreError("store is closed")
-        return await self._call(fn, *args)
-
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
             return await self._bridge.run(fn, *args)

@@ -23,7 +23,6 @@ from .base import (
 from .database import Database
 from .dialect import Dialect
 from .errors import NotFound
-from .legacy import LegacyAccess
 from .schema import (
     MESSAGE_COLUMNS,
     ROOM_COLUMNS,
@@ -153,7 +152,7 @@ UPDATE rooms r
 """
 
 
-class SqlStore(LegacyAccess):
+class SqlStore:
     def __init__(self, db: Database, *, messages_db: Database | None = None) -> None:
         self.db = db
         self.backend = db.backend
