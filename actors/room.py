@@ -304,9 +304,13 @@ class _Batch:
 def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]) -> list[Message]:
     """Ack the senders and send the batch to every online member session.
 
-    The batch is framed once and concatenated once; each session gets that
-    one blob in one push (one write). Only a sender's own sessions and
-    sessions still replaying need a per-frame path.
+    The batch is framed once and concatenated once. Every session gets ONE
+    write for the whole batch: the shared blob when it sent nothing of it,
+    otherwise the others' frames and its own acks joined (a sender never
+    receives its own message as ``msg.new``: its ack carries it). A write is
+    a syscall, which is what a busy room spends most of its time on. Only
+    sessions still replaying take frames one by one (held back and
+    deduplicated by ``Session.push_event``).
     """
     frame = deps.frame
     wires: list[Message] = []
@@ -318,18 +322,6 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
         wires.append(wire)
         blobs.append(frame(codec.encode(MsgNew(d=wire))))
         origins.setdefault(item.waiters[0].session, set()).add(i)
-    everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
-    hub = deps.hub
-    for user_id in members:
-        for session in hub.sessions_of(user_id):
-            own = origins.get(session)
-            if own is None and not session.syncing:
-                session.push(everything)
-                continue
-            for i, data in enumerate(blobs):
-                if own is None or i not in own:
-                    session.push_event(room, wires[i].seq, data)
-    # Acks too leave as one write per sending session.
     acks: dict[Any, list[bytes]] = {}
     for item, wire in zip(items, wires, strict=True):
         for post in item.waiters:
@@ -339,8 +331,29 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
                 acks.setdefault(post.session, []).append(
                     frame(codec.encode(Ok(re=post.request_id, d=wire)))
                 )
+    everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+    hub = deps.hub
+    for user_id in members:
+        for session in hub.sessions_of(user_id):
+            own = origins.get(session)
+            mine = acks.pop(session, None)
+            if session.syncing:
+                for i, data in enumerate(blobs):
+                    if own is None or i not in own:
+                        session.push_event(room, wires[i].seq, data)
+                if mine:
+                    session.push(b"".join(mine))
+            elif own is None and not mine:
+                session.push(everything)
+            else:
+                parts = blobs if own is None else [b for i, b in enumerate(blobs) if i not in own]
+                data = b"".join(parts + mine) if mine else b"".join(parts)
+                if data:
+                    session.push(data)
+    # Senders no longer in the member set (removed meanwhile) still hear
+    # about what they sent.
     for session, parts in acks.items():
-        session.push(parts[0] if len(parts) == 1 else b"".join(parts))
+        session.push(b"".join(parts))
     metrics.fanned_out(hub, members, items, origins)
     return wires
 
