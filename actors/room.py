@@ -63,7 +63,7 @@ from protocol.frames_chat import MessageMeta
 from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
-from storage.errors import StoreError
+from storage.errors import Conflict, StoreError
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.room_pins import Pin
@@ -304,9 +304,13 @@ class _Batch:
 def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]) -> list[Message]:
     """Ack the senders and send the batch to every online member session.
 
-    The batch is framed once and concatenated once; each session gets that
-    one blob in one push (one write). Only a sender's own sessions and
-    sessions still replaying need a per-frame path.
+    The batch is framed once and concatenated once. Every session gets ONE
+    write for the whole batch: the shared blob when it sent nothing of it,
+    otherwise the others' frames and its own acks joined (a sender never
+    receives its own message as ``msg.new``: its ack carries it). A write is
+    a syscall, which is what a busy room spends most of its time on. Only
+    sessions still replaying take frames one by one (held back and
+    deduplicated by ``Session.push_event``).
     """
     frame = deps.frame
     wires: list[Message] = []
@@ -318,18 +322,6 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
         wires.append(wire)
         blobs.append(frame(codec.encode(MsgNew(d=wire))))
         origins.setdefault(item.waiters[0].session, set()).add(i)
-    everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
-    hub = deps.hub
-    for user_id in members:
-        for session in hub.sessions_of(user_id):
-            own = origins.get(session)
-            if own is None and not session.syncing:
-                session.push(everything)
-                continue
-            for i, data in enumerate(blobs):
-                if own is None or i not in own:
-                    session.push_event(room, wires[i].seq, data)
-    # Acks too leave as one write per sending session.
     acks: dict[Any, list[bytes]] = {}
     for item, wire in zip(items, wires, strict=True):
         for post in item.waiters:
@@ -339,8 +331,29 @@ def _deliver(deps: RoomDeps, room: str, members: set[str], items: list[_Pending]
                 acks.setdefault(post.session, []).append(
                     frame(codec.encode(Ok(re=post.request_id, d=wire)))
                 )
+    everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+    hub = deps.hub
+    for user_id in members:
+        for session in hub.sessions_of(user_id):
+            own = origins.get(session)
+            mine = acks.pop(session, None)
+            if session.syncing:
+                for i, data in enumerate(blobs):
+                    if own is None or i not in own:
+                        session.push_event(room, wires[i].seq, data)
+                if mine:
+                    session.push(b"".join(mine))
+            elif own is None and not mine:
+                session.push(everything)
+            else:
+                parts = blobs if own is None else [b for i, b in enumerate(blobs) if i not in own]
+                data = b"".join(parts + mine) if mine else b"".join(parts)
+                if data:
+                    session.push(data)
+    # Senders no longer in the member set (removed meanwhile) still hear
+    # about what they sent.
     for session, parts in acks.items():
-        session.push(parts[0] if len(parts) == 1 else b"".join(parts))
+        session.push(b"".join(parts))
     metrics.fanned_out(hub, members, items, origins)
     return wires
 
@@ -542,15 +555,22 @@ class RoomActor(RoomExtras, Actor):
         if self.batch is None:
             await self._flush()
 
-    async def _flush(self) -> None:
-        """Hand everything pending to the writer as one batch with fresh seqs."""
+    async def _flush(self, *, look_up_cids: bool = False) -> None:
+        """Hand everything pending to the writer as one batch with fresh seqs.
+
+        The memory index answers resends of recent messages. A cid it does not
+        know is almost always new, so no query asks storage first: the unique
+        (room, sender, cid) constraint refuses the rare resend of an older
+        message, and ``_committed`` then comes back here with
+        ``look_up_cids=True`` to answer it with the stored original.
+        """
         if not self.pending:
             return
+        stored: dict[tuple[str, str], StoredMessage] = {}
         try:
             await self._refresh()
-            # One query covers every cid the memory index does not know (resends
-            # after a restart, or of messages older than the index).
-            stored = await self.deps.store.find_by_cids(self.key, list(self.pending))
+            if look_up_cids:
+                stored = await self.deps.store.find_by_cids(self.key, list(self.pending))
         except StoreError as exc:
             # Nothing was handed over: every post hears, and may resend.
             self._storage_failed(exc)
@@ -611,6 +631,13 @@ class RoomActor(RoomExtras, Actor):
             batch.settle(error)
             return
         self.batch = None
+        if isinstance(error, Conflict) and error.field == "cid":
+            # Nothing of the batch was stored (all or nothing): take its posts
+            # back, ahead of what queued meanwhile, and let storage say which
+            # cids it already holds.
+            self.pending = {**batch.items, **self.pending}
+            await self._flush(look_up_cids=True)
+            return
         if error is None:
             wires = batch.settle(None)
             for wire in wires:

@@ -103,7 +103,11 @@ class SendData(msgspec.Struct, omit_defaults=True):
     contact: Contact | None = None
 
 
-class Message(msgspec.Struct, omit_defaults=True):
+# gc=False (here and on the structs it holds): rooms keep their recent
+# messages in memory, hundreds of thousands on a busy node, and none of them
+# can be part of a reference cycle (they hold only strings, numbers and other
+# such structs), so the garbage collector need not walk them.
+class Message(msgspec.Struct, omit_defaults=True, gc=False):
     """A stored room message as clients see it."""
 
     id: str

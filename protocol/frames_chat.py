@@ -52,7 +52,7 @@ class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_f
 # ----- message content -------------------------------------------------------
 
 
-class Location(msgspec.Struct, omit_defaults=True):
+class Location(msgspec.Struct, omit_defaults=True, gc=False):
     """A point on the map: WGS 84 degrees, with an optional place name."""
 
     lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
@@ -65,7 +65,7 @@ class Location(msgspec.Struct, omit_defaults=True):
             raise ValueError("lat and lon must be finite numbers")
 
 
-class Contact(msgspec.Struct, omit_defaults=True):
+class Contact(msgspec.Struct, omit_defaults=True, gc=False):
     """A contact card: a name and at least one way to reach them."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -88,7 +88,7 @@ class Contact(msgspec.Struct, omit_defaults=True):
             raise ValueError("a contact needs a phone, an email or a user id")
 
 
-class ReplyPreview(msgspec.Struct, omit_defaults=True):
+class ReplyPreview(msgspec.Struct, omit_defaults=True, gc=False):
     """What a reply shows of the message it answers (a snapshot at send time)."""
 
     seq: int
@@ -98,7 +98,7 @@ class ReplyPreview(msgspec.Struct, omit_defaults=True):
     deleted: bool = False  # the original was deleted for everyone
 
 
-class Reaction(msgspec.Struct, omit_defaults=True):
+class Reaction(msgspec.Struct, omit_defaults=True, gc=False):
     """One emoji's aggregate on a message: ``n`` users, ``me`` if you are one."""
 
     e: str

@@ -18,7 +18,10 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .database import Database
 
 
 def new_id(prefix: str = "") -> str:
@@ -123,6 +126,8 @@ class Store(Protocol):
     """Everything the node needs from a database. All methods are trio-async."""
 
     backend: str  # "sqlite" | "postgres"
+    # Domain stores (groups, billing, ...) run their statements through it.
+    db: Database
 
     async def migrate(self) -> MigrationReport: ...
     async def ping(self) -> None: ...

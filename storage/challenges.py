@@ -1,10 +1,10 @@
 """Short-lived security state: one-time codes, rate-limit counters, OIDC state.
 
-``challenges_store(store)`` picks the backend twin (``challenges_sqlite`` or
-``challenges_postgres``). The decisions are pure functions here
-(``judge_code``, ``judge_hits``), tested without a database; each backend
-only reads the rows, calls them and writes the outcome, in one transaction,
-so two nodes racing on one code or one counter cannot both win.
+``challenges_store(store)`` gives the ``ChallengesStore`` on the store's
+database. The decisions are pure functions here (``judge_code``,
+``judge_hits``), tested without a database; the store only reads the rows,
+calls them and writes the outcome, in one transaction, so two nodes racing on
+one code or one counter cannot both win.
 
 Rules:
 - One live code per (purpose, target). It is deleted when used, when it
@@ -21,9 +21,11 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 from .base import Store
+from .database import Database
+from .dialect import Dialect
+from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,39 +139,150 @@ class OidcState:
     expires_at: int
 
 
-class ChallengesStore(Protocol):
+class ChallengesStore:
+    """Each decision reads the rows, calls the pure judge and writes the
+    outcome in one write transaction. On SQLite that transaction already
+    excludes every other writer; on PostgreSQL the code row is read ``FOR
+    UPDATE`` and counters, which may have no row yet, are locked by key
+    (``Dialect.xact_lock``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
     async def put_code(self, code: OtpCode) -> None:
         """Store ``code``, replacing the target's previous one of that purpose."""
+        await self._db.execute(
+            f"INSERT INTO otp_codes ({OTP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (purpose, target) DO UPDATE SET code_hash = excluded.code_hash,"
+            " created_at = excluded.created_at, expires_at = excluded.expires_at,"
+            " max_attempts = excluded.max_attempts, attempts = excluded.attempts",
+            (
+                code.purpose,
+                code.target,
+                code.code_hash,
+                code.created_at,
+                code.expires_at,
+                code.max_attempts,
+                code.attempts,
+            ),
+        )
 
     async def check_code(
         self, purpose: str, target: str, candidate_hash: str, now: int
-    ) -> CodeCheck: ...
-    async def delete_code(self, purpose: str, target: str) -> None: ...
+    ) -> CodeCheck:
+        return await self._db.write(
+            _check_code(self._db.dialect, purpose, target, candidate_hash, now)
+        )
+
+    async def delete_code(self, purpose: str, target: str) -> None:
+        await self._db.execute(
+            "DELETE FROM otp_codes WHERE purpose = ? AND target = ?", (purpose, target)
+        )
 
     async def hit(self, hits: Mapping[str, LimitRule], now: int) -> int:
         """0 when the hits were counted; else ms to wait, and nothing was counted."""
+        if not hits:
+            return 0
+        return await self._db.write(_hit(self._db.dialect, hits, now))
 
-    async def clear_counters(self, keys: Sequence[str]) -> None: ...
+    async def clear_counters(self, keys: Sequence[str]) -> None:
+        if keys:
+            d = self._db.dialect
+            await self._db.execute(
+                f"DELETE FROM rate_limits WHERE {d.in_list('key')}", (d.array(keys),)
+            )
+
     async def live_counters(self, keys: Sequence[str], now: int) -> set[str]:
         """Which of ``keys`` have a counter that has not expired at ``now``."""
+        if not keys:
+            return set()
+        d = self._db.dialect
+        rows = await self._db.fetch(
+            f"SELECT key FROM rate_limits WHERE {d.in_list('key')} AND expires_at > ?",
+            (d.array(keys), now),
+        )
+        return {str(r[0]) for r in rows}
 
-    async def put_oidc_state(self, state: OidcState) -> None: ...
-    async def take_oidc_state(self, state_hash: str) -> OidcState | None: ...
+    async def put_oidc_state(self, state: OidcState) -> None:
+        await self._db.execute(
+            f"INSERT INTO oidc_states ({OIDC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                state.state_hash,
+                state.kind,
+                state.provider,
+                state.nonce,
+                state.code_verifier,
+                state.binding_hash,
+                state.device,
+                state.created_at,
+                state.expires_at,
+            ),
+        )
+
+    async def take_oidc_state(self, state_hash: str) -> OidcState | None:
+        row = await self._db.fetchone(
+            f"DELETE FROM oidc_states WHERE state_hash = ? RETURNING {OIDC_COLUMNS}",
+            (state_hash,),
+            write=True,
+        )
+        return None if row is None else OidcState(*row)
 
     async def purge_expired(self, now: int) -> None:
         """Drop expired codes, counters and states (they are ignored anyway)."""
+        await self._db.write(_purge_expired(now))
 
 
 def challenges_store(store: Store) -> ChallengesStore:
-    if store.backend == "sqlite":
-        from .challenges_sqlite import SqliteChallenges
+    return ChallengesStore(store.db)
 
-        return SqliteChallenges(store)  # type: ignore[arg-type]
-    if store.backend == "postgres":
-        from .challenges_postgres import PostgresChallenges
 
-        return PostgresChallenges(store)  # type: ignore[arg-type]
-    raise ValueError(f"no challenges store for backend {store.backend!r}")
+# First key of the two-key lock on a rate-limit key: keeps these locks apart
+# from the migration lock and from anyone else's.
+_LOCK_CLASS = 8003
+
+
+def _check_code(
+    d: Dialect, purpose: str, target: str, candidate_hash: str, now: int
+) -> Op[CodeCheck]:
+    row = yield FetchOne(
+        f"SELECT {OTP_COLUMNS} FROM otp_codes WHERE purpose = ? AND target = ?{d.for_update()}",
+        (purpose, target),
+    )
+    check, action = judge_code(None if row is None else OtpCode(*row), candidate_hash, now)
+    if action == "count":
+        yield Execute(
+            "UPDATE otp_codes SET attempts = attempts + 1 WHERE purpose = ? AND target = ?",
+            (purpose, target),
+        )
+    elif action == "delete":
+        yield Execute("DELETE FROM otp_codes WHERE purpose = ? AND target = ?", (purpose, target))
+    return check
+
+
+def _hit(d: Dialect, hits: Mapping[str, LimitRule], now: int) -> Op[int]:
+    keys = sorted(hits)  # one lock order everywhere: no deadlock between nodes
+    lock = d.xact_lock()
+    if lock is not None:
+        for key in keys:
+            yield Execute(lock, (_LOCK_CLASS, key))
+    rows = yield Fetch(
+        f"SELECT {COUNTER_COLUMNS} FROM rate_limits WHERE {d.in_list('key')}", (d.array(keys),)
+    )
+    wait, updated = judge_hits(hits, {r[0]: Counter(*r[1:]) for r in rows}, now)
+    if updated:
+        yield ExecuteMany(
+            f"INSERT INTO rate_limits ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start,"
+            " count = excluded.count, next_at = excluded.next_at,"
+            " expires_at = excluded.expires_at",
+            [(k, u.window_start, u.count, u.next_at, u.expires_at) for k, u in updated.items()],
+        )
+    return wait
+
+
+def _purge_expired(now: int) -> Op[None]:
+    for table in ("otp_codes", "rate_limits", "oidc_states"):
+        yield Execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))
 
 
 OTP_COLUMNS = "purpose, target, code_hash, created_at, expires_at, max_attempts, attempts"

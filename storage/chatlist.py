@@ -1,7 +1,6 @@
 """Per-user chat settings and starred messages (issue 18, items 1 and 2).
 
-``chatlist_store(store)`` picks the backend twin (``chatlist_sqlite`` /
-``chatlist_postgres``), which runs on the main store's connections.
+Written once for both databases on the main store's ``Database``.
 
 Rules:
 - Settings belong to a (user, room) pair and are the same on every device.
@@ -16,8 +15,12 @@ Rules:
   muted now. Nothing on the message hot path writes for it.
 - Pinning is capped per user (``max_pinned``, counted over rooms the user is
   still in) inside the write transaction, so two devices pinning at once
-  cannot make a sixth pin. ``pinned_at`` is unique per user (the store bumps
-  it past the newest pin), so the order is total: newest pin first.
+  cannot make a sixth pin: SQLite's write transaction holds the database
+  write lock; on PostgreSQL the transaction first takes an advisory lock on
+  the user (``Dialect.xact_lock``), which serialises the read-modify-write
+  at read committed without a serialisation retry loop. ``pinned_at`` is
+  unique per user (the store bumps it past the newest pin), so the order is
+  total: newest pin first.
   Pinning unarchives; archiving unpins (an archived chat is not on top).
 - Starred messages list newest star first; a message deleted for everyone,
   hidden by the user ("delete for me") or in a room the user left drops out
@@ -26,11 +29,16 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Protocol
+from typing import Any
 
-from .base import RoomSummary, Store, StoredMessage
+from .base import RoomMember, RoomSummary, Store, StoredMessage
+from .database import Database
+from .dialect import Dialect
+from .schema import MESSAGE_COLUMNS, ROOM_COLUMNS, prefixed, summary_from_row
+from .statements import Execute, Fetch, FetchOne, Op, Row
 
 MUTE_FOREVER = 2**62  # far future; fits SQLite INTEGER and PostgreSQL bigint
 NOTIFY_LEVELS = ("all", "mentions", "none")
@@ -122,40 +130,228 @@ class StarredMessage:
         return (self.starred_at, self.message.room_id, self.message.seq)
 
 
-class ChatListStore(Protocol):
+_SETTINGS_COLUMNS = "muted_until, pinned_at, archived_at, marked_unread, notify, updated_at"
+# ROOM_COLUMNS, direct_key, last_seq, unread, MESSAGE_COLUMNS: what summary_from_row reads.
+_SUMMARY_WIDTH = len(ROOM_COLUMNS.split(",")) + 3 + len(MESSAGE_COLUMNS.split(","))
+# First key of the two-key advisory lock (``Dialect.xact_lock``): keeps these
+# locks apart from other domains' (the number of the chat_settings migration).
+_LOCK_CLASS = 8011
+
+# An archived chat is back in the main list once the room has a message after
+# the archive time, unless it is muted now (the rule of ``ChatSettings.archived``,
+# in SQL). COALESCE: no settings row means not archived, never NULL.
+_LIST_CHATS = f"""
+SELECT {prefixed("r", ROOM_COLUMNS)},
+       r.direct_key, r.last_seq,
+       (SELECT COUNT(*) FROM messages u
+         WHERE u.room_id = r.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id
+           AND u.deleted_at IS NULL),
+       {prefixed("m", MESSAGE_COLUMNS)},
+       {prefixed("s", _SETTINGS_COLUMNS)}, r.last_message_at
+FROM room_members me
+JOIN rooms r ON r.id = me.room_id
+LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
+LEFT JOIN chat_settings s ON s.user_id = me.user_id AND s.room_id = me.room_id
+WHERE me.user_id = ?
+  AND COALESCE(s.archived_at IS NOT NULL
+       AND (COALESCE(r.last_message_at, 0) <= s.archived_at
+            OR COALESCE(s.muted_until, 0) > ?), FALSE) = ?
+ORDER BY s.pinned_at IS NULL, s.pinned_at DESC,
+         COALESCE(r.last_message_at, r.created_at) DESC, r.id
+LIMIT ? OFFSET ?
+"""
+
+_STARRED = f"""
+SELECT st.starred_at, {prefixed("m", MESSAGE_COLUMNS)}
+FROM starred_messages st
+JOIN room_members me ON me.room_id = st.room_id AND me.user_id = st.user_id
+JOIN messages m ON m.room_id = st.room_id AND m.seq = st.seq
+WHERE st.user_id = ? AND m.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM message_hidden h
+                   WHERE h.user_id = st.user_id AND h.room_id = st.room_id AND h.seq = st.seq)
+  AND (st.starred_at, st.room_id, st.seq) < (?, ?, ?)
+ORDER BY st.starred_at DESC, st.room_id DESC, st.seq DESC
+LIMIT ?
+"""
+
+_LOAD = (
+    f"SELECT {prefixed('s', _SETTINGS_COLUMNS)}, r.last_message_at FROM rooms r"
+    " LEFT JOIN chat_settings s ON s.room_id = r.id AND s.user_id = ?"
+    " WHERE r.id = ?"
+)
+
+
+def _settings_from(room_id: str, row: Sequence[Any], last_message_at: int | None) -> ChatSettings:
+    """``row`` is _SETTINGS_COLUMNS, all NULL when the user never changed anything."""
+    if row[5] is None:
+        return ChatSettings(room_id, last_message_at=last_message_at)
+    muted_until, pinned_at, archived_at, marked_unread, notify, updated_at = row
+    return ChatSettings(
+        room_id,
+        muted_until=muted_until,
+        pinned_at=pinned_at,
+        archived_at=archived_at,
+        marked_unread=bool(marked_unread),  # INTEGER on SQLite, boolean on PostgreSQL
+        notify=notify,
+        updated_at=updated_at,
+        last_message_at=last_message_at,
+    )
+
+
+def _loaded(room_id: str, row: Row | None) -> ChatSettings:
+    if row is None:
+        return ChatSettings(room_id)
+    values = tuple(row)
+    return _settings_from(room_id, values[:6], values[6])
+
+
+def _lock_user(d: Dialect, user_id: str) -> Op[None]:
+    lock = d.xact_lock()
+    if lock is not None:
+        yield Execute(lock, (_LOCK_CLASS, user_id))
+
+
+def _update(
+    d: Dialect, user_id: str, room_id: str, change: SettingsChange, now: int, max_pinned: int
+) -> Op[ChatSettings]:
+    # The pin count and the write are one serialised step (see the rules above).
+    yield from _lock_user(d, user_id)
+    row = yield FetchOne(_LOAD, (user_id, room_id))
+    current = _loaded(room_id, row)
+    newest, pinned = yield FetchOne(
+        "SELECT MAX(s.pinned_at), COUNT(s.pinned_at) FROM chat_settings s"
+        " JOIN room_members me ON me.room_id = s.room_id AND me.user_id = s.user_id"
+        " WHERE s.user_id = ? AND s.room_id <> ?",
+        (user_id, room_id),
+    )
+    new = apply_change(current, change, now, max(now, (newest or 0) + 1))
+    if new.pinned_at is not None and current.pinned_at is None and pinned >= max_pinned:
+        raise PinLimitReached(max_pinned)  # the transaction rolls back: nothing written
+    yield Execute(
+        f"INSERT INTO chat_settings (user_id, room_id, {_SETTINGS_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, room_id) DO UPDATE SET"
+        " muted_until = excluded.muted_until, pinned_at = excluded.pinned_at,"
+        " archived_at = excluded.archived_at, marked_unread = excluded.marked_unread,"
+        " notify = excluded.notify, updated_at = excluded.updated_at",
+        (
+            user_id,
+            room_id,
+            new.muted_until,
+            new.pinned_at,
+            new.archived_at,
+            new.marked_unread,
+            new.notify,
+            new.updated_at,
+        ),
+    )
+    return new
+
+
+def _clear_unread(d: Dialect, user_id: str, room_id: str, now: int) -> Op[ChatSettings | None]:
+    yield from _lock_user(d, user_id)
+    cleared = yield Execute(
+        "UPDATE chat_settings SET marked_unread = FALSE, updated_at = ?"
+        " WHERE user_id = ? AND room_id = ? AND marked_unread = TRUE",
+        (now, user_id, room_id),
+    )
+    if not cleared:
+        return None
+    row = yield FetchOne(_LOAD, (user_id, room_id))
+    return _loaded(room_id, row)
+
+
+def _list_chats(
+    d: Dialect, user_id: str, archived: bool, now: int, limit: int, offset: int
+) -> Op[list[tuple[RoomSummary, ChatSettings]]]:
+    listed = yield Fetch(_LIST_CHATS, (user_id, now, archived, limit, offset))
+    rows = [tuple(r) for r in listed]
+    members: dict[str, list[RoomMember]] = {r[0]: [] for r in rows}
+    if members:
+        found = yield Fetch(
+            "SELECT room_id, user_id, role, read_seq FROM room_members"
+            f" WHERE {d.in_list('room_id')} ORDER BY joined_at, user_id",
+            (d.array(members),),
+        )
+        for room_id, *member in found:
+            members[room_id].append(RoomMember(*member))
+    w = _SUMMARY_WIDTH
+    return [
+        (
+            summary_from_row(row[:w], tuple(members[row[0]])),
+            _settings_from(row[0], row[w : w + 6], row[w + 6]),
+        )
+        for row in rows
+    ]
+
+
+class ChatListStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
     async def get(self, user_id: str, room_id: str) -> ChatSettings:
         """The user's settings of the room (the defaults when never changed)."""
+        return _loaded(room_id, await self._db.fetchone(_LOAD, (user_id, room_id)))
 
     async def update(
         self, user_id: str, room_id: str, change: SettingsChange, now: int, max_pinned: int
     ) -> ChatSettings:
         """Apply ``change`` in one transaction; raises ``PinLimitReached``."""
+        d = self._db.dialect
+        return await self._db.write(_update(d, user_id, room_id, change, now, max_pinned))
 
     async def clear_unread(self, user_id: str, room_id: str, now: int) -> ChatSettings | None:
         """Clear the marked-unread flag; the new settings, or None when it was not set."""
+        # Every read receipt asks: one plain read first, so the common case
+        # (not marked) takes no write transaction and no lock.
+        marked = await self._db.fetchval(
+            "SELECT 1 FROM chat_settings"
+            " WHERE user_id = ? AND room_id = ? AND marked_unread = TRUE",
+            (user_id, room_id),
+        )
+        if marked is None:
+            return None
+        return await self._db.write(_clear_unread(self._db.dialect, user_id, room_id, now))
 
     async def list_chats(
         self, user_id: str, *, archived: bool, now: int, limit: int, offset: int
     ) -> list[tuple[RoomSummary, ChatSettings]]:
         """(``RoomSummary``, settings) of the user's rooms in (or out of) the
         archive at ``now``: pinned first (newest pin first), then by activity."""
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        d = self._db.dialect
+        return await self._db.read(_list_chats(d, user_id, archived, now, limit, max(offset, 0)))
 
     async def star(self, user_id: str, room_id: str, seq: int, at: int) -> int:
         """Star (idempotent); returns the stored starred_at (the first star's)."""
+        # DO UPDATE to itself, not DO NOTHING: RETURNING then hands back the
+        # row already there.
+        stored = await self._db.fetchval(
+            "INSERT INTO starred_messages AS st (user_id, room_id, seq, starred_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (user_id, room_id, seq)"
+            " DO UPDATE SET starred_at = st.starred_at RETURNING starred_at",
+            (user_id, room_id, seq, at),
+            write=True,
+        )
+        return int(stored)
 
-    async def unstar(self, user_id: str, room_id: str, seq: int) -> bool: ...
+    async def unstar(self, user_id: str, room_id: str, seq: int) -> bool:
+        deleted = await self._db.execute(
+            "DELETE FROM starred_messages WHERE user_id = ? AND room_id = ? AND seq = ?",
+            (user_id, room_id, seq),
+        )
+        return deleted > 0
 
     async def starred(
         self, user_id: str, before: tuple[int, str, int], limit: int
     ) -> list[StarredMessage]:
         """Visible starred messages strictly before the cursor, newest star first."""
+        if limit <= 0:
+            return []
+        rows = await self._db.fetch(_STARRED, (user_id, *before, limit))
+        return [StarredMessage(int(r[0]), StoredMessage(*tuple(r)[1:])) for r in rows]
 
 
 def chatlist_store(store: Store) -> ChatListStore:
-    if store.backend == "sqlite":
-        from .chatlist_sqlite import SqliteChatListStore
-
-        return SqliteChatListStore(store)  # type: ignore[arg-type]
-    from .chatlist_postgres import PostgresChatListStore
-
-    return PostgresChatListStore(store)  # type: ignore[arg-type]
+    return ChatListStore(store.db)

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from .base import Store
+from .database import Database
+from .store import SqlStore
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -27,16 +29,19 @@ async def open_store(
     # Backends are imported lazily so a SQLite install never loads asyncpg or
     # trio-asyncio (which patches asyncio's loop policy on import).
     if database_url.startswith(SQLITE_PREFIX):
-        from .sqlite import open_sqlite_store
+        from .driver_sqlite import open_sqlite_driver
 
         path = database_url[len(SQLITE_PREFIX) :]
-        async with open_sqlite_store(path, synchronous=sqlite_synchronous) as store:
-            yield store
+        async with open_sqlite_driver(path, synchronous=sqlite_synchronous) as driver:
+            yield SqlStore(Database(driver))
     elif database_url.startswith(POSTGRES_PREFIXES):
-        from .postgres import open_postgres_store
+        from .driver_postgres import open_postgres_driver
 
-        async with open_postgres_store(database_url) as pg_store:
-            yield pg_store
+        async with (
+            open_postgres_driver(database_url) as pg_driver,
+            pg_driver.dedicated() as messages_driver,
+        ):
+            yield SqlStore(Database(pg_driver), messages_db=Database(messages_driver))
     else:
         raise ValueError(
             "DATABASE_URL must start with sqlite:///, postgresql:// or postgres://,"

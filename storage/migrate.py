@@ -23,36 +23,28 @@ import re
 import sqlite3
 import sys
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from .base import MigrationReport, now_ms
+from .database import Database
 from .errors import MigrationError, StoreError
-
-if TYPE_CHECKING:
-    import asyncpg  # type: ignore[import-untyped]
+from .statements import Execute, FetchOne, Op, Script
 
 DIALECTS = ("sqlite", "postgres")
 _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 
-_SQLITE_TABLE = """
+# Both dialects take these types (SQLite's INTEGER is 64-bit, like bigint).
+_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT PRIMARY KEY,
     checksum   TEXT NOT NULL,
-    applied_at INTEGER NOT NULL
-)"""
-
-_POSTGRES_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    name       text PRIMARY KEY,
-    checksum   text NOT NULL,
-    applied_at bigint NOT NULL
+    applied_at BIGINT NOT NULL
 )"""
 
 # Keyed by schema so test schemas (one per test) and real deployments sharing
 # a database do not serialise each other's start-up.
 # Migrations may rewrite big tables and may wait for another node's; the
 # pool's everyday command timeout is far too short for that.
-_POSTGRES_TIMEOUT = 3600.0
+_TIMEOUT = 3600.0
 
 _POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('storage.migrate:' || current_schema()))"
 
@@ -107,73 +99,49 @@ def split_sqlite_script(sql: str) -> list[str]:
     return statements
 
 
-def migrate_sqlite(conn: sqlite3.Connection) -> MigrationReport:
-    """Blocking; the connection must be in autocommit mode (isolation_level=None)."""
+def _apply(dialect: str, name: str, sql: str) -> Op[bool]:
+    """One file and its record, in one transaction; False if it was applied before."""
+    if dialect == "postgres":
+        # Taken first, so the "already applied?" check and the apply cannot
+        # interleave with another node's.
+        yield Script(_POSTGRES_LOCK, timeout=_TIMEOUT)
+    # SQLite needs no lock statement: the write transaction is BEGIN
+    # IMMEDIATE, which takes the database write lock before the check.
+    row = yield FetchOne("SELECT checksum FROM schema_migrations WHERE name = ?", (name,))
+    if row is not None:
+        _check_unchanged(name, sql, row[0])
+        return False
+    yield Script(sql, timeout=_TIMEOUT)
+    yield Execute(
+        "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES (?, ?, ?)",
+        (name, checksum(sql), now_ms()),
+    )
+    return True
+
+
+def _create_table(dialect: str) -> Op[None]:
+    if dialect == "postgres":
+        # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator
+        # (duplicate pg_type row), hence the lock here too.
+        yield Script(_POSTGRES_LOCK, timeout=_TIMEOUT)
+    yield Script(_TABLE)
+
+
+async def migrate(db: Database) -> MigrationReport:
+    """Apply what is missing, one file per transaction, in name order."""
+    dialect = db.backend
     report = MigrationReport()
     try:
-        conn.execute(_SQLITE_TABLE)
-        for name, sql in migration_files("sqlite"):
-            # IMMEDIATE takes the write lock before the check, so two processes
-            # cannot both decide a file is missing and both apply it.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT checksum FROM schema_migrations WHERE name = ?", (name,)
-                ).fetchone()
-                if row is not None:
-                    _check_unchanged(name, sql, row[0])
-                    report.already.append(name)
-                else:
-                    for statement in split_sqlite_script(sql):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (name, checksum, applied_at)"
-                        " VALUES (?, ?, ?)",
-                        (name, checksum(sql), now_ms()),
-                    )
-                    report.applied.append(name)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-    except sqlite3.Error as exc:
-        raise MigrationError(f"SQLite migration failed: {exc}") from exc
-    return report
-
-
-async def migrate_postgres(conn: asyncpg.Connection) -> MigrationReport:
-    """asyncio-flavoured: run it through ``storage.asyncio_bridge``."""
-    import asyncpg  # noqa: F811 - the real module, not only its name for typing
-
-    report = MigrationReport()
-    try:
-        async with conn.transaction():
-            # CREATE TABLE IF NOT EXISTS is not safe against a concurrent
-            # creator (duplicate pg_type row), hence the lock here too.
-            await conn.execute(_POSTGRES_LOCK, timeout=_POSTGRES_TIMEOUT)
-            await conn.execute(_POSTGRES_TABLE)
-        for name, sql in migration_files("postgres"):
-            async with conn.transaction():
-                await conn.execute(_POSTGRES_LOCK, timeout=_POSTGRES_TIMEOUT)
-                recorded = await conn.fetchval(
-                    "SELECT checksum FROM schema_migrations WHERE name = $1", name
-                )
-                if recorded is not None:
-                    _check_unchanged(name, sql, recorded)
-                    report.already.append(name)
-                    continue
-                await conn.execute(sql, timeout=_POSTGRES_TIMEOUT)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (name, checksum, applied_at)"
-                    " VALUES ($1, $2, $3)",
-                    name,
-                    checksum(sql),
-                    now_ms(),
-                )
+        await db.write(_create_table(dialect))
+        for name, sql in migration_files(dialect):
+            if await db.write(_apply(dialect, name, sql)):
                 report.applied.append(name)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise MigrationError(f"PostgreSQL migration failed: {exc}") from exc
+            else:
+                report.already.append(name)
+    except MigrationError:
+        raise
+    except StoreError as exc:
+        raise MigrationError(f"{dialect} migration failed: {exc}") from exc
     return report
 
 

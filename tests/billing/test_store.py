@@ -100,6 +100,31 @@ async def test_the_change_sees_the_current_record_and_may_leave_it(store: Store,
     assert await billing.find_subscription("stripe", "sub_other") is None
 
 
+async def test_concurrent_changes_each_decide_from_the_one_before(store: Store, billing):
+    """The record is read locked: no two writers decide from the same stale record."""
+    user = await a_user(store)
+    await billing.apply(BillingWrite(user_id=user, change=lambda _c: record(user, period_end=0)))
+
+    def extend(current: SubscriptionRecord | None) -> SubscriptionRecord:
+        assert current is not None
+        return record(user, period_end=current.period_end + 1)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for _ in range(30):
+                nursery.start_soon(billing.apply, BillingWrite(user_id=user, change=extend))
+    stored = await billing.get_subscription(user)
+    assert stored is not None and stored.period_end == 30
+
+
+async def test_cancel_at_period_end_round_trips_as_a_bool(store: Store, billing):
+    user = await a_user(store)
+    cancelling = record(user, cancel_at_period_end=True)
+    await billing.apply(BillingWrite(user_id=user, change=lambda _c: cancelling))
+    stored = await billing.get_subscription(user)
+    assert stored is not None and stored.cancel_at_period_end is True
+
+
 async def test_an_order_completes_once_and_a_rejected_one_never(store: Store, billing):
     user = await a_user(store)
     order = Order("ord_1", user, "konnect", "basic", "open", NOW, 30_000, "TND", "ref1", "u")

@@ -9,6 +9,7 @@ import trio
 from protocol import frames
 from protocol.client import ServerError, open_client
 from realtime_server.node import Node
+from tests.conftest import NodeFactory
 from tests.e2e.helpers import auth, create_group, login, register
 
 
@@ -180,3 +181,41 @@ async def test_room_list_shows_last_message_and_unread_count(node: Node, http: h
     r = await http.post(f"/rooms/{room}/read", json={"seq": 2}, headers=auth(bob))
     assert r.status_code == 200
     assert (await http.get("/rooms", headers=auth(bob))).json()["rooms"][0]["unread"] == 1
+
+
+async def test_a_resend_older_than_the_room_s_memory_returns_the_original_beside_new_messages(
+    node_factory: NodeFactory,
+):
+    # A room keeps only its last few messages in memory and asks storage about
+    # no cid before writing: the database's (room, sender, cid) rule catches
+    # the old resend, and the new messages of the same round still get
+    # gap-free seqs.
+    async with node_factory(room_cache_size=2) as node:
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+            alice = await register(http)
+            bob = await register(http)
+            room = await create_group(http, alice, bob)
+            async with (
+                open_client(node.ws_url, alice.access_token) as a,
+                open_client(node.ws_url, bob.access_token) as b,
+            ):
+                first = await a.send_message(room, "old one", cid="old")
+                for i in range(3):  # pushes "old" out of the room's memory
+                    await a.send_message(room, f"filler {i}", cid=f"f{i}")
+                async with trio.open_nursery() as n:
+                    results: list[frames.Message] = []
+                    n.start_soon(
+                        lambda: _append(results, a.send_message(room, "old one", cid="old"))
+                    )
+                    for i in range(3):
+                        n.start_soon(
+                            lambda i=i: _append(
+                                results, b.send_message(room, f"new {i}", cid=f"n{i}")
+                            )
+                        )
+                again = next(m for m in results if m.cid == "old")
+                assert again == first
+                new_seqs = sorted(m.seq for m in results if m.cid != "old")
+                assert new_seqs == [5, 6, 7]
+            r = await http.get(f"/rooms/{room}/messages", headers=auth(alice))
+            assert [m["seq"] for m in r.json()["messages"]] == [1, 2, 3, 4, 5, 6, 7]

@@ -19,11 +19,7 @@ FR = "+33612345678"
 
 async def stored_code_rows(store: Store) -> list[tuple[str, str, str]]:
     """(purpose, target, code_hash) of every stored code, read straight from the table."""
-    sql = "SELECT purpose, target, code_hash FROM otp_codes"
-    if store.backend == "sqlite":
-        rows = await store._read(lambda c: c.execute(sql).fetchall())  # type: ignore[attr-defined]
-    else:
-        rows = await store._run(store._pool.fetch, sql)  # type: ignore[attr-defined]
+    rows = await store.db.fetch("SELECT purpose, target, code_hash FROM otp_codes")
     return [tuple(r) for r in rows]
 
 
