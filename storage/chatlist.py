@@ -34,11 +34,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from .base import RoomMember, RoomSummary, Store, StoredMessage
+from .base import RoomSummary, Store, StoredMessage
 from .database import Database
 from .dialect import Dialect
 from .schema import MESSAGE_COLUMNS, ROOM_COLUMNS, prefixed, summary_from_row
 from .statements import Execute, Fetch, FetchOne, Op, Row
+from .store import members_of
 
 MUTE_FOREVER = 2**62  # far future; fits SQLite INTEGER and PostgreSQL bigint
 NOTIFY_LEVELS = ("all", "mentions", "none")
@@ -266,19 +267,11 @@ def _list_chats(
 ) -> Op[list[tuple[RoomSummary, ChatSettings]]]:
     listed = yield Fetch(_LIST_CHATS, (user_id, now, archived, limit, offset))
     rows = [tuple(r) for r in listed]
-    members: dict[str, list[RoomMember]] = {r[0]: [] for r in rows}
-    if members:
-        found = yield Fetch(
-            "SELECT room_id, user_id, role, read_seq FROM room_members"
-            f" WHERE {d.in_list('room_id')} ORDER BY joined_at, user_id",
-            (d.array(members),),
-        )
-        for room_id, *member in found:
-            members[room_id].append(RoomMember(*member))
+    members = yield from members_of(d, [r[0] for r in rows])
     w = _SUMMARY_WIDTH
     return [
         (
-            summary_from_row(row[:w], tuple(members[row[0]])),
+            summary_from_row(row[:w], members[row[0]]),
             _settings_from(row[0], row[w : w + 6], row[w + 6]),
         )
         for row in rows

@@ -96,9 +96,9 @@ def _create_room(room: Room) -> Op[Room]:
     return stored
 
 
-def _list_rooms(d: Dialect, user_id: str, limit: int, offset: int) -> Op[list[RoomSummary]]:
-    rows = yield Fetch(_LIST_ROOMS, (user_id, limit, max(offset, 0)))
-    members: dict[str, list[RoomMember]] = {r[0]: [] for r in rows}
+def members_of(d: Dialect, room_ids: Sequence[str]) -> Op[dict[str, tuple[RoomMember, ...]]]:
+    """The members of each room, in joining order: one statement for all rooms."""
+    members: dict[str, list[RoomMember]] = {room_id: [] for room_id in room_ids}
     if members:
         found = yield Fetch(
             "SELECT room_id, user_id, role, read_seq FROM room_members"
@@ -107,7 +107,13 @@ def _list_rooms(d: Dialect, user_id: str, limit: int, offset: int) -> Op[list[Ro
         )
         for room_id, *member in found:
             members[room_id].append(RoomMember(*member))
-    return [summary_from_row(r, tuple(members[r[0]])) for r in rows]
+    return {room_id: tuple(listed) for room_id, listed in members.items()}
+
+
+def _list_rooms(d: Dialect, user_id: str, limit: int, offset: int) -> Op[list[RoomSummary]]:
+    rows = yield Fetch(_LIST_ROOMS, (user_id, limit, max(offset, 0)))
+    members = yield from members_of(d, [r[0] for r in rows])
+    return [summary_from_row(r, members[r[0]]) for r in rows]
 
 
 def insert_messages_op(d: Dialect, messages: Sequence[StoredMessage]) -> Op[None]:
