@@ -69,7 +69,8 @@ class NotificationRef(msgspec.Struct, omit_defaults=True):
     reason: str | None = None  # payment.failed
 
 
-class Notification(msgspec.Struct, omit_defaults=True):
+# Every field always present (no omit_defaults): REST lists show ``read: false``.
+class Notification(msgspec.Struct):
     """One notification. ``title`` and ``body`` are ready to show (English);
     clients that translate use ``kind`` and ``ref``. An announcement's id is the
     same for every recipient."""
