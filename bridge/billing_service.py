@@ -302,9 +302,7 @@ class SubscriptionService:
                     currency=payment.currency,
                 )
             was_ending = (
-                before is not None
-                and before.provider_ref == sub.id
-                and before.cancel_at_period_end
+                before is not None and before.provider_ref == sub.id and before.cancel_at_period_end
             )
             if sub.cancel_at_period_end and not was_ending:
                 await self.notifier.plan_ending(user_id, plan.name, sub.period_end)

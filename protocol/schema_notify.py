@@ -34,7 +34,9 @@ NOTIFY_EXAMPLES: dict[str, msgspec.Struct] = {
             ref=NotificationRef(room="r_general", call="c_9f8e", user="u_123", call_kind="video"),
         )
     ),
-    "notify.read": NotifyRead(d=NotifyReadData(unread=2, ids=["n_018bcfe56800000000074a1b2c3d4e5f"])),
+    "notify.read": NotifyRead(
+        d=NotifyReadData(unread=2, ids=["n_018bcfe56800000000074a1b2c3d4e5f"])
+    ),
     "admin.stats": AdminStats(
         d=AdminStatsData(
             ts=_TS,

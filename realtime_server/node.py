@@ -42,11 +42,11 @@ from realtime_server import (
     metrics,
 )
 from realtime_server import presence as presence_frames
+from realtime_server.admin_stats import LiveStats
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
-from realtime_server.admin_stats import LiveStats
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers

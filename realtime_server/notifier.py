@@ -177,7 +177,11 @@ class Notifier:
         ref = NotificationRef(plan=plan, amount=amount, currency=currency, reason=reason)
         if paid:
             await self.notify_quietly(
-                [user_id], "payment.succeeded", "Payment received", f"Your {plan} plan is paid.", ref
+                [user_id],
+                "payment.succeeded",
+                "Payment received",
+                f"Your {plan} plan is paid.",
+                ref,
             )
         else:
             await self.notify_quietly(

@@ -2,7 +2,8 @@
 
 Stats tick every ADMIN_STATS_INTERVAL = 0.1 s and calls ring 0.3 s, so no test
 waits long on the wall clock. The billing fixtures (local Stripe and
-Konnect) come from tests/billing for the payment notifications.
+Konnect) come from tests/billing for the payment notifications, ``make_user``
+from tests/storage for the store's own tests.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pytest
 from realtime_server.node import Node
 from tests.billing.conftest import billing_settings, konnect_server, stripe_server
 from tests.conftest import NodeFactory
+from tests.storage.conftest import make_user
 
-__all__ = ["billing_settings", "konnect_server", "stripe_server"]
+__all__ = ["billing_settings", "konnect_server", "make_user", "stripe_server"]
 
 FAST = {"admin_stats_interval": 0.1, "call_ring_seconds": 0.3}
 

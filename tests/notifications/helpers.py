@@ -2,52 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 import trio
 
 from protocol.client import Client
-from realtime_server import cli
 from tests.e2e.helpers import Account, auth
 
 F = TypeVar("F")
 
 
-async def run_cli(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    database_url: str,
-    *args: str,
-) -> tuple[int, str, str]:
+async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
     """``realtime-server ARGS`` against the node's database: (exit code, stdout, stderr).
 
-    In a thread: the CLI runs its own ``trio.run``.
+    The CLI's ``main`` in a process of its own, as an operator runs it: it
+    starts its own ``trio.run`` (and on PostgreSQL its own asyncio bridge),
+    which cannot share this test's thread or process state.
     """
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    capsys.readouterr()
-    code = await trio.to_thread.run_sync(cli.main, list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = await trio.run_process(
+        [sys.executable, "-m", "realtime_server.cli", *args],
+        env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-async def make_admin(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    database_url: str,
-    account: Account,
-) -> None:
+async def make_admin(database_url: str, account: Account) -> None:
     code, out, err = await run_cli(
-        monkeypatch, capsys, database_url, "admin", "grant", f"{account.username}@example.test"
+        database_url, "admin", "grant", f"{account.username}@example.test"
     )
     assert code == 0, err
     assert "now an admin" in out
 
 
-async def notifications(
-    http: httpx.AsyncClient, who: Account, **params: Any
-) -> dict[str, Any]:
+async def notifications(http: httpx.AsyncClient, who: Account, **params: Any) -> dict[str, Any]:
     r = await http.get("/me/notifications", params=params, headers=auth(who))
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()

@@ -13,14 +13,15 @@ from storage.notifications import (
     new_notification_id,
     notification_store,
 )
-from tests.storage.conftest import make_user  # noqa: F401  (fixture)
 
 MakeUser = Callable[[str], Awaitable[User]]
 DAY = 24 * 3600 * 1000
 
 
 def note(kind: str = "group.added", **data: object) -> NewNotification:
-    return NewNotification(new_notification_id(), kind, "Title", now_ms(), body="b", data=dict(data))
+    return NewNotification(
+        new_notification_id(), kind, "Title", now_ms(), body="b", data=dict(data)
+    )
 
 
 async def test_a_users_notifications_page_newest_first_and_count_unread(
