@@ -264,7 +264,8 @@ class SubscriptionService:
                 log.warning("Stripe event %s grants nothing: %s", event_id, outcome)
                 await self.store.apply(BillingWrite(event=record_event, at=now))
                 return outcome
-            before = await self.store.get_subscription(user_id)
+            # What it was, to tell a new "cancelled at period end" from a repeat.
+            before = None if self.notifier is None else await self.store.get_subscription(user_id)
             payment = None
             if facts.invoice is not None:
                 inv = facts.invoice
