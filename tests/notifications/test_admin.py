@@ -12,12 +12,13 @@ from protocol.frames import Ok
 from protocol.frames_notify import AdminStats, AdminStatsSub, AdminStatsUnsub, NotifyNew
 from realtime_server.admin_stats import LiveStats
 from realtime_server.node import Node
-from tests.e2e.helpers import auth, create_group, register
+from tests.conftest import NodeFactory
+from tests.e2e.helpers import Account, auth, create_group, register
 from tests.notifications.helpers import make_admin, next_of, no_push_of, notifications, run_cli
 
 
-async def _announce(http: httpx.AsyncClient, who: object, **body: object) -> httpx.Response:
-    return await http.post("/admin/announcements", json=body, headers=auth(who))  # type: ignore[arg-type]
+async def _announce(http: httpx.AsyncClient, who: Account, **body: object) -> httpx.Response:
+    return await http.post("/admin/announcements", json=body, headers=auth(who))
 
 
 async def test_the_cli_grants_and_revokes_the_admin_role_and_refuses_unknown_emails(
@@ -144,10 +145,10 @@ async def test_stats_over_rest_count_connections_users_rooms_and_messages(
 
 
 async def test_messages_per_second_and_rooms_with_traffic_cover_the_last_interval(
-    node_factory: object, database_url: str
+    node_factory: NodeFactory, database_url: str
 ) -> None:
     # A longer interval here, so the sends surely fall inside one window.
-    async with node_factory(admin_stats_interval=0.5) as node:  # type: ignore[operator]
+    async with node_factory(admin_stats_interval=0.5) as node:
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             boss, bob = await register(http), await register(http)
             await make_admin(database_url, boss)

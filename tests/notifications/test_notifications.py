@@ -11,7 +11,12 @@ from protocol.frames_notify import NotifyNew, NotifyRead
 from realtime_server.node import Node
 from tests.billing.fake_konnect import FakeKonnect
 from tests.billing.fake_stripe import FakeStripe
-from tests.billing.helpers import deliver, subscribe_with_konnect, subscribe_with_stripe
+from tests.billing.helpers import (
+    deliver,
+    konnect_checkout,
+    subscribe_with_konnect,
+    subscribe_with_stripe,
+)
 from tests.calls.helpers import direct_room, expect, start
 from tests.e2e.helpers import auth, create_group, register
 from tests.notifications.helpers import next_of, no_push_of, notifications
@@ -133,3 +138,26 @@ async def test_a_konnect_payment_notifies_once_however_often_konnect_calls(
         "TND",
         1,
     )
+
+
+async def test_a_rejected_konnect_payment_is_a_failed_payment_notified_once(
+    billing_node: Node, api: httpx.AsyncClient, konnect_server: FakeKonnect
+) -> None:
+    alice = await register(api)
+    checkout = await konnect_checkout(api, alice, "premium")
+    ref = checkout["payment_ref"]
+    konnect_server.pay(ref)
+    konnect_server.tamper(ref, amount=1_000)
+    async with open_client(billing_node.ws_url, alice.access_token) as a:
+        assert (await konnect_server.notify(ref)).status_code == 409
+        failed = (await next_of(a, NotifyNew)).d
+        assert (failed.kind, failed.ref.plan, failed.ref.reason is not None) == (
+            "payment.failed",
+            "premium",
+            True,
+        )
+        assert (await konnect_server.notify(ref)).status_code == 409  # Konnect retries
+        await no_push_of(a, NotifyNew)
+    assert [n["kind"] for n in (await notifications(api, alice))["notifications"]] == [
+        "payment.failed"
+    ]
