@@ -119,8 +119,10 @@ class StreamDeps:
 
 
 @dataclass(slots=True)
-class _Text:
-    text: str
+class _Texts:
+    """Deltas the provider sent in one read: relayed in one step, one write per session."""
+
+    texts: list[str]
 
 
 @dataclass(slots=True)
@@ -218,6 +220,28 @@ class Generation:
         for sink in self.sinks:
             sink(frame)
 
+    def _fan_deltas(self, start: int) -> None:
+        """``ai.delta`` for each delta from ``start`` on: one frame each (the
+        contract), all of them in one write per session."""
+        frame, encode, deltas = self.deps.frame, codec.encode, self.deltas
+        gen, room = self.id, self.room_id
+        frames = [
+            AiDelta(d=AiDeltaData(gen=gen, room=room, i=i, text=deltas[i]))
+            for i in range(start, len(deltas))
+        ]
+        data = b"".join([frame(encode(f)) for f in frames])
+        gone = None
+        for key, session in self.sessions.items():
+            if session.close_code is not None:
+                gone = [*(gone or []), key]
+            else:
+                session.push(data)
+        for key in gone or ():
+            del self.sessions[key]
+        for sink in self.sinks:
+            for f in frames:
+                sink(f)
+
     def _delta(self, i: int) -> AiDelta:
         return AiDelta(d=AiDeltaData(gen=self.id, room=self.room_id, i=i, text=self.deltas[i]))
 
@@ -230,9 +254,10 @@ class Generation:
             nursery.start_soon(self._read)
             async for msg in self._recv:
                 match msg:
-                    case _Text(text):
-                        self.deltas.append(text)
-                        self._fan(self._delta(len(self.deltas) - 1))
+                    case _Texts(texts):
+                        start = len(self.deltas)
+                        self.deltas.extend(texts)
+                        self._fan_deltas(start)
                     case _Usage(usage):
                         self.usage = usage
                     case _Finished():
@@ -328,7 +353,7 @@ class Generation:
                     got_text = False
                     while True:
                         with trio.move_on_at(deadline) as waited:
-                            event = await events.next()
+                            batch = await events.next_batch()
                         if waited.cancelled_caught:
                             if not got_text:
                                 raise silent
@@ -336,13 +361,17 @@ class Generation:
                                 ErrorCode.AI_PROVIDER_TIMEOUT,
                                 f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
                             )
-                        if event is None:
+                        if not batch:
                             break
-                        if isinstance(event, Usage):
-                            await send.send(_Usage(event))
-                        else:
+                        texts = [e for e in batch if isinstance(e, str)]
+                        if texts:
                             got_text = True
-                            await send.send(_Text(event))
+                            msg = _Texts(texts)
+                            if not _tell_nowait(send, msg):
+                                await send.send(msg)
+                        for event in batch:
+                            if isinstance(event, Usage):
+                                await send.send(_Usage(event))
                         if got_text:
                             deadline = trio.current_time() + self.deps.idle_timeout
                 self.upstream_closed.set()
@@ -425,6 +454,15 @@ class Generation:
         self.final = final
         outcome = "failed" if error else ("stopped" if self.status == "stopped" else "done")
         metrics.ai_generation_finished(outcome, len(self.deltas))
+
+
+def _tell_nowait(send: trio.MemorySendChannel[Any], msg: Any) -> bool:
+    """Queue without yielding (the reader's next read yields anyway); False when full."""
+    try:
+        send.send_nowait(msg)
+    except trio.WouldBlock:
+        return False
+    return True
 
 
 # ----- the supervisor -----------------------------------------------------------

@@ -68,8 +68,8 @@ class lines_of:  # noqa: N801 - reads like the generator it stands for
 async def events(*lines: str) -> list:
     stream = SseChatStream(lines_of(*lines))
     got = []
-    while (event := await stream.next()) is not None:
-        got.append(event)
+    while batch := await stream.next_batch():
+        got.extend(batch)
     return got
 
 
