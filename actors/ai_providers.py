@@ -237,9 +237,12 @@ class OpenAIProvider:
                 stream_options={"include_usage": True},
                 **kwargs,
             ) as response:
-                # Decoded (content-encoding) bytes, not the SDK's iter_lines:
-                # one generator instead of a stack of them per chunk.
-                chunks = response.http_response.aiter_bytes()
+                # Bytes, not the SDK's iter_lines: one generator instead of a
+                # stack of them per chunk. Raw when the body is not compressed
+                # (SSE seldom is): no decoder and chunker pass per read.
+                http = response.http_response
+                identity = http.headers.get("content-encoding", "identity") == "identity"
+                chunks = http.aiter_raw() if identity else http.aiter_bytes()
                 try:
                     yield SseChatStream(chunks)
                 finally:

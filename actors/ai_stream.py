@@ -37,6 +37,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -344,36 +345,38 @@ class Generation:
             try:
                 async with AsyncExitStack() as stack:
                     events: EventStream
-                    with trio.move_on_at(deadline) as opening:
+                    got_text = False
+                    # One scope for the whole read, its deadline moved on after
+                    # each read: a scope per read costs more than the read's parsing.
+                    with trio.CancelScope(deadline=deadline) as waiting:
                         events = await stack.enter_async_context(
                             spec.provider.open_stream(spec.request)
                         )
-                    if opening.cancelled_caught:
-                        raise silent
-                    got_text = False
-                    while True:
-                        with trio.move_on_at(deadline) as waited:
-                            batch = await events.next_batch()
-                        if waited.cancelled_caught:
-                            if not got_text:
-                                raise silent
-                            raise ProviderError(
-                                ErrorCode.AI_PROVIDER_TIMEOUT,
-                                f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
-                            )
-                        if not batch:
-                            break
-                        texts = [e for e in batch if isinstance(e, str)]
-                        if texts:
-                            got_text = True
-                            msg = _Texts(texts)
-                            if not _tell_nowait(send, msg):
-                                await send.send(msg)
-                        for event in batch:
-                            if isinstance(event, Usage):
-                                await send.send(_Usage(event))
-                        if got_text:
-                            deadline = trio.current_time() + self.deps.idle_timeout
+                        while batch := await events.next_batch():
+                            texts = [e for e in batch if isinstance(e, str)]
+                            if texts:
+                                got_text = True
+                                msg: _Texts | _Usage = _Texts(texts)
+                                if not _tell_nowait(send, msg):
+                                    # Our own full inbox is not the provider's silence.
+                                    waiting.deadline = math.inf
+                                    await send.send(msg)
+                            for event in batch:
+                                if isinstance(event, Usage):
+                                    msg = _Usage(event)
+                                    if not _tell_nowait(send, msg):
+                                        waiting.deadline = math.inf
+                                        await send.send(msg)
+                            if got_text:
+                                deadline = trio.current_time() + self.deps.idle_timeout
+                            waiting.deadline = deadline
+                    if waiting.cancelled_caught:
+                        if not got_text:
+                            raise silent
+                        raise ProviderError(
+                            ErrorCode.AI_PROVIDER_TIMEOUT,
+                            f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
+                        )
                 self.upstream_closed.set()
                 await send.send(_Finished())
             except ProviderError as exc:
