@@ -4,7 +4,11 @@ Rules:
 - A generation is one task with one bounded inbox and private state (the
   deltas so far, the sessions it streams to, how it ended), touched only in
   its loop. A child task reads the provider and forwards each event to the
-  inbox; it never touches the state.
+  inbox; it never touches the state, with one exception that changes no
+  order: when the loop is parked on an empty inbox, the reader relays a batch
+  of deltas itself (``_relay``, synchronous: the very step the loop would take
+  next, with nothing before it). That saves a task switch per provider read,
+  a good part of the relay's cost per delta.
 - It is not a virtual actor of ``ActorSystem``: a generation cannot be
   re-created from storage (once it ends, its answer *is* the stored message),
   so it lives in this supervisor's nursery and is addressed by ``gen`` id
@@ -221,6 +225,20 @@ class Generation:
         for sink in self.sinks:
             sink(frame)
 
+    def _relay(self, texts: list[str]) -> None:
+        start = len(self.deltas)
+        self.deltas.extend(texts)
+        self._fan_deltas(start)
+
+    def _loop_parked(self) -> bool:
+        """The loop waits on an empty inbox: nothing it has yet to see comes first."""
+        stats = self._recv.statistics()
+        return (
+            self.status == "running"
+            and stats.tasks_waiting_receive > 0
+            and stats.current_buffer_used == 0
+        )
+
     def _fan_deltas(self, start: int) -> None:
         """``ai.delta`` for each delta from ``start`` on: one frame each (the
         contract), all of them in one write per session."""
@@ -256,9 +274,7 @@ class Generation:
             async for msg in self._recv:
                 match msg:
                     case _Texts(texts):
-                        start = len(self.deltas)
-                        self.deltas.extend(texts)
-                        self._fan_deltas(start)
+                        self._relay(texts)
                     case _Usage(usage):
                         self.usage = usage
                     case _Finished():
@@ -357,7 +373,9 @@ class Generation:
                             if texts:
                                 got_text = True
                                 msg: _Texts | _Usage = _Texts(texts)
-                                if not _tell_nowait(send, msg):
+                                if self._loop_parked():
+                                    self._relay(texts)
+                                elif not _tell_nowait(send, msg):
                                     # Our own full inbox is not the provider's silence.
                                     waiting.deadline = math.inf
                                     await send.send(msg)
