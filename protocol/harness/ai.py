@@ -135,6 +135,8 @@ def server_env(args: argparse.Namespace) -> Iterator[dict[str, str]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _stamp(text: str) -> int:
