@@ -357,6 +357,10 @@ class Generation:
         silent = ProviderError(
             ErrorCode.AI_PROVIDER_TIMEOUT, f"The provider sent nothing for {first:g}s."
         )
+        # After the first token the deadline trails the last one by idle_timeout
+        # (moved in steps of ``step``: a gap fires within a sixteenth of it).
+        idle = self.deps.idle_timeout
+        step = min(0.05, idle / 16)
         with self.reader_scope:
             try:
                 async with AsyncExitStack() as stack:
@@ -386,14 +390,19 @@ class Generation:
                                         waiting.deadline = math.inf
                                         await send.send(msg)
                             if got_text:
-                                deadline = trio.current_time() + self.deps.idle_timeout
-                            waiting.deadline = deadline
+                                deadline = trio.current_time() + idle
+                                # Moving a scope's deadline costs a heap entry:
+                                # only when it moved by more than a sixteenth.
+                                if abs(deadline - waiting.deadline) >= step:
+                                    waiting.deadline = deadline
+                            elif waiting.deadline != deadline:
+                                waiting.deadline = deadline
                     if waiting.cancelled_caught:
                         if not got_text:
                             raise silent
                         raise ProviderError(
                             ErrorCode.AI_PROVIDER_TIMEOUT,
-                            f"The provider sent nothing for {self.deps.idle_timeout:g}s.",
+                            f"The provider sent nothing for {idle:g}s.",
                         )
                 self.upstream_closed.set()
                 await send.send(_Finished())
