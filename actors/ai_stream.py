@@ -66,6 +66,7 @@ from protocol.frames_ai import (
     AiDoneData,
     AiError,
     AiErrorData,
+    AiFileRef,
     AiStart,
     AiStartData,
     AiUsage,
@@ -102,6 +103,7 @@ class GenerationSpec:
     refund: Callable[[], Awaitable[None]]
     title: str | None = None  # set the conversation's title to this when done
     conversation: bool = False  # an "ai" room: touch its updated_at
+    files: list[AiFileRef] | None = None  # project files in the context (actors.ai_files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class Generation:
                 by=spec.user_id,
                 q=spec.prompt_seq,
                 sender=ai_sender(spec.model),
+                files=spec.files,
             )
         )
         for user_id in spec.members:
@@ -408,6 +411,7 @@ class Generation:
                     n=len(self.deltas),
                     usage=wire_usage,
                     msg=stored,
+                    files=spec.files,
                 )
             )
         else:
