@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from actors.ai_providers import estimate_tokens
+
+# Through protocol.frames: importing frames_ai before it is an import cycle.
+from protocol import frames as _frames  # noqa: F401
 from protocol.frames_ai import AiFileRef
 from storage.ai_files import AiFilesStore, FileChunk, FileRef
 
