@@ -56,6 +56,9 @@ _DECLARED: Final = {
     "text/x-markdown": MARKDOWN,
     "application/pdf": PDF,
     DOCX: DOCX,
+    # Some clients label a DOCX by its container.
+    "application/zip": DOCX,
+    "application/x-zip-compressed": DOCX,
 }
 _UNSPECIFIC: Final = frozenset({"", "application/octet-stream"})
 _LABEL: Final = {TEXT: "text file", MARKDOWN: "text file", PDF: "PDF", DOCX: "DOCX document"}
@@ -102,7 +105,9 @@ def classify(data: bytes, filename: str, declared: str) -> str:
             field="file",
         )
     declared = declared.split(";", 1)[0].strip().lower()
-    if declared not in _UNSPECIFIC and _family(_DECLARED.get(declared, declared)) != _family(kind):
+    # Any text/* (text/csv, text/x-python) is text: the name does not matter for text.
+    claimed = TEXT if declared.startswith("text/") else _DECLARED.get(declared, declared)
+    if declared not in _UNSPECIFIC and _family(claimed) != _family(kind):
         raise MediaTypeError(
             f"The file was sent as {declared} but its content is a {_LABEL[kind]}.",
             code=RestCode.MEDIA_TYPE_MISMATCH,

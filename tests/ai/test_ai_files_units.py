@@ -39,6 +39,8 @@ def test_the_type_comes_from_the_bytes_and_the_name_only_picks_markdown():
     assert classify("plain é".encode(), "script.py", "") == TEXT
     assert classify(tiny_pdf(["x"]), "scan", "application/octet-stream") == PDF
     assert classify(docx_bytes(["x"]), "report.docx", DOCX) == DOCX
+    assert classify(docx_bytes(["x"]), "report.docx", "application/zip") == DOCX
+    assert classify(b"a,b\n1,2\n", "table.csv", "text/csv") == TEXT
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,27 @@ def test_damaged_empty_or_oversized_files_are_refused():
     with pytest.raises(BridgeError) as exc:
         extract_sync(docx_bytes(["word " * 50] * 10), DOCX, 1000)
     assert refused(exc) == (413, "payload_too_large")
+
+
+def test_encrypted_pdfs_and_zip_bombs_are_refused_before_their_text_is_read():
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(tiny_pdf(["secret"]))))
+    writer.encrypt("password", algorithm="RC4-128")
+    locked = io.BytesIO()
+    writer.write(locked)
+    with pytest.raises(BridgeError) as exc:
+        extract_sync(locked.getvalue(), PDF, 1000)
+    assert refused(exc) == (400, "invalid") and "encrypted" in exc.value.message
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * (65 * 1024 * 1024))
+    assert len(bomb.getvalue()) < 200_000
+    with pytest.raises(BridgeError) as exc:
+        extract_sync(bomb.getvalue(), DOCX, 1000)
+    assert refused(exc) == (400, "invalid") and "unpacks" in exc.value.message
 
 
 def test_normalise_keeps_tabs_and_single_blank_lines():
