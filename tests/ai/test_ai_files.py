@@ -18,6 +18,7 @@ from realtime_server.node import Node
 from tests.ai.conftest import AiNodeFactory
 from tests.ai.file_samples import DOCX_TYPE, docx_bytes, new_preset, tiny_pdf, upload
 from tests.ai.helpers import ask, new_conversation, read_answer
+from tests.ai.test_ai_rest import parse_sse
 from tests.e2e.helpers import Account, auth, register
 
 
@@ -157,6 +158,16 @@ async def test_the_chunks_most_relevant_to_the_question_come_first_within_the_bu
                 outside = await read_answer(client)
                 assert FILES_HEADER not in str(fake.requests[-1]["messages"])
                 assert outside.start is not None and outside.start.d.files is None
+
+            # Over SSE the same frames carry the same files.
+            r = await http.post(
+                f"/ai/conversations/{room}/stream",
+                json={"cid": "sse-1", "text": "Will there be rain and wind?"},
+                headers=auth(alice),
+            )
+            events = dict(parse_sse(r.text))
+            weather_ref = [{"id": weather["file"]["id"], "name": "weather.txt"}]
+            assert events["ai.start"]["files"] == events["ai.done"]["files"] == weather_ref
 
             # The stored answer keeps its citation, also after the file is removed.
             r = await http.delete(
