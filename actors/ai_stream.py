@@ -71,6 +71,7 @@ from protocol.frames_ai import (
     AiDoneData,
     AiError,
     AiErrorData,
+    AiFileRef,
     AiStart,
     AiStartData,
     AiUsage,
@@ -107,6 +108,7 @@ class GenerationSpec:
     refund: Callable[[], Awaitable[None]]
     title: str | None = None  # set the conversation's title to this when done
     conversation: bool = False  # an "ai" room: touch its updated_at
+    files: list[AiFileRef] | None = None  # project files in the context (actors.ai_files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,7 @@ class Generation:
                 by=spec.user_id,
                 q=spec.prompt_seq,
                 sender=ai_sender(spec.model),
+                files=spec.files,
             )
         )
         for user_id in spec.members:
@@ -467,6 +470,7 @@ class Generation:
                     n=len(self.deltas),
                     usage=wire_usage,
                     msg=stored,
+                    files=spec.files,
                 )
             )
         else:

@@ -71,6 +71,7 @@ export interface AiDone {
 }
 
 export interface AiDoneData {
+  readonly files?: AiFileRef[] | null;
   readonly gen: string;
   readonly msg?: Message | null;
   readonly n: number;
@@ -118,6 +119,12 @@ export interface AiErrorData {
   readonly text: string;
 }
 
+/** A file of the conversation's project whose text went into the answer's context. */
+export interface AiFileRef {
+  readonly id: string;
+  readonly name: string;
+}
+
 /** Answered by `ok`, then `ai.start`. */
 export interface AiRegen {
   readonly d: AiRegenData;
@@ -142,6 +149,7 @@ export interface AiStart {
 
 export interface AiStartData {
   readonly by: string;
+  readonly files?: AiFileRef[] | null;
   readonly gen: string;
   readonly model: string;
   /** range 0…9007199254740992 */
