@@ -32,6 +32,7 @@ import msgspec
 import trio
 
 from actors.ai_context import build_context, is_ai_sender, short_title, visible
+from actors.ai_files import project_context
 from actors.ai_providers import OFFLINE_MODEL, ChatRequest, Providers
 from actors.ai_stream import (
     AiStreams,
@@ -49,6 +50,7 @@ from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from storage.ai import ai_store
+from storage.ai_files import ai_files_store
 from storage.base import Room, Store, new_time_id, now_ms
 
 AI_KIND = "ai"
@@ -87,6 +89,7 @@ class AiService:
         self.store = store
         self.system = system
         self.ai = ai_store(store)
+        self.files = ai_files_store(store)
         self.providers = Providers.from_settings(settings)
         self.quota = quota  # billing's QuotaService; the node sets it
 
@@ -259,10 +262,22 @@ class AiService:
             if hide is not None:
                 await self.ai.hide(room.id, *hide)
             system_prompt = conv.system_prompt if conv else self.settings.ai_system_prompt
+            gen_id = new_time_id("g_")
+            # The project's files: chunks relevant to the question join the system prompt.
+            project = await project_context(
+                self.files,
+                self.settings,
+                conv,
+                user_id,
+                question.text,
+                system_prompt,
+                gen_id=gen_id,
+                room_id=room.id,
+            )
             request = ChatRequest(
                 model=model,
                 messages=build_context(
-                    system_prompt,
+                    project.system_prompt,
                     recent,
                     budget_tokens=self.settings.ai_context_tokens,
                     group=room.kind != AI_KIND,
@@ -279,7 +294,7 @@ class AiService:
                 await quota.refund(user_id, 1, consumed=decision)
 
             spec = GenerationSpec(
-                gen_id=new_time_id("g_"),
+                gen_id=gen_id,
                 room_id=room.id,
                 user_id=user_id,
                 model=model,
@@ -290,6 +305,7 @@ class AiService:
                 refund=refund,
                 title=short_title(question.text) if first_exchange else None,
                 conversation=conv is not None,
+                files=project.files,
             )
             gen = self.streams.start(spec)
             if sink is not None:

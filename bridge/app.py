@@ -13,6 +13,7 @@ from quart_trio import QuartTrio
 from bridge import (
     cors,
     routes_ai,
+    routes_ai_files,
     routes_auth,
     routes_billing,
     routes_calls,
@@ -75,6 +76,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_media,
         routes_presence,
         routes_ai,
+        routes_ai_files,  # its upload request class: after media's, before profile's
         routes_messages,
         routes_pins,
         routes_calls,

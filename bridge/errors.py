@@ -76,6 +76,8 @@ class RestCode(StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     # ----- chat list (issue 18) -----
     TOO_MANY_PINNED = "too_many_pinned"
+    # ----- files in AI projects (issue 15) -----
+    TOO_MANY_FILES = "too_many_files"
 
 
 Code = ErrorCode | RestCode
@@ -100,6 +102,7 @@ REST_MESSAGES: dict[RestCode, str] = {
     RestCode.NOT_CONFIGURED: "This feature is not configured on this server.",
     RestCode.PROVIDER_UNAVAILABLE: "The sign-in provider did not answer; retry shortly.",
     RestCode.TOO_MANY_PINNED: "You have pinned as many chats as allowed; unpin one first.",
+    RestCode.TOO_MANY_FILES: "This project holds as many files as allowed; remove one first.",
 }
 
 # The single code -> status table. A code missing here is a bug and answers 500.
@@ -133,6 +136,7 @@ STATUS: dict[Code, int] = {
     RestCode.NOT_CONFIGURED: 503,
     RestCode.PROVIDER_UNAVAILABLE: 502,
     RestCode.TOO_MANY_PINNED: 409,
+    RestCode.TOO_MANY_FILES: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503,

@@ -60,8 +60,9 @@ from bridge.schemas_ai import (
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
-from protocol.frames_ai import AiDone, AiError
+from protocol.frames_ai import AiDone, AiError, AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset
+from storage.ai_files import FileRef
 from storage.base import new_time_id, now_ms
 
 TAG = "ai"
@@ -286,6 +287,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         rows = await ai.store.messages_after(conv.room_id, 0, max(last, 1))
         shown = visible(rows, await ai.ai.hidden(conv.room_id))
         answers = {a.message_id: a for a in await ai.ai.answers(conv.room_id)}
+        cited = await ai.files.cited(conv.room_id)
         result = []
         for m in shown:
             answer = answers.get(m.id)
@@ -301,6 +303,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                     status=answer.status if answer else None,
                     prompt_tokens=answer.prompt_tokens if answer else None,
                     completion_tokens=answer.completion_tokens if answer else None,
+                    files=_refs(cited.get(answer.gen_id)) if answer else None,
                 )
             )
         return result
@@ -507,6 +510,10 @@ def _pick(given: Any, from_preset: Any, default: Any) -> Any:
     return default
 
 
+def _refs(files: list[FileRef] | None) -> list[AiFileRef] | None:
+    return [AiFileRef(id=f.id, name=f.name) for f in files] if files else None
+
+
 def _period(row: Any) -> UsagePeriodOut:
     return UsagePeriodOut(row.period, row.messages, row.prompt_tokens, row.completion_tokens)
 
@@ -528,4 +535,6 @@ def to_markdown(conv: AiConversation, messages: list[AiMessageOut]) -> str:
             stopped = " (stopped)" if m.status == "stopped" else ""
             lines.append(f"## Assistant · {m.model or m.sender.removeprefix('ai:')}{stopped}")
         lines += ["", m.text, ""]
+        if m.files:
+            lines += ["Files: " + ", ".join(f.name for f in m.files), ""]
     return "\n".join(lines)

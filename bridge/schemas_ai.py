@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from bridge.schemas import NO_NUL
+from protocol.frames_ai import AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset
 
 # No NUL in any stored text: PostgreSQL cannot hold it (issue 12: it answered 503).
@@ -111,6 +112,7 @@ class AiMessageOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: str | None = None  # answers: done | stopped | failed
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    files: list[AiFileRef] | None = None  # answers: project files in their context
 
 
 class AiMessageList(msgspec.Struct):

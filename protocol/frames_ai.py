@@ -3,7 +3,7 @@
 A generation is one model answer in one room. Its frames go to every online
 member session of the room (and to any session that attaches later)::
 
-    ai.start   once, before any delta
+    ai.start   once, before any delta; ``files``: the project files in its context
     ai.delta   the answer so far grows by ``text``; ``i`` counts 0, 1, 2, ...
     ai.done    the end: ``status`` done | stopped; ``msg`` is the stored answer
     ai.error   the end after a failure; ``msg`` is the stored partial answer, if any
@@ -85,6 +85,13 @@ class AiUsage(msgspec.Struct, omit_defaults=True):
     total: int = 0
 
 
+class AiFileRef(msgspec.Struct, omit_defaults=True):
+    """A file of the conversation's project whose text went into the answer's context."""
+
+    id: str
+    name: str
+
+
 class AiStartData(msgspec.Struct, omit_defaults=True):
     gen: str
     room: str
@@ -92,6 +99,7 @@ class AiStartData(msgspec.Struct, omit_defaults=True):
     by: str  # the user who asked
     q: Seq  # seq of the prompt message being answered
     sender: str  # the sender id the stored answer will carry ("ai:<model>")
+    files: list[AiFileRef] | None = None  # project files in the context, most relevant first
 
 
 class AiDeltaData(msgspec.Struct, omit_defaults=True):
@@ -108,6 +116,7 @@ class AiDoneData(msgspec.Struct, omit_defaults=True):
     n: int  # number of deltas sent
     usage: AiUsage
     msg: Message | None = None  # absent when a stop came before any text
+    files: list[AiFileRef] | None = None  # as in ai.start: the files the answer could cite
 
 
 class AiErrorData(msgspec.Struct, omit_defaults=True):

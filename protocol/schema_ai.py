@@ -19,6 +19,7 @@ from protocol.frames_ai import (
     AiEditData,
     AiError,
     AiErrorData,
+    AiFileRef,
     AiRegen,
     AiRegenData,
     AiStart,
@@ -41,6 +42,9 @@ _ANSWER = Message(
     kind="ai",
 )
 
+# In a conversation of a project with files: those whose text went into the context.
+_FILES = [AiFileRef(id="af_01", name="trio-notes.md")]
+
 AI_EXAMPLES: dict[str, msgspec.Struct] = {
     "ai.ask": AiAsk(id=10, d=AiAskData(room="r_chat", cid="q1", text="What is trio?")),
     "ai.stop": AiStop(id=11, d=AiStopData(gen=_GEN)),
@@ -51,7 +55,13 @@ AI_EXAMPLES: dict[str, msgspec.Struct] = {
     ),
     "ai.start": AiStart(
         d=AiStartData(
-            gen=_GEN, room="r_chat", model="gpt-4o-mini", by="u_123", q=7, sender="ai:gpt-4o-mini"
+            gen=_GEN,
+            room="r_chat",
+            model="gpt-4o-mini",
+            by="u_123",
+            q=7,
+            sender="ai:gpt-4o-mini",
+            files=_FILES,
         )
     ),
     "ai.delta": AiDelta(d=AiDeltaData(gen=_GEN, room="r_chat", i=0, text="Trio is")),
@@ -63,6 +73,7 @@ AI_EXAMPLES: dict[str, msgspec.Struct] = {
             n=9,
             usage=AiUsage(prompt=21, completion=11, total=32),
             msg=_ANSWER,
+            files=_FILES,
         )
     ),
     "ai.error": AiError(

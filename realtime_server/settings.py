@@ -143,6 +143,12 @@ class Settings:
     ai_first_token_timeout: float = 60.0
     ai_idle_timeout: float = 30.0
     ai_max_generations: int = 1000
+    # ----- files in AI projects (issue 15, part 4) -----
+    ai_file_max_bytes: int = 5 * 1024 * 1024
+    ai_file_max_chars: int = 500_000
+    ai_files_per_preset: int = 20
+    ai_file_chunk_tokens: int = 250
+    ai_files_context_tokens: int = 1500
     # ----- onboarding: phone codes, Google sign-in, avatars, contacts (issue 8) -----
     sms_provider: str = "console"  # console | twilio
     twilio_account_sid: str = ""
@@ -291,6 +297,10 @@ def _validate(s: Settings) -> None:
         "call_turn_ttl",
         "announcement_max_chars",
         "admin_stats_interval",
+        "ai_file_max_bytes",
+        "ai_file_max_chars",
+        "ai_files_per_preset",
+        "ai_file_chunk_tokens",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")

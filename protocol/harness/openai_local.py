@@ -16,12 +16,15 @@ models. The model name picks the behaviour, so one server serves every case:
                      the response headers, until the client goes away
     stall            one chunk, then nothing until the client goes away
     stamped          ``chunks`` deltas ``delay`` apart, each ``t<ns> `` where ns is
-                     ``time.perf_counter_ns()`` when it was sent (CLOCK_MONOTONIC,
-                     the same in every process on the host): the benchmark reads
-                     each delta's send time from its text
+                     ``time.time_ns()`` when it was sent (one clock for every
+                     process on the host, and the kernel's receive timestamps):
+                     the benchmark reads each delta's send time from its text
 
-Used by the AI tests (in-process) and by ``realtime-server bench ai``, which
-runs it as its own process: ``python -m protocol.harness.openai_local --port P``.
+Used by the AI tests (in-process). ``realtime-server bench ai`` runs the
+stamped model in its own process instead (``python -m
+protocol.harness.openai_local``), served by ``stamped_server.StampedServer``:
+one thread, one epoll and one timer heap for every stream, so the provider's
+own cost per delta stays small beside the server's under test.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ class FakeOpenAI:
             for _ in range(self.chunks):
                 await trio.sleep_until(due)
                 due += self.delay
-                text = f"t{time.perf_counter_ns()} "
+                text = f"t{time.time_ns()} "
                 data = _chunk(cid, model, {"content": text})
                 await stream.send_all(conn.send(h11.Data(data=data)))
             usage = {"prompt_tokens": 1, "completion_tokens": self.chunks}
@@ -276,21 +279,21 @@ def providers_setting(server: FakeOpenAI, *models: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve until killed; print the port on stdout once listening."""
+    """Serve the stamped model until killed; print the port on stdout once listening."""
     import argparse
+
+    from protocol.harness.stamped_server import StampedServer
 
     p = argparse.ArgumentParser(prog="python -m protocol.harness.openai_local")
     p.add_argument("--chunks", type=int, default=200, help="deltas per stamped stream")
     p.add_argument("--interval", type=float, default=0.005, help="seconds between deltas")
     args = p.parse_args(argv)
-
-    async def run() -> None:
-        server = FakeOpenAI(delay=args.interval, chunks=args.chunks)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve)
-            print(server.port, flush=True)
-
-    trio.run(run)
+    server = StampedServer(args.chunks, args.interval)
+    print(server.port, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -68,8 +68,8 @@ class lines_of:  # noqa: N801 - reads like the generator it stands for
 async def events(*lines: str) -> list:
     stream = SseChatStream(lines_of(*lines))
     got = []
-    while (event := await stream.next()) is not None:
-        got.append(event)
+    while batch := await stream.next_batch():
+        got.extend(batch)
     return got
 
 
@@ -84,6 +84,43 @@ async def test_the_sse_parser_reads_deltas_usage_and_done_and_skips_comments():
         "data: [DONE]",
     )
     assert got == ["Hel", "lo", Usage(3, 2)]
+
+
+class reads_of:  # noqa: N801 - reads like the generator it stands for
+    """Byte chunks exactly as given: one network read each."""
+
+    def __init__(self, *reads: bytes) -> None:
+        self._reads = iter(reads)
+
+    def __aiter__(self) -> reads_of:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return next(self._reads)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+def sse(*payloads: str) -> bytes:
+    return b"".join(b"data: " + p.encode() + b"\n\n" for p in payloads)
+
+
+DELTA = '{"choices":[{"delta":{"content":"%s"}}]}'
+
+
+async def test_the_deltas_of_one_read_come_out_as_one_batch():
+    stream = SseChatStream(reads_of(sse(DELTA % "a", DELTA % "b"), sse(DELTA % "c"), sse("[DONE]")))
+    assert await stream.next_batch() == ["a", "b"]
+    assert await stream.next_batch() == ["c"]
+    assert await stream.next_batch() == []
+
+
+async def test_a_broken_line_comes_as_an_error_after_the_deltas_before_it():
+    stream = SseChatStream(reads_of(sse(DELTA % "a", "{not json", DELTA % "b")))
+    assert await stream.next_batch() == ["a"]
+    with pytest.raises(ProviderError, match="malformed"):
+        await stream.next_batch()
 
 
 @pytest.mark.parametrize(

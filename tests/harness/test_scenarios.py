@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from protocol.harness import connections, fanout, resume, rooms
+from protocol.harness import ai, connections, fanout, resume, rooms
 from protocol.harness.__main__ import add_arguments
 from protocol.harness.server import ServerProcess, Target
 from tests.conftest import NodeFactory
@@ -88,3 +88,26 @@ async def test_resume_replays_the_whole_backlog_to_every_client_before_live(node
     assert (r["replayed"], r["expected"]) == (180, 180)
     assert (r["duplicates"], r["gaps"], r["complete"]) == (0, 0, True)
     assert r["catch_up_ms"]["n"] == 6
+
+
+async def test_ai_relays_every_delta_in_order_and_stores_every_answer(node_factory):
+    args = bench_args(
+        "ai", "--levels", "2", "--chunks", "5", "--interval", "0.01", "--procs", "1", "--json"
+    )
+    # The provider runs in its own process, as in a full bench run; the node in this one.
+    with ai.server_env(args) as env:
+        async with node_factory(
+            rate_limit_frames_per_second=0,
+            register_per_ip=10**8,
+            **{k.lower(): int(v) if v.isdigit() else v for k, v in env.items()},
+        ) as node:
+            target = Target(node.http_url, ServerProcess(os.getpid()), "test")
+            with trio.fail_after(50):
+                r = await ai.run(args, target)
+    level = r["n2"]
+    assert level["openai"]["complete"] == level["wire"]["complete"] == "2/2"
+    assert level["project"]["complete"] == "2/2"
+    assert (level["project"]["stored"], level["project"]["in_order"]) == (2, 2)
+    assert level["project"]["delta_ms"]["n"] == level["wire"]["delta_ms"]["n"] == 10
+    assert level["project"]["server_us_per_delta"] is not None
+    assert set(level["added_ms"]) == {"p50", "p99", "first_delta_p50"}

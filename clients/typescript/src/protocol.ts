@@ -108,6 +108,7 @@ export interface AiDone {
 }
 
 export interface AiDoneData {
+  readonly files?: AiFileRef[] | null;
   readonly gen: string;
   readonly msg?: Message | null;
   readonly n: number;
@@ -155,6 +156,12 @@ export interface AiErrorData {
   readonly text: string;
 }
 
+/** A file of the conversation's project whose text went into the answer's context. */
+export interface AiFileRef {
+  readonly id: string;
+  readonly name: string;
+}
+
 /** Answered by `ok`, then `ai.start`. */
 export interface AiRegen {
   readonly d: AiRegenData;
@@ -179,6 +186,7 @@ export interface AiStart {
 
 export interface AiStartData {
   readonly by: string;
+  readonly files?: AiFileRef[] | null;
   readonly gen: string;
   readonly model: string;
   /** range 0…9007199254740992 */
