@@ -91,6 +91,9 @@ class CallDeps:
     reconnect_grace: float = 15.0
     max_participants: int = 8
     clock: Callable[[], int] = now_ms
+    # realtime_server.notifier.Notifier: a missed call is also a stored
+    # notification (issue 15); None: the live notice and the room message only.
+    notifier: Any = None
 
 
 # ----- messages --------------------------------------------------------------
@@ -631,9 +634,14 @@ class CallActor(Actor):
             )
         )
         data = self.deps.frame(codec.encode(notice))
-        for user in call.with_status(Status.MISSED):
+        missed = call.with_status(Status.MISSED)
+        for user in missed:
             for session in self.deps.hub.sessions_of(user):
                 session.push(data)
+        if self.deps.notifier is not None:
+            await self.deps.notifier.missed_call(
+                list(missed), call.id, call.room, call.caller, call.kind
+            )
         try:
             await post_as(
                 self.deps.system,

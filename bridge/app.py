@@ -21,6 +21,7 @@ from bridge import (
     routes_groups,
     routes_media,
     routes_messages,
+    routes_notifications,
     routes_oidc,
     routes_ops,
     routes_password,
@@ -88,6 +89,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_profile,
         routes_contacts,
         routes_sessions,
+        routes_notifications,
     ):
         routes.add_routes(router, services)
     cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -123,6 +124,10 @@ class SubscriptionService:
         self._clock = now_ms
         self._user_locks = _KeyedLocks()
         self._subscription_locks = _KeyedLocks()
+        # realtime_server.notifier.Notifier, set by the node (issue 15): a
+        # payment and a plan set to end become the user's notifications, after
+        # the fact is stored and only when this call applied it (never twice).
+        self.notifier: Any = None
 
     def links(self, request_base: str) -> Links:
         public = (self.settings.billing_public_url or request_base).rstrip("/")
@@ -259,6 +264,8 @@ class SubscriptionService:
                 log.warning("Stripe event %s grants nothing: %s", event_id, outcome)
                 await self.store.apply(BillingWrite(event=record_event, at=now))
                 return outcome
+            # What it was, to tell a new "cancelled at period end" from a repeat.
+            before = None if self.notifier is None else await self.store.get_subscription(user_id)
             payment = None
             if facts.invoice is not None:
                 inv = facts.invoice
@@ -286,6 +293,20 @@ class SubscriptionService:
             )
         if not applied:
             return "duplicate"
+        if self.notifier is not None:
+            if payment is not None:
+                await self.notifier.payment(
+                    user_id,
+                    paid=payment.status == "paid",
+                    plan=plan.name,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                )
+            was_ending = (
+                before is not None and before.provider_ref == sub.id and before.cancel_at_period_end
+            )
+            if sub.cancel_at_period_end and not was_ending:
+                await self.notifier.plan_ending(user_id, plan.name, sub.period_end)
         if facts.session_id:
             order = await self.store.find_order(STRIPE, facts.session_id)
             if order is not None:
@@ -385,12 +406,21 @@ class SubscriptionService:
                 return await self._complete_konnect(order, payment_ref, now), order
             case "mismatch":
                 log.warning("Konnect payment %s rejected: %s", payment_ref, verdict.reason)
-                await self.store.set_order(
+                rejected = await self.store.set_order(
                     order.id,
                     status="rejected",
                     provider_ref=payment_ref,
                     only_from=("open", "init_failed", "expired"),
                 )
+                if rejected and self.notifier is not None:
+                    await self.notifier.payment(
+                        order.user_id,
+                        paid=False,
+                        plan=order.plan,
+                        amount=order.amount or 0,
+                        currency=order.currency or CURRENCY,
+                        reason=verdict.reason,
+                    )
                 raise PaymentMismatch(
                     f"The payment does not match the order ({verdict.reason}); nothing was granted."
                 )
@@ -441,6 +471,14 @@ class SubscriptionService:
                 at=now,
             )
         )
+        if applied and self.notifier is not None:
+            await self.notifier.payment(
+                user_id,
+                paid=True,
+                plan=plan.name,
+                amount=payment.amount,
+                currency=payment.currency,
+            )
         return "activated" if applied else "already_completed"
 
     # ----- cancel ------------------------------------------------------------------
@@ -463,6 +501,10 @@ class SubscriptionService:
             else:
                 change = partial(cancel_konnect, ref=record.provider_ref, now=now)
             await self.store.apply(BillingWrite(user_id=user_id, change=change, at=now))
+            out = await self.status(user_id)
+            if self.notifier is not None and out.cancel_at_period_end:
+                await self.notifier.plan_ending(user_id, out.plan, out.period_end or 0)
+            return out
         return await self.status(user_id)
 
 

@@ -131,7 +131,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     )
     async def add_members(claims: AccessClaims, room_id: str, body: AddMembersRequest) -> Response:
         me = claims.user_id
-        _, role = await _group_role(store, room_id, me)
+        room, role = await _group_role(store, room_id, me)
         _refuse(problem_with("add", role))
         wanted = list(dict.fromkeys(body.user_ids))
         if unknown := set(wanted) - await store.existing_user_ids(wanted):
@@ -146,6 +146,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         added = await groups.add_members(room_id, wanted, now_ms())
         if added:
             await _changed(services, room_id, {"ev": "members.added", "by": me, "users": added})
+            if services.notifier is not None:
+                await services.notifier.added_to_group(added, room_id, room.name, me)
         return await reply(room_id)
 
     @router.route(

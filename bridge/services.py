@@ -43,6 +43,11 @@ class BridgeServices:
     # online devices: push_to_user(user_id, encoded_frame). None without a node.
     clock: Callable[[], int] = now_ms
     push_to_user: Callable[[str, bytes], None] | None = None
+    # Notifications (issue 15): realtime_server.notifier.Notifier (stores and
+    # pushes; built without live pushes when None) and the node's
+    # realtime_server.admin_stats.LiveStats (None without a node).
+    notifier: Any = None
+    stats: Any = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

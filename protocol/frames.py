@@ -252,6 +252,14 @@ from protocol.frames_calls import (  # noqa: E402
     CallStateFrame,
 )
 from protocol.frames_chatlist import ChatSettingsChanged, MsgStarred  # noqa: E402
+from protocol.frames_notify import (  # noqa: E402
+    NOTIFY_CLIENT_FRAMES,
+    AdminStats,
+    AdminStatsSub,
+    AdminStatsUnsub,
+    NotifyNew,
+    NotifyRead,
+)
 from protocol.frames_presence import (  # noqa: E402
     PRESENCE_CLIENT_TYPES,
     Presence,
@@ -289,6 +297,8 @@ ClientFrame = (
     | CallHangup
     | CallSdp
     | CallIce
+    | AdminStatsSub
+    | AdminStatsUnsub
 )
 CLIENT_FRAME_TYPES: frozenset[str] = (
     frozenset({"hello", "auth", "ping", "msg.send"})
@@ -296,6 +306,7 @@ CLIENT_FRAME_TYPES: frozenset[str] = (
     | PRESENCE_CLIENT_TYPES
     | CALL_CLIENT_TYPES
     | frozenset(str(f.__struct_config__.tag) for f in CHAT_CLIENT_FRAMES)
+    | frozenset(str(f.__struct_config__.tag) for f in NOTIFY_CLIENT_FRAMES)
 )
 
 
@@ -380,4 +391,7 @@ ServerFrame = (
     | CallMissed
     | ChatSettingsChanged
     | MsgStarred
+    | NotifyNew
+    | NotifyRead
+    | AdminStats
 )

@@ -54,6 +54,7 @@ from protocol.schema_ai import AI_EXAMPLES
 from protocol.schema_calls import CALL_EXAMPLES
 from protocol.schema_chat import CHAT_EXAMPLES
 from protocol.schema_chatlist import CHATLIST_EXAMPLES
+from protocol.schema_notify import NOTIFY_EXAMPLES
 from protocol.schema_presence import PRESENCE_EXAMPLES
 from protocol.version import PROTOCOL_VERSION
 
@@ -109,6 +110,7 @@ EXAMPLES: dict[str, msgspec.Struct] = {
     **CALL_EXAMPLES,
     **PRESENCE_EXAMPLES,
     **CHATLIST_EXAMPLES,
+    **NOTIFY_EXAMPLES,
 }
 
 

@@ -1,4 +1,4 @@
-"""``realtime-server``: serve, migrate, bench."""
+"""``realtime-server``: serve, migrate, admin, bench."""
 
 from __future__ import annotations
 
@@ -97,6 +97,34 @@ def _migrate(settings: Settings) -> None:
     trio.run(main)
 
 
+def _admin(settings: Settings, action: str, email: str) -> int:
+    """Grant or revoke the admin role (issue 15): the operator's only way, on
+    purpose: no API request can make anyone an admin."""
+    from storage.base import now_ms
+    from storage.factory import open_store
+    from storage.notifications import ADMIN, notification_store
+
+    async def main() -> int:
+        async with open_store(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        ) as store:
+            await store.migrate()
+            roles = notification_store(store)
+            user_id = await roles.user_id_by_email(email)
+            if user_id is None:
+                print(f"realtime-server: no user has the email {email!r}", file=sys.stderr)
+                return 1
+            if action == "grant":
+                changed = await roles.grant(user_id, ADMIN, now_ms())
+                print(f"{email} ({user_id}) is {'now' if changed else 'already'} an admin")
+            else:
+                changed = await roles.revoke(user_id, ADMIN)
+                print(f"{email} ({user_id}) {'is no longer' if changed else 'was not'} an admin")
+            return 0
+
+    return trio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="realtime-server", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
@@ -105,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="overrides HOST")
     serve.add_argument("--port", type=int, help="overrides PORT")
     sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    admin = sub.add_parser("admin", help="grant or revoke the admin role")
+    admin.add_argument("action", choices=("grant", "revoke"))
+    admin.add_argument("email", help="the user's email address")
     bench = sub.add_parser("bench", help="drive a server with the load harness")
     words = sys.argv[1:] if argv is None else argv
     if "bench" in words:
@@ -124,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"realtime-server: {exc}", file=sys.stderr)
         return 2
+    if args.command == "admin":
+        # A one-shot tool that prints what it did: it leaves the process's
+        # logging as it found it.
+        return _admin(settings, args.action, args.email)
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

@@ -36,6 +36,13 @@ class Hub:
         by_user = self._by_user
         return sum(len(by_user.get(u, _EMPTY)) for u in user_ids)
 
+    def all_sessions(self) -> Iterable[Session]:
+        """Every session here (admin announcements); a snapshot, safe to push while iterating."""
+        return [s for sessions in self._by_user.values() for s in sessions.values()]
+
+    def online_users(self) -> int:
+        return len(self._by_user)
+
     def is_online(self, user_id: str) -> bool:
         return user_id in self._by_user
 

@@ -192,6 +192,30 @@ class _Hub(Protocol):
     def count_sessions(self, user_ids: Iterable[str]) -> int: ...
 
 
+class RoomTraffic:
+    """What one node's rooms fanned out since the admin statistics last looked
+    (``track_traffic``): distinct rooms, and messages in total."""
+
+    __slots__ = ("rooms", "messages")
+
+    def __init__(self) -> None:
+        self.rooms: set[str] = set()
+        self.messages = 0
+
+
+# Keyed by the node's hub (identity): one tracker per node, even with several
+# nodes in one process; a node without admin statistics costs one dict miss.
+_traffic: dict[object, RoomTraffic] = {}
+
+
+def track_traffic(hub: object) -> RoomTraffic:
+    return _traffic.setdefault(hub, RoomTraffic())
+
+
+def untrack_traffic(hub: object) -> None:
+    _traffic.pop(hub, None)
+
+
 def fanned_out(
     hub: _Hub, members: Iterable[str], items: list[Any], origins: dict[Any, Any]
 ) -> None:
@@ -206,6 +230,10 @@ def fanned_out(
     deliveries = sessions * n - own
     FANOUT_BATCHES.inc()
     FANOUT_MESSAGES.inc(n)
+    traffic = _traffic.get(hub)
+    if traffic is not None and n:
+        traffic.rooms.add(items[0].message.room_id)
+        traffic.messages += n
     if deliveries > 0:
         FANOUT_DELIVERIES.inc(deliveries)
         _OUT_MSG_NEW.inc(deliveries)

@@ -33,13 +33,22 @@ from bridge.passwords import PasswordHasher
 from bridge.tokens import TokenService
 from bridge.turn import ice_servers
 from protocol.errors import CloseCode
-from realtime_server import handlers_ai, handlers_calls, handlers_chat, handlers_typing, metrics
+from realtime_server import (
+    handlers_ai,
+    handlers_calls,
+    handlers_chat,
+    handlers_notify,
+    handlers_typing,
+    metrics,
+)
 from realtime_server import presence as presence_frames
+from realtime_server.admin_stats import LiveStats
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
+from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
@@ -102,6 +111,8 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                 # Disappearing messages (issue 18): rooms tell the sweeper of
                 # new expiries; it erases them through the rooms.
                 expiry = ExpirySweeper(store, system, node_clock)
+                # Notifications (issue 15): stored per user, pushed to their sessions here.
+                notifier = Notifier(store, hub, binary_frame, node_clock.now_ms)
 
                 def push_to_user(user_id: str, raw: bytes) -> None:
                     # Chat-list pushes (issue 18): every device of the user here.
@@ -145,6 +156,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     ring_seconds=settings.call_ring_seconds,
                     reconnect_grace=settings.call_reconnect_grace,
                     max_participants=settings.call_max_participants,
+                    notifier=notifier,
                 )
                 system.register(CALL, lambda key, ref: CallActor(key, ref, call_deps))
                 tokens = TokenService(
@@ -175,6 +187,19 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                 await services.start(billing.serve)
                 # Every AI ask goes through billing's quota before a provider is called.
                 ai.quota = billing.quota
+                billing.subscriptions.notifier = notifier
+                # Admin statistics (issue 15): figures of this node, pushed to subscribers.
+                stats = LiveStats(
+                    hub,
+                    system,
+                    notifier.store,
+                    binary_frame,
+                    node_clock.now_ms,
+                    interval=settings.admin_stats_interval,
+                    ai=ai,
+                    calls=call_registry,
+                )
+                await services.start(stats.serve)
 
                 def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
                     hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
@@ -197,6 +222,8 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         revoke_sockets=revoke_sockets,
                         clock=node_clock.now_ms,
                         push_to_user=push_to_user,
+                        notifier=notifier,
+                        stats=stats,
                     )
                 )
                 dispatcher = Dispatcher()
@@ -205,6 +232,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                 presence_frames.register(dispatcher)
                 handlers_ai.register(dispatcher)
                 handlers_calls.register(dispatcher)
+                handlers_notify.register(dispatcher)
                 gateway = Gateway(
                     settings,
                     system,
@@ -221,8 +249,10 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         "quota": billing.quota,
                         "clock": node_clock.now_ms,
                         "push_to_user": push_to_user,
+                        "stats": stats,
                     },
                 )
+                stats.connections = lambda: gateway.connections
                 listener = ListenerControl()
                 port = await services.start(
                     partial(

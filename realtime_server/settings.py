@@ -209,6 +209,9 @@ class Settings:
     # ----- web clients: CORS and the /ws Origin check (issue 16) -----
     cors_origins: str = ""  # comma list of origins, or "*"; empty: no CORS headers
     cors_allow_credentials: bool = False
+    # ----- notifications, announcements, admin statistics (issue 15) -----
+    announcement_max_chars: int = 2000
+    admin_stats_interval: float = 5.0  # seconds between admin.stats pushes (and rate windows)
 
     @property
     def is_postgres(self) -> bool:
@@ -292,6 +295,8 @@ def _validate(s: Settings) -> None:
         "call_max_sdp_bytes",
         "call_max_ice_bytes",
         "call_turn_ttl",
+        "announcement_max_chars",
+        "admin_stats_interval",
         "ai_file_max_bytes",
         "ai_file_max_chars",
         "ai_files_per_preset",

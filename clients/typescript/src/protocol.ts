@@ -4,6 +4,43 @@
 /** Frames are MessagePack maps sent as binary WebSocket messages on /ws. This schema describes their decoded shape; see docs/protocol.md. */
 export const PROTOCOL_VERSION = 1;
 
+/** The node's statistics, every ADMIN_STATS_INTERVAL seconds while subscribed. */
+export interface AdminStats {
+  readonly d: AdminStatsData;
+  readonly t: "admin.stats";
+}
+
+/** The live node's figures (this node only, when several run). */
+export interface AdminStatsData {
+  readonly ai_generations: number;
+  readonly calls: number;
+  readonly connections: number;
+  readonly interval: number;
+  /** Messages stored and fanned out, over the last interval. */
+  readonly messages_per_second: number;
+  readonly online_users: number;
+  /** Room actors alive (touched in the last ACTOR_IDLE_SECONDS). */
+  readonly rooms_live: number;
+  /** Rooms that fanned out messages in the last interval. */
+  readonly rooms_with_traffic: number;
+  readonly sessions: number;
+  readonly ts: number;
+}
+
+/** Follow the node's statistics (admins only); answered `ok`, then `admin.stats` pushes. */
+export interface AdminStatsSub {
+  /** range 0…9007199254740992 */
+  readonly id: number;
+  readonly t: "admin.stats.sub";
+}
+
+/** Stop the `admin.stats` pushes; answered `ok`. */
+export interface AdminStatsUnsub {
+  /** range 0…9007199254740992 */
+  readonly id: number;
+  readonly t: "admin.stats.unsub";
+}
+
 /** Answered by `ok` with your stored message, then `ai.start` goes to the room. */
 export interface AiAsk {
   readonly d: AiAskData;
@@ -663,6 +700,60 @@ export interface MsgStarred {
   readonly t: "msg.starred";
 }
 
+/**
+ * One notification. `title` and `body` are ready to show (English);
+ * clients that translate use `kind` and `ref`. An announcement's id is the
+ * same for every recipient.
+ */
+export interface Notification {
+  /** @default "" (absent on the wire when it is the default) */
+  readonly body?: string;
+  readonly id: string;
+  readonly kind: "announcement" | "call.missed" | "group.added" | "payment.failed" | "payment.succeeded" | "plan.ending" | "story.reply";
+  /** @default false (absent on the wire when it is the default) */
+  readonly read?: boolean;
+  readonly ref?: NotificationRef;
+  readonly title: string;
+  readonly ts: number;
+}
+
+/** What a notification is about; which fields are set depends on its kind. */
+export interface NotificationRef {
+  /** payment.*: in the currency's minor unit. */
+  readonly amount?: number | null;
+  readonly call?: string | null;
+  readonly call_kind?: string | null;
+  readonly currency?: string | null;
+  /** plan.ending: when the plan ends, ms since epoch. */
+  readonly ends_at?: number | null;
+  readonly plan?: string | null;
+  readonly reason?: string | null;
+  readonly room?: string | null;
+  /** Who caused it: the caller, who added you, who replied. */
+  readonly user?: string | null;
+}
+
+/** A new notification for you (stored: `GET /me/notifications` lists it). */
+export interface NotifyNew {
+  readonly d: Notification;
+  readonly t: "notify.new";
+}
+
+/** Your notifications were marked read (on any of your devices). */
+export interface NotifyRead {
+  readonly d: NotifyReadData;
+  readonly t: "notify.read";
+}
+
+/** `ids` were marked read, or every notification when `all`. */
+export interface NotifyReadData {
+  /** @default false (absent on the wire when it is the default) */
+  readonly all?: boolean;
+  /** @default [] (absent on the wire when it is the default) */
+  readonly ids?: string[];
+  readonly unread: number;
+}
+
 /** Success reply to request `re`; `d` is the stored message for `msg.send`. */
 export interface Ok {
   readonly d?: Message | null;
@@ -1041,7 +1132,9 @@ export type ClientFrame =
   | CallJoin
   | CallHangup
   | CallSdp
-  | CallIce;
+  | CallIce
+  | AdminStatsSub
+  | AdminStatsUnsub;
 
 /** Every `t` of a ClientFrame. */
 export type ClientFrameType = ClientFrame["t"];
@@ -1077,6 +1170,8 @@ export const CLIENT_FRAME_TYPES = [
   "call.hangup",
   "call.sdp",
   "call.ice",
+  "admin.stats.sub",
+  "admin.stats.unsub",
 ] as const satisfies readonly ClientFrameType[];
 
 /**
@@ -1111,7 +1206,10 @@ export type ServerFrame =
   | CallRemoteIce
   | CallMissed
   | ChatSettingsChanged
-  | MsgStarred;
+  | MsgStarred
+  | NotifyNew
+  | NotifyRead
+  | AdminStats;
 
 /** Every `t` of a ServerFrame. */
 export type ServerFrameType = ServerFrame["t"];
@@ -1149,6 +1247,9 @@ export const SERVER_FRAME_TYPES = [
   "call.missed",
   "chat.settings",
   "msg.starred",
+  "notify.new",
+  "notify.read",
+  "admin.stats",
 ] as const satisfies readonly ServerFrameType[];
 
 /** Stable machine codes in the 'code' field of 'err' frames and REST errors. Never renamed; new ones may be added, so treat an unknown code like 'internal'. */

@@ -1,0 +1,124 @@
+"""The node's live statistics for admins: over REST and as a periodic push.
+
+Rules:
+- Sizes (connections, sessions, online users, live rooms, AI generations,
+  calls) are read from the node's own objects when asked: nothing is counted
+  for them on the hot paths.
+- Rates (messages/s, rooms with traffic) come from ``metrics.RoomTraffic``,
+  which the fan-out bumps once per batch; ``serve`` turns it into figures
+  every ``interval`` seconds, and the latest figures are what REST answers.
+- Subscribers are admin sessions. Each tick pushes one frame, encoded once,
+  to all of them; a closed session is dropped, and so is one whose user lost
+  the admin role (one query per tick, only while someone is subscribed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from actors.runtime import ActorSystem
+from protocol import codec
+from protocol.frames_notify import AdminStats, AdminStatsData
+from realtime_server import metrics
+from realtime_server.hub import Hub
+from realtime_server.session import Session
+from storage.errors import StoreError
+from storage.notifications import ADMIN, NotificationStore
+
+log = logging.getLogger(__name__)
+
+
+class LiveStats:
+    def __init__(
+        self,
+        hub: Hub,
+        system: ActorSystem,
+        roles: NotificationStore,
+        frame: Callable[[bytes], bytes],
+        clock: Callable[[], int],
+        *,
+        interval: float,
+        ai: Any = None,  # actors.ai_service.AiService
+        calls: Any = None,  # actors.call_registry.CallRegistry
+    ) -> None:
+        self.interval = interval
+        self._hub = hub
+        self._system = system
+        self._roles = roles
+        self._frame = frame
+        self._clock = clock
+        self._ai = ai
+        self._calls = calls
+        # Set by the node once its gateway exists (the REST app is built first).
+        self.connections: Callable[[], int] = lambda: len(hub)
+        self._traffic = metrics.track_traffic(hub)
+        self._rate = 0.0
+        self._rooms_with_traffic = 0
+        self._subscribers: dict[Session, None] = {}  # insertion-ordered set
+
+    def snapshot(self) -> AdminStatsData:
+        census = self._system.census()
+        return AdminStatsData(
+            ts=self._clock(),
+            connections=self.connections(),
+            sessions=len(self._hub),
+            online_users=self._hub.online_users(),
+            rooms_live=census.get("room", (0, 0, 0))[0],
+            rooms_with_traffic=self._rooms_with_traffic,
+            messages_per_second=round(self._rate, 2),
+            ai_generations=len(self._ai.streams) if self._ai is not None else 0,
+            calls=self._calls.statistics()["open_calls"] if self._calls is not None else 0,
+            interval=self.interval,
+        )
+
+    def subscribe(self, session: Session) -> None:
+        """From now on every tick reaches ``session``; it gets the figures at once too."""
+        self._subscribers[session] = None
+        session.push(self._encoded(self.snapshot()))
+
+    def unsubscribe(self, session: Session) -> bool:
+        return self._subscribers.pop(session, ...) is None
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def _encoded(self, data: AdminStatsData) -> bytes:
+        return self._frame(codec.encode(AdminStats(d=data)))
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            last_at, last_messages = trio.current_time(), self._traffic.messages
+            while True:
+                await trio.sleep(self.interval)
+                now, messages = trio.current_time(), self._traffic.messages
+                self._rate = (messages - last_messages) / max(now - last_at, 1e-9)
+                self._rooms_with_traffic = len(self._traffic.rooms)
+                self._traffic.rooms.clear()
+                last_at, last_messages = now, messages
+                await self._push_tick()
+        finally:
+            metrics.untrack_traffic(self._hub)
+
+    async def _push_tick(self) -> None:
+        for session in [s for s in self._subscribers if s.close_code is not None]:
+            del self._subscribers[session]
+        if not self._subscribers:
+            return
+        users = {s.user_id for s in self._subscribers}
+        try:
+            admins = await self._roles.with_role(users, ADMIN)
+        except StoreError as exc:  # keep the last known subscribers; try next tick
+            log.debug("admin stats: role check failed: %r", exc)
+            admins = users
+        data = self._encoded(self.snapshot())
+        for session in list(self._subscribers):
+            if session.user_id not in admins:
+                del self._subscribers[session]
+            elif session.close_code is None:
+                session.push(data)
