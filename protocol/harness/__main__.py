@@ -19,11 +19,13 @@ from typing import Any
 
 import trio
 
-from protocol.harness import ai, connections, fanout, resume, rooms
+from protocol.harness import ai, connections, fanout, plain, resume, rooms
 from protocol.harness.report import profile_summary, table
 from protocol.harness.server import ServerProcess, Target, spawn_server
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (fanout, rooms, connections, resume, ai)}
+SCENARIOS: dict[str, ModuleType] = {
+    m.NAME: m for m in (fanout, rooms, connections, resume, ai, plain)
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
