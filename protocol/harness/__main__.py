@@ -51,6 +51,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "(default postgresql://postgres@127.0.0.1:5432/test)",
     )
     g.add_argument(
+        "--server-src",
+        metavar="DIR",
+        help="run the spawned server from this source tree (put first on its PYTHONPATH), "
+        "e.g. a worktree of main: old and new code side by side with the same harness",
+    )
+    g.add_argument(
         "--server-pid",
         type=int,
         help="with --url: the server's pid on this host, to report its CPU and memory",
@@ -78,11 +84,12 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
     # A scenario may need processes beside the server, and server settings to
     # reach them (ai: its local provider): ``server_env(args)`` provides both.
     server_env = getattr(SCENARIOS[args.scenario], "server_env", None)
-    with (
-        server_env(args) if server_env else nullcontext({}) as env,
-        spawn_server(args.database, env) as target,
-    ):
-        yield target
+    with server_env(args) if server_env else nullcontext({}) as env:
+        if args.server_src:
+            path = [os.path.abspath(args.server_src), os.environ.get("PYTHONPATH", "")]
+            env = {**env, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+        with spawn_server(args.database, env) as target:
+            yield target
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

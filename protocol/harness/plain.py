@@ -64,12 +64,14 @@ NAME = "plain"
 HELP = "fan-out latency timed by plain WebSocket clients, the project beside bare peers"
 PEERS = ("ws", "trio", "nats")
 NATS_SUBJECT = "bench"
+# Seconds a run waits for stragglers (deliveries, acks) after the last message was sent.
+GRACE = 15.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subscribers", type=int, default=200, help="subscribers (default 200)")
     p.add_argument("--every", type=int, default=10, help="time every n-th subscriber (default 10)")
-    p.add_argument("--rate", type=float, default=100.0, help="messages/s (default 100)")
+    p.add_argument("--rate", type=float, default=100.0, help="messages/s, > 0 (default 100)")
     p.add_argument("--messages", type=int, default=1000, help="measured messages (default 1000)")
     p.add_argument("--warmup", type=int, default=20, help="unmeasured messages first (default 20)")
     p.add_argument("--payload", type=int, default=32, help="text bytes after the stamp")
@@ -279,6 +281,7 @@ async def _subscribe(
     subs: list[tuple[str, bool]],
     total: int,
     warmup: int,
+    rate: float,
     patience: float,
 ) -> None:
     samples: list[int] = []
@@ -325,6 +328,9 @@ async def _subscribe(
     conns = await asyncio.gather(*(connect(t) for t, _ in subs))
     control.reply(connected=len(conns))
     await _parent_word(control)  # "go"
+    # Bounded: the publisher's run, then a grace for stragglers; a lost
+    # delivery makes the run incomplete instead of hanging it.
+    patience = total / rate + GRACE
     tasks = [
         asyncio.ensure_future(one(i, ws, timed))
         for i, (ws, (_, timed)) in enumerate(zip(conns, subs, strict=True))
@@ -348,9 +354,10 @@ def _subscriber_worker(
     subs: list[tuple[str, bool]],
     total: int,
     warmup: int,
+    rate: float,
     timeout: float,
 ) -> None:
-    asyncio.run(_subscribe(control, endpoint, subs, total, warmup, timeout))
+    asyncio.run(_subscribe(control, endpoint, subs, total, warmup, rate, timeout))
 
 
 async def _publish(
@@ -401,7 +408,7 @@ async def _publish(
         await send(i)
     if reader is not None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_acked.wait(), patience)
+            await asyncio.wait_for(all_acked.wait(), GRACE)
         reader.cancel()
     control.reply(acked=acked if reader is not None else None)
     await _parent_word(control)
@@ -425,6 +432,7 @@ def _lean_worker(
     subs: list[tuple[str, bool]],
     total: int,
     warmup: int,
+    rate: float,
     timeout: float,
 ) -> None:
     """The same subscribers on our lean epoll loop: every delivery timed twice."""
@@ -441,7 +449,7 @@ def _lean_worker(
     loop.run_until(lambda: loop.msgs >= warmup * len(conns) or loop.ended > 0, timeout)
     loop.reset_counters()
     expected = (total - warmup) * len(conns)
-    loop.run_until(lambda: loop.msgs >= expected or loop.ended > 0, timeout)
+    loop.run_until(lambda: loop.msgs >= expected or loop.ended > 0, total / rate + GRACE)
     summary = loop.summary()
     control.reply(
         deliveries=summary["msgs"] + warmup * len(conns),
@@ -461,6 +469,8 @@ async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     peers = Path(args.peers) if args.peers else None
     if not names:
         names = ["project", *(PEERS if peers else ())]
+    if args.rate <= 0:
+        raise SystemExit("--rate must be above 0: this scenario measures latency at a steady load")
     for name in names:
         if name not in ("project", *PEERS):
             raise SystemExit(f"unknown target {name!r} (project, ws, trio, nats)")
@@ -511,7 +521,10 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
     # Every --every-th subscriber is timed (lean: every delivery, by the kernel's clock).
     subs = [(t, i % max(1, args.every) == 0) for i, t in enumerate(tokens)]
     worker = _lean_worker if args.client == "lean" else _subscriber_worker
-    jobs = [(endpoint, part, total, args.warmup, args.timeout) for part in split(subs, args.procs)]
+    jobs = [
+        (endpoint, part, total, args.warmup, args.rate, args.timeout)
+        for part in split(subs, args.procs)
+    ]
     pad = "x" * args.payload
     async with Workers(worker, jobs) as subscribers:
         await subscribers.gather_async(args.timeout)
@@ -522,9 +535,9 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
             meter.start()
             subscribers.send("go")
             publisher.send("go")
-            replies = await subscribers.gather_async(args.timeout + total / args.rate)
+            replies = await subscribers.gather_async(total / args.rate + 2 * GRACE)
             usage = meter.stop()
-            (published,) = await publisher.gather_async(args.timeout)
+            (published,) = await publisher.gather_async(2 * GRACE)
     deliveries = sum(r["deliveries"] for r in replies)
     expected = sum(r["expected"] for r in replies)
     acked = published["acked"]
