@@ -41,6 +41,7 @@ import contextlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -234,9 +235,14 @@ def _nats_ws_port(conf: Path) -> int:
 async def _parent_word(control: Control) -> Any:
     """The parent's next word, without blocking the event loop meanwhile."""
     loop = asyncio.get_running_loop()
-    ready = loop.create_future()
+    ready: asyncio.Future[None] = loop.create_future()
     fd = control.fileno()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await ready
     finally:
@@ -259,7 +265,7 @@ async def _open(endpoint: Endpoint, token: str, patience: float) -> Any:
         hello = frames.Hello(id=1, d=frames.HelloData(token=token, v=PROTOCOL_VERSION))
         await ws.send(codec.encode(hello))
         while True:
-            env = _decode_envelope(await ws.recv())
+            env = _decode_envelope(await ws.recv(decode=False))
             if env.t == "resume.done":
                 break
             if env.t == "err":
@@ -554,10 +560,12 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
 
 
 def _ratios(results: dict[str, Any], names: list[str], rounds: int) -> dict[str, Any]:
-    """The project's p50 and p99 over each peer's, round by round."""
+    """The project's p50 and p99 over each peer's, round by round, and their
+    median over the rounds (on a shared host one round can be an outlier)."""
     ratios: dict[str, Any] = {}
     if "project" not in names:
         return ratios
+    per_peer: dict[str, list[float]] = {}
     for round_ in range(max(1, rounds)):
         suffix = "" if rounds <= 1 else f"#{round_ + 1}"
         mine = results["project" + suffix]["latency_ms"]
@@ -567,5 +575,10 @@ def _ratios(results: dict[str, Any], names: list[str], rounds: int) -> dict[str,
                 continue
             for q in ("p50", "p99"):
                 if theirs[q]:
-                    ratios[f"{q}_vs_{peer}{suffix}"] = round(mine[q] / theirs[q], 2)
+                    ratio = round(mine[q] / theirs[q], 2)
+                    ratios[f"{q}_vs_{peer}{suffix}"] = ratio
+                    per_peer.setdefault(f"{q}_vs_{peer}", []).append(ratio)
+    if rounds > 1:
+        for key, values in per_peer.items():
+            ratios[f"{key}_median"] = statistics.median(values)
     return ratios
