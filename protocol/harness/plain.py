@@ -56,7 +56,7 @@ import msgspec
 from protocol import codec, frames
 from protocol.harness import lean
 from protocol.harness.report import Meter, ns_to_ms
-from protocol.harness.server import ServerProcess, Target, free_port
+from protocol.harness.server import ServerProcess, Target, free_port, profile
 from protocol.harness.users import create_group, create_users, note
 from protocol.harness.workers import Control, Workers, split
 from protocol.version import PROTOCOL_VERSION
@@ -391,7 +391,8 @@ async def _publish(
     async def send(i: int) -> None:
         text = stamped(i, pad)
         if endpoint.kind == "project":
-            d = frames.SendData(room=endpoint.room, cid=f"p{i}", text=text)
+            # Fresh cids every run: a repeated cid is a resend, answered, not fanned out.
+            d = frames.SendData(room=endpoint.room, cid=f"{run}-{i}", text=text)
             await ws.send(codec.encode(frames.Send(id=i + 2, d=d)))
         elif endpoint.kind == "nats":
             body = text.encode()
@@ -399,6 +400,7 @@ async def _publish(
         else:
             await ws.send(text.encode())
 
+    run = os.urandom(4).hex()
     reader = asyncio.ensure_future(read_acks()) if endpoint.kind == "project" else None
     control.reply(ready=True)
     await _parent_word(control)  # "go"
@@ -538,11 +540,14 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
         async with Workers(_publisher_worker, [pub_job]) as publisher:
             await publisher.gather_async(args.timeout)
             meter = Meter(endpoint.process, lambda: [*subscribers.pids, *publisher.pids])
-            meter.start()
-            subscribers.send("go")
-            publisher.send("go")
-            replies = await subscribers.gather_async(total / args.rate + 2 * GRACE)
-            usage = meter.stop()
+            # --profile samples the project only (the peers are not ours to tune).
+            sampled = endpoint.process if endpoint.kind == "project" else None
+            with profile(sampled, args.profile):
+                meter.start()
+                subscribers.send("go")
+                publisher.send("go")
+                replies = await subscribers.gather_async(total / args.rate + 2 * GRACE)
+                usage = meter.stop()
             (published,) = await publisher.gather_async(2 * GRACE)
     deliveries = sum(r["deliveries"] for r in replies)
     expected = sum(r["expected"] for r in replies)
