@@ -508,22 +508,29 @@ async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         "messages": args.messages,
         "procs": args.procs,
     }
+    pooled: dict[str, list[int]] = {name: [] for name in names}
     for round_ in range(max(1, args.rounds)):
         for name in names:
             key = name if args.rounds <= 1 else f"{name}#{round_ + 1}"
             note(f"plain: {key}")
             if name == "project":
                 assert project is not None
-                results[key] = await _measure(project, args)
+                results[key] = await _measure(project, args, pooled[name])
             else:
                 assert peers is not None
                 with spawn_peer(name, peers) as endpoint:
-                    results[key] = await _measure(endpoint, args)
+                    results[key] = await _measure(endpoint, args, pooled[name])
+    if args.rounds > 1:
+        # Every round's samples together: the figure to compare across targets.
+        results["pooled_ms"] = {name: ns_to_ms(samples) for name, samples in pooled.items()}
     results["ratios"] = _ratios(results, names, args.rounds)
     return results
 
 
-async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, Any]:
+async def _measure(
+    endpoint: Endpoint, args: argparse.Namespace, keep: list[int] | None = None
+) -> dict[str, Any]:
+    """One target, one round; its timed samples (ns) are added to ``keep`` too."""
     total = args.warmup + args.messages
     tokens = endpoint.subscriber_tokens or ("",) * args.subscribers
     # Every --every-th subscriber is timed (lean: every delivery, by the kernel's clock).
@@ -549,6 +556,9 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
                 replies = await subscribers.gather_async(total / args.rate + 2 * GRACE)
                 usage = meter.stop()
             (published,) = await publisher.gather_async(2 * GRACE)
+    samples = [x for r in replies for x in r["samples"]]
+    if keep is not None:
+        keep.extend(samples)
     deliveries = sum(r["deliveries"] for r in replies)
     expected = sum(r["expected"] for r in replies)
     acked = published["acked"]
@@ -557,7 +567,7 @@ async def _measure(endpoint: Endpoint, args: argparse.Namespace) -> dict[str, An
         "expected": expected,
         "complete": deliveries == expected and acked in (None, total),
         "first_error": next((r["first_error"] for r in replies if r["first_error"]), ""),
-        "latency_ms": ns_to_ms([x for r in replies for x in r["samples"]]),
+        "latency_ms": ns_to_ms(samples),
     }
     if args.client == "lean":
         out["read_latency_ms"] = ns_to_ms([x for r in replies for x in r["read_samples"]])
@@ -586,4 +596,13 @@ def _ratios(results: dict[str, Any], names: list[str], rounds: int) -> dict[str,
     if rounds > 1:
         for key, values in per_peer.items():
             ratios[f"{key}_median"] = statistics.median(values)
+        pooled = results.get("pooled_ms", {})
+        mine = pooled.get("project")
+        for peer in names:
+            theirs = pooled.get(peer)
+            if peer == "project" or not theirs or not mine:
+                continue
+            for q in ("p50", "p99"):
+                if theirs[q]:
+                    ratios[f"{q}_vs_{peer}_pooled"] = round(mine[q] / theirs[q], 2)
     return ratios
