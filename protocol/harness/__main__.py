@@ -19,11 +19,13 @@ from typing import Any
 
 import trio
 
-from protocol.harness import ai, connections, fanout, resume, rooms
+from protocol.harness import ai, connections, fanout, plain, resume, rooms
 from protocol.harness.report import profile_summary, table
 from protocol.harness.server import ServerProcess, Target, spawn_server
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (fanout, rooms, connections, resume, ai)}
+SCENARIOS: dict[str, ModuleType] = {
+    m.NAME: m for m in (fanout, rooms, connections, resume, ai, plain)
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +49,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="database of the spawned server: a temporary SQLite file (default) or a fresh "
         "schema in BENCH_POSTGRES_DSN / TEST_POSTGRES_DSN "
         "(default postgresql://postgres@127.0.0.1:5432/test)",
+    )
+    g.add_argument(
+        "--server-src",
+        metavar="DIR",
+        help="run the spawned server from this source tree (put first on its PYTHONPATH), "
+        "e.g. a worktree of main: old and new code side by side with the same harness",
     )
     g.add_argument(
         "--server-pid",
@@ -76,11 +84,12 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
     # A scenario may need processes beside the server, and server settings to
     # reach them (ai: its local provider): ``server_env(args)`` provides both.
     server_env = getattr(SCENARIOS[args.scenario], "server_env", None)
-    with (
-        server_env(args) if server_env else nullcontext({}) as env,
-        spawn_server(args.database, env) as target,
-    ):
-        yield target
+    with server_env(args) if server_env else nullcontext({}) as env:
+        if args.server_src:
+            path = [os.path.abspath(args.server_src), os.environ.get("PYTHONPATH", "")]
+            env = {**env, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+        with spawn_server(args.database, env) as target:
+            yield target
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,6 +19,12 @@ latency is known twice: *arrival* (sent -> in the client's socket: the
 server's part) and *read* (sent -> parsed by the harness: adds the harness's
 own delay). Reports give both.
 
+Plain peers: ``Loop(speaks="raw")`` drives a bare broadcaster instead (no
+``hello``: a connection is live once upgraded; every binary or text message is
+one delivery whose payload starts with the stamp), ``speaks="nats"`` a NATS
+server over WebSocket (``CONNECT``, ``SUB``; each ``MSG`` is one delivery).
+The ``plain`` scenario uses these to measure the peers with the same client.
+
 Delivery checks: each connection keeps the set of seqs it has seen per room
 (``msg.new`` and its own acked sends), counts a repeat as a duplicate, never
 as a delivery (clients dedupe by room and seq), and reports how many seqs
@@ -183,8 +189,14 @@ class Loop:
         *,
         sample_every: int = 1,
         timestamps: bool = True,
+        speaks: str = "project",
     ) -> None:
+        if speaks not in ("project", "raw", "nats"):
+            raise ValueError(f"speaks must be project, raw or nats, not {speaks!r}")
         self.host, self.port = host, port
+        self.speaks = speaks
+        # NATS: what is left of a protocol operation split across frames, per connection.
+        self._nats_rest: dict[int, bytes] = {}
         self.sel = selectors.EpollSelector()
         self.conns: list[LeanConn] = []
         self.sample_every = max(1, sample_every)
@@ -293,6 +305,14 @@ class Loop:
         if headers.get("sec-websocket-accept", "").encode() != conn.accept:
             self._end(conn, "upgrade: wrong Sec-WebSocket-Accept")
             return False
+        if self.speaks == "raw":
+            self._go_live(conn, time.time_ns())
+            return True
+        if self.speaks == "nats":
+            conn.state = SYNCING  # live once the PONG says the SUB is in place
+            ops = b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB bench 1\r\nPING\r\n'
+            self.send(conn, masked_frame(0x2, ops, conn.key))
+            return True
         conn.state = HELLO
         hello = frames.Hello(
             id=1,
@@ -429,7 +449,9 @@ class Loop:
             start = pos + head
             pos = start + n
             opcode = b0 & 0x0F
-            if opcode == 0x2:
+            if self.speaks != "project" and opcode in (0x1, 0x2):
+                self._on_plain(conn, bytes(buf[start:pos]), arrival, now)
+            elif opcode == 0x2:
                 self._on_frame(conn, _decode_envelope(buf[start:pos]), arrival, now)
             elif opcode == 0x9:
                 self.send(conn, masked_frame(0xA, bytes(buf[start:pos]), conn.key))
@@ -488,10 +510,54 @@ class Loop:
         elif t == "welcome":
             conn.state = SYNCING
         elif t == "resume.done":
-            conn.state = LIVE
-            conn.live_ns = arrival
-            self.live += 1
-            self.opening -= 1
+            self._go_live(conn, arrival)
+
+    def _go_live(self, conn: LeanConn, at: int) -> None:
+        conn.state = LIVE
+        conn.live_ns = at
+        self.live += 1
+        self.opening -= 1
+
+    def _on_plain(self, conn: LeanConn, payload: bytes, arrival: int, now: int) -> None:
+        """A peer's message: raw, one stamped payload; NATS, protocol operations."""
+        if self.speaks == "raw":
+            self._delivered(conn, payload[:19].decode("latin-1"), arrival, now)
+            return
+        data = self._nats_rest.pop(id(conn), b"") + payload
+        pos = 0
+        while True:
+            end = data.find(b"\r\n", pos)
+            if end < 0:
+                break
+            line = data[pos:end]
+            if line.startswith(b"MSG "):
+                size = int(line.rsplit(b" ", 1)[1])
+                if len(data) < end + 4 + size:
+                    break
+                self._delivered(conn, data[end + 2 : end + 21].decode("latin-1"), arrival, now)
+                pos = end + 4 + size
+                continue
+            if line == b"PING":
+                self.send(conn, masked_frame(0x2, b"PONG\r\n", conn.key))
+            elif line == b"PONG" and conn.state == SYNCING:
+                self._go_live(conn, arrival)
+            pos = end + 2
+        if pos < len(data):
+            self._nats_rest[id(conn)] = data[pos:]
+
+    def _delivered(self, conn: LeanConn, text: str, arrival: int, now: int) -> None:
+        """One plain delivery (peers have no seqs: counted, not deduplicated)."""
+        conn.msgs += 1
+        self.msgs += 1
+        if not self.first_msg_ns:
+            self.first_msg_ns = arrival
+        self.last_msg_ns = arrival
+        self._counter += 1
+        if self._counter % self.sample_every == 0:
+            sent = stamp_of(text)
+            if sent:
+                self.arrival_ns.append(arrival - sent)
+                self.read_ns.append(now - sent)
 
     def _end(self, conn: LeanConn, why: str) -> None:
         if conn.state == CLOSED:

@@ -85,7 +85,8 @@ class Target:
         return f"ws://{self.host}:{self.port}/ws"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -136,7 +137,7 @@ def spawn_server(
 ) -> Iterator[Target]:
     """Run ``realtime-server serve`` on a fresh ``database`` until the block ends."""
     raise_open_files_limit()
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         with fresh_database(database, tmp) as database_url:
             env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "JWT_SECRET"}}

@@ -65,6 +65,11 @@ class Control:
     def __init__(self, conn: mp.connection.Connection) -> None:
         self._conn = conn
 
+    def fileno(self) -> int:
+        """The pipe's descriptor: readable when the parent has said something
+        (an asyncio worker waits on it with ``add_reader``)."""
+        return self._conn.fileno()
+
     def reply(self, **data: Any) -> None:
         self._conn.send(data)
 

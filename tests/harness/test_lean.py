@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from wsproto import ConnectionType
@@ -10,6 +11,7 @@ from wsproto.connection import Connection
 from wsproto.events import BytesMessage, CloseConnection, Ping
 
 from protocol.harness.lean import masked_frame, stamp_of
+from protocol.harness.plain import NatsParser, parse_stamp, stamped
 from protocol.harness.report import percentiles, profile_summary, table
 from protocol.harness.workers import split
 
@@ -69,3 +71,20 @@ def test_a_profile_summary_ranks_functions_by_samples(tmp_path):
     assert summary["samples"] == ["40"]
     assert summary["self"] == [" 75.0% send (b.py:2)", " 25.0% parse (c.py:3)"]
     assert summary["inclusive"][0] == "100.0% main (a.py:1)"
+
+
+def test_a_plain_stamp_carries_the_send_time_and_the_message_index():
+    text = stamped(42, "pad")
+    sent, index = parse_stamp(text) or (0, 0)
+    assert index == 42 and abs(sent - time.time_ns()) < 10**9
+    assert parse_stamp(b"not a stamp at all, not at all") is None
+
+
+def test_nats_operations_split_across_frames_are_read_whole():
+    parser = NatsParser()
+    body = stamped(7, "x").encode()
+    stream = b"INFO {}\r\nPING\r\nMSG bench 1 %d\r\n%s\r\n" % (len(body), body)
+    got = []
+    for i in range(0, len(stream), 5):
+        got += parser.feed(stream[i : i + 5])
+    assert [index for _, index in got] == [7] and parser.pings == 1

@@ -14,10 +14,11 @@ from typing import Any
 
 import trio
 
-from protocol.harness import ai, connections, fanout, resume, rooms
+from protocol.harness import ai, connections, fanout, plain, resume, rooms
 from protocol.harness.__main__ import add_arguments
 from protocol.harness.server import ServerProcess, Target
 from tests.conftest import NodeFactory
+from tests.harness.broadcaster import serve_raw_broadcaster
 
 
 def bench_args(*argv: str) -> argparse.Namespace:
@@ -111,3 +112,43 @@ async def test_ai_relays_every_delta_in_order_and_stores_every_answer(node_facto
     assert level["project"]["delta_ms"]["n"] == level["wire"]["delta_ms"]["n"] == 10
     assert level["project"]["server_us_per_delta"] is not None
     assert set(level["added_ms"]) == {"p50", "p99", "first_delta_p50"}
+
+
+async def test_plain_clients_time_every_nth_subscriber_and_get_every_message(node_factory):
+    r = await run_against(
+        node_factory,
+        plain,
+        "--subscribers", "6", "--every", "3", "--messages", "20", "--warmup", "2",
+        "--rate", "200", "--procs", "2",
+    )  # fmt: skip
+    project = r["project"]
+    assert (project["deliveries"], project["expected"]) == (6 * 22, 6 * 22)
+    assert project["complete"] is True and project["first_error"] == ""
+    # Subscribers 0 and 3 are timed, on the measured messages only.
+    assert project["latency_ms"]["n"] == 2 * 20
+
+
+async def test_plain_with_lean_clients_times_every_delivery_twice(node_factory):
+    r = await run_against(
+        node_factory,
+        plain,
+        "--subscribers", "4", "--messages", "10", "--warmup", "2", "--rate", "200",
+        "--client", "lean",
+    )  # fmt: skip
+    project = r["project"]
+    assert project["complete"] is True
+    assert project["latency_ms"]["n"] == project["read_latency_ms"]["n"] == 4 * 10
+
+
+async def test_plain_drives_a_bare_broadcaster_with_either_client(nursery):
+    port = await nursery.start(serve_raw_broadcaster)
+    args = bench_args(
+        plain.NAME, "--subscribers", "4", "--messages", "10", "--warmup", "2", "--rate", "200"
+    )
+    peer = plain.Endpoint("raw", "raw", f"ws://127.0.0.1:{port}", None)
+    for client in ("websockets", "lean"):
+        args.client = client
+        with trio.fail_after(50):
+            got = await plain._measure(peer, args)
+        assert got["complete"] is True and got["deliveries"] == 4 * 12, (client, got)
+        assert got["latency_ms"]["n"] > 0
