@@ -16,6 +16,28 @@ Rules:
   violations ``NotFound``, everything else ``StoreError``.
 - Reads of several statements use one snapshot (repeatable read, read only),
   like SQLite's read transaction.
+
+Why asyncpg (issue 19, item 2; ``storage.bench_drivers`` has the method and
+the full tables). Measured side by side on this 2-core machine:
+
+==============================================  ============  ===========
+CPU per operation or row (median of 3)           point read    200-row commit
+==============================================  ============  ===========
+asyncpg, crossing + pool checkout per statement   505-569 us    17.2 us/row
+asyncpg, ONE crossing per operation (this file)   200-242 us    13.1 us/row
+psycopg 3 sync connection in a worker thread      178-210 us     7.8 us/row
+asyncpg on plain asyncio (floor, no trio)          34-39 us      6.6 us/row
+==============================================  ============  ===========
+
+psycopg in a thread wins the micro-benchmark, so a psycopg driver was built
+(same interface, one thread hop per operation, binary list parameters,
+server-side cancel). End to end it lost: ``bench rooms --database postgres``
+in 4 alternating pairs gave it 0.70x the acked messages/s at 1.25x the server
+CPU per ack. A worker thread coming back from the database waits for the GIL
+held by the busy trio thread; the hosted asyncio loop never does. So this
+driver keeps asyncpg and removes what the measurement blamed: one crossing
+per operation instead of per statement, no reset query per checkout, and the
+group-commit writer on a connection of its own (``dedicated``).
 """
 
 from __future__ import annotations
