@@ -44,6 +44,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -185,11 +186,15 @@ class Endpoint:
     room: str = ""
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _wait_listening(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0, errors: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"peer exited with {proc.returncode}")
+            # The peers need their own packages (websockets, uvloop): say which one is missing.
+            said = errors.read_text(errors="replace").strip()[-400:] if errors else ""
+            raise RuntimeError(f"peer exited with {proc.returncode}: {said or 'no output'}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -209,11 +214,14 @@ def spawn_peer(name: str, peers: Path) -> Iterator[Endpoint]:
         script = {"ws": "ws_broadcast.py", "trio": "trio_raw_broadcast.py"}[name]
         port = free_port()
         cmd, kind = [sys.executable, str(peers / script), str(port)], "raw"
-    proc = subprocess.Popen(cmd, cwd=peers, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = tempfile.NamedTemporaryFile(prefix=f"peer-{name}-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=peers, stdout=subprocess.DEVNULL, stderr=errors)
     try:
-        _wait_listening(port, proc)
+        _wait_listening(port, proc, errors=Path(errors.name))
         yield Endpoint(name, kind, f"ws://127.0.0.1:{port}", ServerProcess(proc.pid))
     finally:
+        errors.close()
+        Path(errors.name).unlink(missing_ok=True)
         proc.terminate()
         try:
             proc.wait(timeout=10)
