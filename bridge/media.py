@@ -177,6 +177,33 @@ async def read_upload(request: Any, cap: int) -> Any:
     return files
 
 
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    data: bytes
+    filename: str | None
+    mimetype: str
+
+
+async def read_one_file(request: Any, limit: int, what: str) -> UploadedFile:
+    """The bytes of the multipart field ``file``, at most ``limit`` of them.
+
+    ``what`` names the limit in the error ("upload", "project file"). Every
+    refusal is a clear 400/413: not multipart, no such field, empty, too big.
+    """
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest("Send the file as multipart/form-data in the field 'file'.")
+    files = await read_upload(request, limit + MULTIPART_OVERHEAD)
+    part = files.get("file")
+    if part is None:
+        raise BadRequest("Send the file in the multipart field 'file'.", field="file")
+    data = part.read(limit + 1)
+    if len(data) > limit:
+        raise MediaTooLarge(f"The file is over the {what} limit of {limit} bytes.")
+    if not data:
+        raise BadRequest("The file is empty.", field="file")
+    return UploadedFile(data, part.filename, part.mimetype or "")
+
+
 def upload_request_class(paths: frozenset[str], limit: int) -> type[TrioRequest]:
     """A request class whose body limit is ``limit`` on POSTs to ``paths``.
 

@@ -23,9 +23,9 @@ from quart import Response, request
 from quart_trio.wrappers import TrioRequest
 
 from actors.ai_files import chunk_text
-from bridge.errors import BadRequest, BridgeError, NotFound, RestCode
+from bridge.errors import BridgeError, NotFound, RestCode
 from bridge.file_text import ACCEPTED, classify, extract
-from bridge.media import MULTIPART_OVERHEAD, MediaTooLarge, read_upload
+from bridge.media import MULTIPART_OVERHEAD, read_one_file
 from bridge.routes_media import clean_filename
 from bridge.routing import Body, Router, empty_response, json_response
 from bridge.services import BridgeServices
@@ -157,19 +157,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def upload_ai_file(claims: AccessClaims, preset_id: str) -> Response:
         me = claims.user_id
         await own_preset(me, preset_id)  # before the body: others learn nothing from it
-        if request.mimetype != "multipart/form-data":
-            raise BadRequest("Send the file as multipart/form-data in the field 'file'.")
-        parts = await read_upload(request, max_bytes + MULTIPART_OVERHEAD)
-        part = parts.get("file")
-        if part is None:
-            raise BadRequest("Send the file in the multipart field 'file'.", field="file")
-        data = part.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise MediaTooLarge(f"The file is over the project file limit of {max_bytes} bytes.")
-        if not data:
-            raise BadRequest("The file is empty.", field="file")
-        name = clean_filename(part.filename)
-        kind = classify(data, name, part.mimetype or "")
+        upload = await read_one_file(request, max_bytes, "project file")
+        data = upload.data
+        name = clean_filename(upload.filename)
+        kind = classify(data, name, upload.mimetype)
         text = await extract(data, kind, settings.ai_file_max_chars)
         chunks = chunk_text(text, settings.ai_file_chunk_tokens)
         stored = AiFile(

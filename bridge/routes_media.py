@@ -21,14 +21,13 @@ from pathlib import Path
 import msgspec
 from quart import Response, request
 
-from bridge.errors import BadRequest, NotFound, RestCode
+from bridge.errors import NotFound, RestCode
 from bridge.media import (
     IMAGE_TYPES,
     MULTIPART_OVERHEAD,
-    MediaTooLarge,
     check_type,
     image_facts,
-    read_upload,
+    read_one_file,
     upload_request_class,
 )
 from bridge.routing import Body, Router, json_response
@@ -130,18 +129,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         ),
     )
     async def upload(claims: AccessClaims) -> Response:
-        if request.mimetype != "multipart/form-data":
-            raise BadRequest("Send the file as multipart/form-data in the field 'file'.")
-        files = await read_upload(request, limit + MULTIPART_OVERHEAD)
-        part = files.get("file")
-        if part is None:
-            raise BadRequest("Send the file in the multipart field 'file'.", field="file")
-        data = part.read(limit + 1)
-        if len(data) > limit:
-            raise MediaTooLarge(f"The file is over the upload limit of {limit} bytes.")
-        if not data:
-            raise BadRequest("The file is empty.", field="file")
-        kind = check_type(data, part.mimetype or "")
+        upload = await read_one_file(request, limit, "upload")
+        data = upload.data
+        kind = check_type(data, upload.mimetype)
         width = height = None
         thumb: bytes | None = None
         if kind in IMAGE_TYPES:
@@ -153,7 +143,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             owner_id=claims.user_id,
             content_type=kind,
             size=len(data),
-            filename=clean_filename(part.filename),
+            filename=clean_filename(upload.filename),
             blob_key=media_id,
             thumb_key=f"{media_id}_t" if thumb is not None else None,
             width=width,

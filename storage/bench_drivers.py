@@ -216,6 +216,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import select
 import statistics
@@ -236,7 +237,8 @@ from psycopg.waiting import Ready, Wait
 
 uvloop: Any
 try:
-    import uvloop  # type: ignore[import-not-found,no-redef]
+    # Optional, and not a dependency: imported by name so mypy does not need it.
+    uvloop = importlib.import_module("uvloop")
 except ImportError:  # the floor is then plain asyncio
     uvloop = None
 
