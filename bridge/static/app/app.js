@@ -1716,6 +1716,16 @@ var RealtimeClient = class {
   async ping() {
     return (await this.request({ t: "ping" })).ts;
   }
+  /**
+   * Give the open session a fresh access token (`auth`) before the current
+   * one expires, so the server does not close it with 4004. Later reconnects
+   * say hello with this token too. Rejects with the server's `err`
+   * (`token_expired`, `unauthorized`, `forbidden`); the old token then stays.
+   */
+  async reauthenticate(token) {
+    await this.request({ t: "auth", d: { token } });
+    this.token = token;
+  }
   // ----- connection internals -------------------------------------------------------
   async open() {
     if (this.stopped) return;

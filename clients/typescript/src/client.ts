@@ -386,6 +386,17 @@ export class RealtimeClient {
     return (await this.request({ t: "ping" })).ts;
   }
 
+  /**
+   * Give the open session a fresh access token (`auth`) before the current
+   * one expires, so the server does not close it with 4004. Later reconnects
+   * say hello with this token too. Rejects with the server's `err`
+   * (`token_expired`, `unauthorized`, `forbidden`); the old token then stays.
+   */
+  async reauthenticate(token: string): Promise<void> {
+    await this.request({ t: "auth", d: { token } });
+    this.token = token;
+  }
+
   // ----- connection internals -------------------------------------------------------
 
   private async open(): Promise<void> {

@@ -204,6 +204,24 @@ test("replies are matched by re, whatever their order", async () => {
   assert.equal((await a).ev, 3);
 });
 
+test("reauthenticate sends auth and the next hello carries the new token", async () => {
+  const { client, socket, clock, statuses } = await connected();
+  const renewed = client.reauthenticate("tok-2");
+  await flush();
+  const auth = socket().last("auth");
+  assert.deepEqual(auth.d, { token: "tok-2" });
+  socket().push({ t: "ok", re: auth.id });
+  await renewed;
+  const refused = client.reauthenticate("stale");
+  await flush();
+  socket().push({ t: "err", re: socket().last("auth").id, code: "token_expired", msg: "expired" });
+  await assert.rejects(refused, (e: unknown) => e instanceof ServerError && e.code === "token_expired");
+  socket().serverClose(1006);
+  await clock.advance(statuses.at(-1)?.retryIn ?? 0);
+  socket().open();
+  assert.equal((socket().last("hello").d as { token: string }).token, "tok-2");
+});
+
 test("err rejects with the code; an unanswered request times out", async () => {
   const { client, socket, clock } = await connected({ requestTimeout: 1000 });
   const refused = client.request({ t: "msg.edit", d: { room: "r1", seq: 1, text: "a" } });
