@@ -269,6 +269,7 @@ from protocol.frames_presence import (  # noqa: E402
     TypingStart,
     TypingStop,
 )
+from protocol.frames_stories import StoryGone, StoryNew, StoryReacted, StoryViewed  # noqa: E402
 
 ClientFrame = (
     Hello
@@ -394,4 +395,8 @@ ServerFrame = (
     | NotifyNew
     | NotifyRead
     | AdminStats
+    | StoryNew
+    | StoryGone
+    | StoryViewed
+    | StoryReacted
 )
