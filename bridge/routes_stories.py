@@ -447,7 +447,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "/stories/<story_id>/reply",
         summary="Reply to a story: a message in your direct room with its author",
         description=(
-            "The message quotes the story (`meta.story`); the author also gets a"
+            "The message quotes the story in its `story` field; the author also gets a"
             " `story.reply` notification."
         ),
         tag="stories",

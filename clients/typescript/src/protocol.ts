@@ -660,6 +660,7 @@ export interface Message {
   readonly room: string;
   readonly sender: string;
   readonly seq: number;
+  readonly story?: StoryQuote | null;
   readonly text: string;
   readonly ts: number;
 }
@@ -1092,6 +1093,17 @@ export interface StoryGone {
 export interface StoryNew {
   readonly d: Story;
   readonly t: "story.new";
+}
+
+/** What a reply to a story shows of the story (a snapshot at send time). */
+export interface StoryQuote {
+  readonly author: string;
+  readonly id: string;
+  /** @default "text" (absent on the wire when it is the default) */
+  readonly kind?: string;
+  readonly media?: string | null;
+  /** @default "" (absent on the wire when it is the default) */
+  readonly text?: string;
 }
 
 /** To the author: someone reacted to one of your stories. */
