@@ -51,6 +51,7 @@ from protocol.frames_stories import (
     StoryViewData,
     StoryViewed,
 )
+from realtime_server.story_expiry import delete_blobs
 from storage.base import Room, RoomMember, new_id
 from storage.blobs import BlobNotFound
 from storage.media import media_store
@@ -287,6 +288,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             expires_at=now + settings.story_ttl_seconds * 1000,
         )
         audience = await stories.post(story, listed)
+        if services.stories is not None:
+            services.stories.scheduled(story.expires_at)
         wire = to_wire(story)
         push(audience, StoryNew(d=wire))
         return json_response(PostedStory(wire, len(audience)), status=201)
@@ -361,25 +364,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def delete_story(claims: AccessClaims, story_id: str) -> Response:
         me = claims.user_id
         audience = await stories.audience_of(story_id)
-        gone = await stories.delete(story_id, me)
-        if gone is False:
+        keys = await stories.delete(story_id, me)
+        if keys is None:
             raise NotFound(_NO_STORY)
-        if isinstance(gone, str):
-            await forget_media([gone])
+        await delete_blobs(blobs, keys)
         push(audience, StoryGone(d=story_id))
         return empty_response()
-
-    async def forget_media(media_ids: list[str]) -> None:
-        for media_id in media_ids:
-            info = await media.get_media(media_id)
-            if info is None:
-                continue
-            for key in (info.blob_key, info.thumb_key):
-                if key is not None:
-                    try:
-                        await blobs.delete(key)
-                    except BlobNotFound:
-                        pass
 
     @router.route(
         "POST",
@@ -550,4 +540,6 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def delete_highlight(claims: AccessClaims, highlight_id: str) -> Response:
         if not await stories.delete_highlight(claims.user_id, highlight_id):
             raise NotFound("No such highlight of yours.")
+        if services.stories is not None:
+            services.stories.scheduled(services.clock())  # what it kept may be due now
         return empty_response()

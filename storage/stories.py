@@ -28,7 +28,7 @@ from typing import Any
 from .base import Store
 from .database import Database
 from .dialect import Dialect
-from .statements import Execute, ExecuteMany, Fetch, Op
+from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op
 
 KINDS = ("text", "image", "video")
 PRIVACY = ("contacts", "except", "only")
@@ -201,8 +201,25 @@ def _highlight(owner: str, highlight_id: str, name: str, ids: list[str], at: int
     )
 
 
+def _unused_media(d: Dialect, media_ids: list[str]) -> Op[list[str]]:
+    """Delete the media rows of these uploads that nothing uses any more (no
+    story left, never sent in a room); returns their blob keys for the blob
+    store. Called after the stories themselves were deleted."""
+    if not media_ids:
+        return []
+    rows = yield Fetch(
+        "DELETE FROM media WHERE"
+        f" {d.in_list('id')}"
+        " AND NOT EXISTS (SELECT 1 FROM stories s WHERE s.media_id = media.id)"
+        " AND NOT EXISTS (SELECT 1 FROM media_rooms r WHERE r.media_id = media.id)"
+        " RETURNING blob_key, thumb_key",
+        (d.array(media_ids),),
+    )
+    return [k for r in rows for k in r if k is not None]
+
+
 def _forget(d: Dialect, now: int, limit: int) -> Op[list[str]]:
-    """Delete expired stories no highlight keeps; returns their media ids."""
+    """Delete expired stories no highlight keeps; returns the blob keys to delete."""
     rows = yield Fetch(
         "SELECT s.id, s.media_id FROM stories s WHERE s.expires_at <= ? AND NOT EXISTS"
         " (SELECT 1 FROM story_highlight_items i WHERE i.story_id = s.id)"
@@ -212,7 +229,19 @@ def _forget(d: Dialect, now: int, limit: int) -> Op[list[str]]:
     if not rows:
         return []
     yield Execute(f"DELETE FROM stories WHERE {d.in_list('id')}", (d.array([r[0] for r in rows]),))
-    return [r[1] for r in rows if r[1] is not None]
+    keys = yield from _unused_media(d, [r[1] for r in rows if r[1] is not None])
+    return keys
+
+
+def _delete(d: Dialect, story_id: str, author: str) -> Op[list[str] | None]:
+    row = yield FetchOne(
+        "DELETE FROM stories WHERE id = ? AND author_id = ? RETURNING media_id",
+        (story_id, author),
+    )
+    if row is None:
+        return None
+    keys = yield from _unused_media(d, [] if row[0] is None else [str(row[0])])
+    return keys
 
 
 class StoryStore:
@@ -293,17 +322,10 @@ class StoryStore:
         )
         return [r[0] for r in rows]
 
-    async def delete(self, story_id: str, author: str) -> str | None | bool:
-        """Delete the author's story: False when it is not theirs, else its
-        media id (None for a text story) for the blob store."""
-        row = await self._db.fetchone(
-            "DELETE FROM stories WHERE id = ? AND author_id = ? RETURNING media_id",
-            (story_id, author),
-            write=True,
-        )
-        if row is None:
-            return False
-        return None if row[0] is None else str(row[0])
+    async def delete(self, story_id: str, author: str) -> list[str] | None:
+        """Delete the author's story: None when it is not theirs, else the
+        blob keys of its upload, now unused, for the blob store."""
+        return await self._db.write(_delete(self._db.dialect, story_id, author))
 
     # ----- highlights ------------------------------------------------------------
 
@@ -345,8 +367,18 @@ class StoryStore:
     # ----- expiry ------------------------------------------------------------------
 
     async def forget_expired(self, now: int, limit: int = 500) -> list[str]:
-        """Delete up to ``limit`` expired, unhighlighted stories; their media ids."""
+        """Delete up to ``limit`` expired, unhighlighted stories; the blob keys
+        of their uploads that nothing else uses."""
         return await self._db.write(_forget(self._db.dialect, now, limit))
+
+    async def has_expired(self, now: int) -> bool:
+        """Whether an expired story no highlight keeps is still stored."""
+        found = await self._db.fetchval(
+            "SELECT 1 FROM stories s WHERE s.expires_at <= ? AND NOT EXISTS"
+            " (SELECT 1 FROM story_highlight_items i WHERE i.story_id = s.id) LIMIT 1",
+            (now,),
+        )
+        return found is not None
 
     async def next_expiry(self) -> int | None:
         found = await self._db.fetchval(
