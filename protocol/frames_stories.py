@@ -82,3 +82,6 @@ class StoryReacted(_Frame, tag="story.reacted"):
     """To the author: someone reacted to one of your stories."""
 
     d: StoryViewData
+
+
+STORY_SERVER_FRAMES = (StoryNew, StoryGone, StoryViewed, StoryReacted)
