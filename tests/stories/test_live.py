@@ -85,6 +85,7 @@ async def test_a_reply_is_a_message_in_the_direct_room_quoting_the_story(
             "text": "Off to the mountains",
         }
         live = (await next_of(author, MsgNew)).d
+        assert live.story is not None
         assert (live.room, live.seq, live.story.id) == (message["room"], 1, story["id"])
         note = (await next_of(author, NotifyNew)).d
         assert (note.kind, note.ref.room, note.ref.user) == ("story.reply", message["room"], bob.id)
