@@ -50,3 +50,9 @@ async def feed_ids(http: httpx.AsyncClient, reader: Account) -> list[str]:
 def error(r: httpx.Response) -> tuple[int, str, str | None]:
     e = r.json()["error"]
     return r.status_code, e["code"], e.get("field")
+
+
+async def direct_room(http: httpx.AsyncClient, a: Account, b: Account) -> str:
+    r = await http.post("/rooms", json={"kind": "direct", "user_id": b.id}, headers=auth(a))
+    assert r.status_code in (200, 201), r.text
+    return str(r.json()["room"]["id"])

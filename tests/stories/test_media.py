@@ -11,9 +11,18 @@ import trio
 from PIL import Image
 
 from actors.room_expiry import ManualClock
+from protocol.client import open_client
+from protocol.frames import Ok, Send, SendData
 from realtime_server.node import Node
 from tests.e2e.helpers import Account, auth
-from tests.stories.helpers import DAY_MS, add_contacts, error, people, post_story
+from tests.stories.helpers import (
+    DAY_MS,
+    add_contacts,
+    direct_room,
+    error,
+    people,
+    post_story,
+)
 
 
 def png() -> bytes:
@@ -72,6 +81,27 @@ async def test_deleting_a_story_early_deletes_its_upload(
     r = await http.delete(f"/stories/{story['id']}", headers=auth(ada))
     assert r.status_code == 204
     assert not any(name.startswith(alone) for name in stored_blobs(node))
+
+
+async def test_an_upload_also_sent_in_a_chat_outlives_its_story(
+    node: Node, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    ada, bob = await people(http, 2)
+    await add_contacts(http, ada, bob)
+    shared, alone = await upload(http, ada, png()), await upload(http, ada, png())
+    for media_id in (shared, alone):
+        await post_story(http, ada, kind="image", media=media_id, bg="", font="")
+    room = await direct_room(http, ada, bob)
+    async with open_client(node.ws_url, ada.access_token) as a:
+        sent = await a.request(
+            Send(id=0, d=SendData(room=room, cid="c1", kind="image", media=shared))
+        )
+        assert isinstance(sent, Ok), sent
+    clock.advance(DAY_MS)
+    await until_gone(node, alone)  # the sweep of both stories is over
+    r = await http.get(f"/media/{shared}", headers=auth(bob))
+    assert r.status_code == 200  # the chat still has it
+    assert shared in stored_blobs(node)
 
 
 async def test_an_upload_of_another_kind_or_someone_elses_is_refused(
