@@ -118,7 +118,7 @@ def to_wire(m: StoredMessage) -> Message:
     if m.meta is not None:
         meta = _meta_decoder.decode(m.meta)
         wire.reply, wire.fwd, wire.media = meta.reply, meta.fwd, meta.media
-        wire.loc, wire.contact = meta.loc, meta.contact
+        wire.loc, wire.contact, wire.story = meta.loc, meta.contact, meta.story
     return wire
 
 

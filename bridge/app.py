@@ -31,6 +31,7 @@ from bridge import (
     routes_profile,
     routes_rooms,
     routes_sessions,
+    routes_stories,
     routes_system,
     routes_users,
     security_headers,
@@ -90,6 +91,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_contacts,
         routes_sessions,
         routes_notifications,
+        routes_stories,
     ):
         routes.add_routes(router, services)
     cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers

@@ -48,6 +48,9 @@ class BridgeServices:
     # realtime_server.admin_stats.LiveStats (None without a node).
     notifier: Any = None
     stats: Any = None
+    # Stories (issue 15): realtime_server.story_expiry.StorySweeper, told of
+    # new expiries (None without a node: expired stories stay hidden only).
+    stories: Any = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

@@ -38,6 +38,7 @@ from protocol.frames_chat import (
     ReceiptUpdate,
     ReplyPreview,
     RoomDisappearing,
+    StoryQuote,
 )
 
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -123,6 +124,7 @@ class Message(msgspec.Struct, omit_defaults=True, gc=False):
     media: str | None = None  # upload id (REST media API)
     loc: Location | None = None
     contact: Contact | None = None
+    story: StoryQuote | None = None  # a reply to a story: what it quotes of the story
     edited: int | None = None  # time of the last edit, ms since epoch
     deleted: bool = False  # deleted for everyone: text and content are gone
     # Disappearing messages: deleted for everyone at this time (ms since epoch).
@@ -269,6 +271,7 @@ from protocol.frames_presence import (  # noqa: E402
     TypingStart,
     TypingStop,
 )
+from protocol.frames_stories import StoryGone, StoryNew, StoryReacted, StoryViewed  # noqa: E402
 
 ClientFrame = (
     Hello
@@ -394,4 +397,8 @@ ServerFrame = (
     | NotifyNew
     | NotifyRead
     | AdminStats
+    | StoryNew
+    | StoryGone
+    | StoryViewed
+    | StoryReacted
 )

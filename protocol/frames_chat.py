@@ -106,10 +106,21 @@ class Reaction(msgspec.Struct, omit_defaults=True, gc=False):
     me: bool = False
 
 
+class StoryQuote(msgspec.Struct, omit_defaults=True, gc=False):
+    """What a reply to a story shows of the story (a snapshot at send time)."""
+
+    id: str
+    author: str
+    kind: str = "text"  # text | image | video
+    text: str = ""  # at most PREVIEW_CHARS characters
+    media: str | None = None  # GET /stories/{id}/media while the story lives
+
+
 class MessageMeta(msgspec.Struct, omit_defaults=True):
     """Kind-specific content as stored (JSON) with a message."""
 
     reply: ReplyPreview | None = None
+    story: StoryQuote | None = None  # a reply to a story (issue 15)
     fwd: bool = False
     media: str | None = None
     loc: Location | None = None

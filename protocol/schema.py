@@ -56,6 +56,7 @@ from protocol.schema_chat import CHAT_EXAMPLES
 from protocol.schema_chatlist import CHATLIST_EXAMPLES
 from protocol.schema_notify import NOTIFY_EXAMPLES
 from protocol.schema_presence import PRESENCE_EXAMPLES
+from protocol.schema_stories import STORY_EXAMPLES
 from protocol.version import PROTOCOL_VERSION
 
 _REF_TEMPLATE = "#/$defs/{name}"
@@ -111,6 +112,7 @@ EXAMPLES: dict[str, msgspec.Struct] = {
     **PRESENCE_EXAMPLES,
     **CHATLIST_EXAMPLES,
     **NOTIFY_EXAMPLES,
+    **STORY_EXAMPLES,
 }
 
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -51,8 +52,10 @@ from realtime_server.listener import HttpLimits, ListenerControl, serve_node_lis
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.settings import Settings, resolve_jwt_secret
+from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
 from storage.base import Store, now_ms
+from storage.blobs import LocalBlobStore
 from storage.calls import calls_store
 from storage.factory import open_store
 from storage.outage import health_of
@@ -200,6 +203,10 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     calls=call_registry,
                 )
                 await services.start(stats.serve)
+                # Stories (issue 15): expired ones leave storage and the blob store.
+                media_blobs = LocalBlobStore(Path(settings.data_dir) / "media")
+                stories = StorySweeper(store, media_blobs, node_clock)
+                await services.start(stories.serve)
 
                 def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
                     hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
@@ -224,6 +231,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                         push_to_user=push_to_user,
                         notifier=notifier,
                         stats=stats,
+                        stories=stories,
                     )
                 )
                 dispatcher = Dispatcher()

@@ -192,6 +192,16 @@ class Notifier:
                 ref,
             )
 
+    async def story_reply(self, author: str, room: str, by: str, text: str) -> None:
+        name = await self._name(by)
+        await self.notify_quietly(
+            [author],
+            "story.reply",
+            "Reply to your story",
+            f"{name}: {text}",
+            NotificationRef(room=room, user=by),
+        )
+
     async def plan_ending(self, user_id: str, plan: str, ends_at: int) -> None:
         await self.notify_quietly(
             [user_id],

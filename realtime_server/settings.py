@@ -212,6 +212,9 @@ class Settings:
     # ----- notifications, announcements, admin statistics (issue 15) -----
     announcement_max_chars: int = 2000
     admin_stats_interval: float = 5.0  # seconds between admin.stats pushes (and rate windows)
+    # ----- stories (issue 15, part 1) -----
+    story_ttl_seconds: int = 86_400  # how long a story is shown after it is posted
+    story_max_chars: int = 700  # longest text of a text story, or caption
 
     @property
     def is_postgres(self) -> bool:
@@ -297,6 +300,8 @@ def _validate(s: Settings) -> None:
         "call_turn_ttl",
         "announcement_max_chars",
         "admin_stats_interval",
+        "story_ttl_seconds",
+        "story_max_chars",
         "ai_file_max_bytes",
         "ai_file_max_chars",
         "ai_files_per_preset",

@@ -51,12 +51,14 @@ from protocol.frames_chat import CHAT_CLIENT_FRAMES, CHAT_SERVER_FRAMES
 from protocol.frames_chatlist import CHATLIST_SERVER_FRAMES
 from protocol.frames_notify import NOTIFY_CLIENT_FRAMES, NOTIFY_SERVER_FRAMES
 from protocol.frames_presence import PRESENCE_CLIENT_TYPES
+from protocol.frames_stories import STORY_SERVER_FRAMES
 from protocol.schema_ai import AI_EXAMPLES
 from protocol.schema_calls import CALL_EXAMPLES
 from protocol.schema_chat import CHAT_EXAMPLES
 from protocol.schema_chatlist import CHATLIST_EXAMPLES
 from protocol.schema_notify import NOTIFY_EXAMPLES
 from protocol.schema_presence import PRESENCE_EXAMPLES
+from protocol.schema_stories import STORY_EXAMPLES
 
 MESSAGE = Message(id="m1", room="r1", seq=7, sender="u1", cid="c1", text="hi", ts=1, kind="note")
 PLAIN = Message(id="m2", room="r", seq=1, sender="u", cid="c", text="", ts=0)  # kind "text"
@@ -101,6 +103,8 @@ SERVER_EXAMPLES += [f for f in AI_EXAMPLES.values() if isinstance(f, AI_SERVER_F
 SERVER_EXAMPLES += [f for f in CHATLIST_EXAMPLES.values() if isinstance(f, CHATLIST_SERVER_FRAMES)]
 CLIENT_EXAMPLES += [f for f in NOTIFY_EXAMPLES.values() if isinstance(f, NOTIFY_CLIENT_FRAMES)]
 SERVER_EXAMPLES += [f for f in NOTIFY_EXAMPLES.values() if isinstance(f, NOTIFY_SERVER_FRAMES)]
+# Story frames (issue 15, part 1): server pushes only.
+SERVER_EXAMPLES += [f for f in STORY_EXAMPLES.values() if isinstance(f, STORY_SERVER_FRAMES)]
 
 
 def pack(obj: Any) -> bytes:

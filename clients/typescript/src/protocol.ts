@@ -660,6 +660,7 @@ export interface Message {
   readonly room: string;
   readonly sender: string;
   readonly seq: number;
+  readonly story?: StoryQuote | null;
   readonly text: string;
   readonly ts: number;
 }
@@ -1049,6 +1050,81 @@ export interface StarredData {
   readonly seq: number;
 }
 
+/** One story as its reader sees it. */
+export interface Story {
+  readonly author: string;
+  /**
+   * Text stories: background colour #rrggbb.
+   * @default "" (absent on the wire when it is the default)
+   */
+  readonly bg?: string;
+  readonly expires_at: number;
+  /**
+   * Text stories: the font's name.
+   * @default "" (absent on the wire when it is the default)
+   */
+  readonly font?: string;
+  readonly id: string;
+  readonly kind: "image" | "text" | "video";
+  /** Image and video stories: GET /stories/{id}/media. */
+  readonly media?: string | null;
+  /** Your reaction. */
+  readonly reaction?: string | null;
+  /**
+   * You viewed it.
+   * @default false (absent on the wire when it is the default)
+   */
+  readonly seen?: boolean;
+  /**
+   * A text story's text, or a caption.
+   * @default "" (absent on the wire when it is the default)
+   */
+  readonly text?: string;
+  readonly ts: number;
+}
+
+/** A story you could see was deleted early by its author (`d`: its id). */
+export interface StoryGone {
+  readonly d: string;
+  readonly t: "story.gone";
+}
+
+/** A contact posted a story you may see. */
+export interface StoryNew {
+  readonly d: Story;
+  readonly t: "story.new";
+}
+
+/** What a reply to a story shows of the story (a snapshot at send time). */
+export interface StoryQuote {
+  readonly author: string;
+  readonly id: string;
+  /** @default "text" (absent on the wire when it is the default) */
+  readonly kind?: string;
+  readonly media?: string | null;
+  /** @default "" (absent on the wire when it is the default) */
+  readonly text?: string;
+}
+
+/** To the author: someone reacted to one of your stories. */
+export interface StoryReacted {
+  readonly d: StoryViewData;
+  readonly t: "story.reacted";
+}
+
+export interface StoryViewData {
+  readonly emoji?: string | null;
+  readonly story: string;
+  readonly ts: number;
+  readonly viewer: string;
+}
+
+/** To the author: one of your stories was viewed (first view per viewer only). */
+export interface StoryViewed {
+  readonly d: StoryViewData;
+  readonly t: "story.viewed";
+}
+
 /** A member of one of your rooms started or stopped typing. */
 export interface Typing {
   readonly d: TypingEventData;
@@ -1209,7 +1285,11 @@ export type ServerFrame =
   | MsgStarred
   | NotifyNew
   | NotifyRead
-  | AdminStats;
+  | AdminStats
+  | StoryNew
+  | StoryGone
+  | StoryViewed
+  | StoryReacted;
 
 /** Every `t` of a ServerFrame. */
 export type ServerFrameType = ServerFrame["t"];
@@ -1250,6 +1330,10 @@ export const SERVER_FRAME_TYPES = [
   "notify.new",
   "notify.read",
   "admin.stats",
+  "story.new",
+  "story.gone",
+  "story.viewed",
+  "story.reacted",
 ] as const satisfies readonly ServerFrameType[];
 
 /** Stable machine codes in the 'code' field of 'err' frames and REST errors. Never renamed; new ones may be added, so treat an unknown code like 'internal'. */
