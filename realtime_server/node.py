@@ -50,6 +50,7 @@ from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
+from realtime_server.push.service import serve_push
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.wsframes import binary_frame
 from storage.base import Store, now_ms
@@ -120,6 +121,8 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     for session in hub.sessions_of(user_id):
                         session.push(data)
 
+                # Push to offline devices (issue 15, part 3): rooms only enqueue.
+                push = await services.start(serve_push, settings, store, hub, node_clock.now_ms)
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -129,6 +132,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     resume_max=settings.resume_max_messages,
                     delete_window_ms=settings.message_delete_window_seconds * 1000,
                     expiring=expiry.scheduled,
+                    pushed=push.messages_stored,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:

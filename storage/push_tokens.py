@@ -151,6 +151,19 @@ class PushTokenStore:
             return []
         return await self._db.read(_targets(self._db.dialect, ids, room_id, now))
 
+    async def title(self, room_id: str, sender_id: str) -> str:
+        """A push's title: who wrote, and in which group."""
+        row = await self._db.fetchone(
+            "SELECT u.display_name, r.kind, r.name FROM rooms r"
+            " LEFT JOIN users u ON u.id = ? WHERE r.id = ?",
+            (sender_id, room_id),
+        )
+        if row is None:
+            return "New message"
+        name, kind, room_name = row
+        who = name or "Someone"
+        return f"{who} in {room_name}" if kind == "group" and room_name else who
+
     # ----- settings ---------------------------------------------------------------
 
     async def show_preview(self, user_id: str) -> bool:

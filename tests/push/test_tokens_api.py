@@ -57,9 +57,7 @@ async def test_bad_tokens_are_refused_and_only_my_own_token_can_be_removed(
 
 async def test_the_preview_setting_is_mine_and_on_by_default(http: httpx.AsyncClient) -> None:
     ada = await register(http, "ada")
-    assert (await http.get("/me/push-settings", headers=auth(ada))).json() == {
-        "show_preview": True
-    }
+    assert (await http.get("/me/push-settings", headers=auth(ada))).json() == {"show_preview": True}
     r = await http.put("/me/push-settings", json={"show_preview": False}, headers=auth(ada))
     assert r.status_code == 200 and r.json() == {"show_preview": False}
     assert (await http.get("/me/push-settings", headers=auth(ada))).json() == {
