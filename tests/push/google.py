@@ -62,6 +62,8 @@ class Google:
     attempts: int = 0
     arrived: trio.Event = field(default_factory=trio.Event)
     read: int = 0  # messages next_message has returned
+    # While set and not yet fired: sends hang (a provider that stopped answering).
+    hold: trio.Event | None = None
 
     @property
     def token_uri(self) -> str:
@@ -141,6 +143,8 @@ def build_app(g: Google) -> QuartTrio:
     @app.post("/v1/projects/<project>/messages:send")
     async def send(project: str) -> Response:
         g.attempts += 1
+        if g.hold is not None:
+            await g.hold.wait()
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if bearer not in g.issued or project != PROJECT:
             return _fcm_error(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "bad credentials")
