@@ -41,7 +41,7 @@ PREVIEW_CHARS = 200
 class Sender(Protocol):
     provider: str
 
-    async def send(self, token: str, m: PushMessage) -> Result: ...
+    async def send(self, token: str, m: PushMessage, *, app_id: str) -> Result: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class PushDispatcher:
             return
         async with self._limiter:
             for attempt in range(self._retries + 1):
-                result = await sender.send(target.token, m)
+                result = await sender.send(target.token, m, app_id=target.app_id)
                 if result.outcome is Outcome.SENT:
                     self._stats.sent += 1
                     return

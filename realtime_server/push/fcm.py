@@ -47,7 +47,7 @@ class ServiceAccount:
         return cls(raw["project_id"], raw["client_email"], raw["private_key"], raw["token_uri"])
 
 
-def fcm_body(token: str, m: PushMessage) -> dict[str, Any]:
+def fcm_body(token: str, m: PushMessage, app_id: str = "") -> dict[str, Any]:
     notification: dict[str, Any] = {"title": m.title}
     if m.body:
         notification["body"] = m.body
@@ -56,6 +56,8 @@ def fcm_body(token: str, m: PushMessage) -> dict[str, Any]:
         "collapse_key": m.collapse_id,
         "notification": {"notification_count": m.badge, "tag": m.collapse_id},
     }
+    if app_id:  # FCM drops the push for another app that got this token
+        android["restricted_package_name"] = app_id
     if m.urgent:
         android["ttl"] = "30s"  # a ring that arrives late is noise
     return {
@@ -113,13 +115,13 @@ class FcmSender:
             self._token = (str(body["access_token"]), now + max(ttl - _EARLY, 0.0))
             return self._token[0]
 
-    async def send(self, token: str, m: PushMessage) -> Result:
+    async def send(self, token: str, m: PushMessage, *, app_id: str = "") -> Result:
         try:
             for first in (True, False):
                 bearer = await self.access_token()
                 r = await self._client.post(
                     self._url,
-                    json=fcm_body(token, m),
+                    json=fcm_body(token, m, app_id),
                     headers={"Authorization": f"Bearer {bearer}"},
                 )
                 if r.status_code == 401 and first:  # revoked early: fetch a new one once

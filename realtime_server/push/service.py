@@ -11,6 +11,7 @@ import trio
 from realtime_server.settings import Settings
 from storage.base import Store
 
+from .apns import ApnsSender
 from .dispatcher import PushDispatcher, Sender
 from .fcm import FcmSender, ServiceAccount
 
@@ -21,6 +22,14 @@ def senders_from(settings: Settings, client: httpx.AsyncClient) -> dict[str, Sen
     if settings.fcm_service_account:
         account = ServiceAccount.load(settings.fcm_service_account)
         found["fcm"] = FcmSender(client, account, base_url=settings.fcm_url)
+    if settings.apns_key_file:
+        found["apns"] = ApnsSender.from_key_file(
+            client,
+            settings.apns_key_file,
+            key_id=settings.apns_key_id,
+            team_id=settings.apns_team_id,
+            base_url=settings.apns_url,
+        )
     return found
 
 
@@ -33,7 +42,9 @@ async def serve_push(
     task_status: trio.TaskStatus[PushDispatcher] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start with the dispatcher the rooms enqueue to; serve it until cancelled."""
-    async with httpx.AsyncClient(timeout=settings.push_timeout) as client:
+    # HTTP/2 only: APNs speaks nothing else (ALPN h2 over TLS; prior
+    # knowledge on a cleartext test endpoint); Google's endpoints speak it too.
+    async with httpx.AsyncClient(timeout=settings.push_timeout, http1=False, http2=True) as client:
         dispatcher = PushDispatcher(
             store,
             hub,
