@@ -1,5 +1,5 @@
-"""Fixtures of the push tests (issue 15, part 3): a local Google (OAuth and FCM)
-and a node pushing to it; ``make_user`` from tests/storage."""
+"""Fixtures of the push tests (issue 15, part 3): a local Google (OAuth and FCM),
+a local Apple (APNs over HTTP/2) and a node pushing to both; ``make_user`` from tests/storage."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from realtime_server.node import Node
 from tests.conftest import NodeFactory
+from tests.push.apple import KEY_ID, TEAM_ID, Apple, open_apple
 from tests.push.google import Google, open_google
 from tests.storage.conftest import make_user
 
@@ -24,12 +25,24 @@ async def google() -> AsyncIterator[Google]:
 
 
 @pytest.fixture
+async def apple() -> AsyncIterator[Apple]:
+    async with open_apple() as a:
+        yield a
+
+
+@pytest.fixture
 async def push_node(
-    node_factory: NodeFactory, google: Google, tmp_path: Path
+    node_factory: NodeFactory, google: Google, apple: Apple, tmp_path: Path
 ) -> AsyncIterator[Node]:
     account = google.service_account(tmp_path / "firebase.json")
     async with node_factory(
-        fcm_service_account=str(account), fcm_url=google.url, push_backoff=0.01
+        fcm_service_account=str(account),
+        fcm_url=google.url,
+        apns_key_file=str(apple.key_file(tmp_path / "AuthKey.p8")),
+        apns_key_id=KEY_ID,
+        apns_team_id=TEAM_ID,
+        apns_url=apple.url,
+        push_backoff=0.01,
     ) as n:
         yield n
 

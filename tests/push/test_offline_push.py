@@ -9,6 +9,7 @@ from protocol.client import open_client
 from realtime_server.node import Node
 from storage.push_tokens import push_token_store
 from tests.e2e.helpers import Account, auth, create_group, register
+from tests.push.apple import BUNDLE_ID, Apple
 from tests.push.google import Google
 
 
@@ -95,3 +96,27 @@ async def test_dead_tokens_are_removed_and_unavailable_is_retried(
             await trio.sleep(0.01)
     assert [t.token for t in await push.tokens_of(cy.id)] == [fcm_token(cy)]
     assert google.attempts >= 4  # two refused with 503, bob's 404, cy's success
+
+
+async def test_an_iphone_gets_its_push_from_apns_and_a_gone_one_loses_its_token(
+    push_node: Node, api: httpx.AsyncClient, apple: Apple
+) -> None:
+    ada, bob, cyd = [await register(api, n) for n in ("ada", "bob", "cyd")]
+    room = await create_group(api, ada, bob, cyd, name="climbers")
+    tokens = {bob.id: "b0" * 32, cyd.id: "c0" * 32}
+    for who in (bob, cyd):
+        body = {"token": tokens[who.id], "provider": "apns", "app_id": BUNDLE_ID}
+        assert (await api.put("/me/push-token", json=body, headers=auth(who))).status_code == 204
+    apple.gone.add(tokens[cyd.id])
+    async with open_client(push_node.ws_url, ada.access_token) as ada_ws:
+        await ada_ws.send_message(room, "crux beta?")
+        pushed = await apple.next_push()
+    assert pushed.token == tokens[bob.id]
+    assert pushed.headers["apns-push-type"] == "alert"
+    assert pushed.headers["apns-collapse-id"] == room
+    assert pushed.payload["aps"]["alert"] == {"title": "ada in climbers", "body": "crux beta?"}
+    assert pushed.payload["aps"]["badge"] == 1
+    push = push_token_store(push_node.store)
+    with trio.fail_after(5):
+        while await push.tokens_of(cyd.id):  # noqa: ASYNC110  (removed by the node's task)
+            await trio.sleep(0.01)
