@@ -123,6 +123,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
 
                 # Push to offline devices (issue 15, part 3): rooms only enqueue.
                 push = await services.start(serve_push, settings, store, hub, node_clock.now_ms)
+                notifier.offline_push = push.notified
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -161,6 +162,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     reconnect_grace=settings.call_reconnect_grace,
                     max_participants=settings.call_max_participants,
                     notifier=notifier,
+                    ringing=push.call_ringing,
                 )
                 system.register(CALL, lambda key, ref: CallActor(key, ref, call_deps))
                 tokens = TokenService(

@@ -11,6 +11,9 @@ Rules:
   this node at the time the event is served, who did not mute the room, and
   who have a token. ``show_preview`` off: the push carries no message text.
   The badge is the user's unread count.
+- Calls ring with a high-priority VoIP-style push; a missed call and a
+  story reply (stored notifications) go out as ordinary pushes. Muting a
+  chat silences its messages only.
 - Provider answers: dead tokens are removed; 429/5xx/network errors are
   retried ``retries`` times with exponential backoff (or the provider's
   ``Retry-After``); other refusals are logged and dropped.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import trio
@@ -35,6 +38,8 @@ from .message import Outcome, PushMessage, Result
 log = logging.getLogger(__name__)
 
 HIDDEN = "New message"  # the body when the user hides previews
+# Stored notifications that also go out as a push to offline devices.
+PUSHED_NOTIFICATIONS = frozenset({"call.missed", "story.reply"})
 PREVIEW_CHARS = 200
 
 
@@ -49,6 +54,18 @@ class _RoomMessages:
     room: str
     members: Collection[str]
     wires: Sequence[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class _Alert:
+    """A push about something other than room messages (a ring, a notification)."""
+
+    user_ids: Collection[str]
+    message: PushMessage  # badge filled in per user
+    private: bool  # the body is content: hidden when the user hides previews
+
+
+_Job = _RoomMessages | _Alert
 
 
 @dataclass(slots=True)
@@ -98,7 +115,7 @@ class PushDispatcher:
         self._retries = retries
         self._backoff = backoff
         self._limiter = trio.CapacityLimiter(concurrency)
-        self._send, self._receive = trio.open_memory_channel[_RoomMessages](queue_size)
+        self._send, self._receive = trio.open_memory_channel[_Job](queue_size)
         self._stats = PushStatistics()
 
     def statistics(self) -> PushStatistics:
@@ -110,14 +127,39 @@ class PushDispatcher:
         self, room: str, members: Collection[str], wires: Sequence[Message]
     ) -> None:
         """Non-blocking: the batch's messages, already acked and fanned out."""
-        if not wires or not self._senders:
+        if wires:
+            self._enqueue(_RoomMessages(room, members, wires))
+
+    def call_ringing(
+        self, call_id: str, room: str, caller: str, kind: str, callees: Collection[str]
+    ) -> None:
+        """Non-blocking: a call started ringing these users (high priority, VoIP)."""
+        ring = PushMessage(
+            kind="call.ring",
+            title=caller,  # replaced by the caller's name when served
+            body=f"Incoming {kind} call",
+            badge=0,
+            collapse_id=call_id,
+            urgent=True,
+            data={"call": call_id, "room": room, "call_kind": kind, "caller": caller},
+        )
+        self._enqueue(_Alert(list(callees), ring, private=False))
+
+    def notified(self, user_ids: Collection[str], kind: str, title: str, body: str) -> None:
+        """Non-blocking: a stored notification (missed call, story reply)."""
+        if kind in PUSHED_NOTIFICATIONS:
+            m = PushMessage(kind=kind, title=title, body=body, badge=0, collapse_id=kind)
+            self._enqueue(_Alert(list(user_ids), m, private=kind != "call.missed"))
+
+    def _enqueue(self, job: _Job) -> None:
+        if not self._senders:
             return
         try:
-            self._send.send_nowait(_RoomMessages(room, members, wires))
+            self._send.send_nowait(job)
             self._stats.queued += 1
         except trio.WouldBlock:
             self._stats.dropped += 1
-            log.warning("push queue full: dropped the pushes of a batch in %s", room)
+            log.warning("push queue full: dropped a %s", type(job).__name__)
 
     # ----- the task ------------------------------------------------------------------
 
@@ -128,9 +170,12 @@ class PushDispatcher:
             task_status.started(self)
             async for job in self._receive:
                 try:
-                    await self._room_messages(job, nursery)
+                    if isinstance(job, _RoomMessages):
+                        await self._room_messages(job, nursery)
+                    else:
+                        await self._alert(job, nursery)
                 except StoreError:
-                    log.warning("push: could not read the targets of %s", job.room, exc_info=True)
+                    log.warning("push: could not read the targets", exc_info=True)
 
     async def _room_messages(self, job: _RoomMessages, nursery: trio.Nursery) -> None:
         last = job.wires[-1]  # one push per device per batch: the newest (same collapse id)
@@ -144,6 +189,19 @@ class PushDispatcher:
         title = await self._tokens.title(job.room, last.sender)
         for target in targets:
             nursery.start_soon(self._deliver, target, message_push(target, title, last))
+
+    async def _alert(self, job: _Alert, nursery: trio.Nursery) -> None:
+        offline = [u for u in job.user_ids if not self._hub.is_online(u)]
+        if not offline:
+            return
+        # Muting a chat silences its messages, never a call or a notification.
+        targets = await self._tokens.targets(offline, room_id=None, now=self._clock())
+        m = job.message
+        if m.kind == "call.ring":
+            m = replace(m, title=await self._tokens.title(m.data["room"], m.data["caller"]))
+        for target in targets:
+            body = m.body if target.show_preview or not job.private else ""
+            nursery.start_soon(self._deliver, target, replace(m, body=body, badge=target.badge))
 
     async def _deliver(self, target: PushTarget, m: PushMessage) -> None:
         sender = self._senders.get(target.provider)

@@ -43,6 +43,7 @@ async def push_node(
         apns_team_id=TEAM_ID,
         apns_url=apple.url,
         push_backoff=0.01,
+        call_ring_seconds=0.3,
     ) as n:
         yield n
 
