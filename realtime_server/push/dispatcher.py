@@ -176,6 +176,8 @@ class PushDispatcher:
                         await self._alert(job, nursery)
                 except StoreError:
                     log.warning("push: could not read the targets", exc_info=True)
+                except Exception:  # a bug here must not take the node down with it
+                    log.exception("push: event dropped")
 
     async def _room_messages(self, job: _RoomMessages, nursery: trio.Nursery) -> None:
         last = job.wires[-1]  # one push per device per batch: the newest (same collapse id)
@@ -209,7 +211,12 @@ class PushDispatcher:
             return
         async with self._limiter:
             for attempt in range(self._retries + 1):
-                result = await sender.send(target.token, m, app_id=target.app_id)
+                try:
+                    result = await sender.send(target.token, m, app_id=target.app_id)
+                except Exception:  # e.g. an unusable signing key: logged, never fatal
+                    log.exception("push via %s raised", target.provider)
+                    result = Result(Outcome.FAILED, "error")
+                    break
                 if result.outcome is Outcome.SENT:
                     self._stats.sent += 1
                     return

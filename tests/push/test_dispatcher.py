@@ -12,7 +12,7 @@ import trio.testing
 
 from protocol.frames import Message
 from realtime_server.hub import Hub
-from realtime_server.push.dispatcher import PushDispatcher
+from realtime_server.push.dispatcher import PushDispatcher, Sender
 from realtime_server.push.message import Outcome, PushMessage, Result
 from storage.base import Room, RoomMember, Store, User, new_id, now_ms
 from storage.push_tokens import PushToken, push_token_store
@@ -83,3 +83,30 @@ async def test_a_full_queue_drops_events_instead_of_blocking_the_room(
     for seq in range(1, 6):  # nobody serves the queue: the room must not wait
         push.messages_stored(room, {ada.id, bob.id}, [wire(room, ada.id, seq)])
     assert (push.statistics().queued, push.statistics().dropped) == (2, 3)
+
+
+class Broken:
+    provider = "fcm"
+
+    async def send(self, token: str, m: PushMessage, *, app_id: str) -> Result:
+        raise RuntimeError("unusable key")
+
+
+async def test_a_provider_that_raises_fails_that_push_and_the_dispatcher_goes_on(
+    store: Store, make_user: MakeUser
+) -> None:
+    room, ada, bob = await room_with_token(store, make_user)
+    senders: dict[str, Sender] = {"fcm": Broken()}
+    push = PushDispatcher(store, Hub(), senders, clock=now_ms)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(push.serve)
+        push.messages_stored(room, {ada.id, bob.id}, [wire(room, ada.id)])
+        with trio.fail_after(5):
+            while push.statistics().failed == 0:  # noqa: ASYNC110  (the store's real I/O)
+                await trio.sleep(0.01)
+        working = Provider()
+        senders["fcm"] = working
+        push.messages_stored(room, {ada.id, bob.id}, [wire(room, ada.id, 2)])
+        with trio.fail_after(5):
+            await working.asked.wait()
+        nursery.cancel_scope.cancel()
