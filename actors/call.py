@@ -94,6 +94,9 @@ class CallDeps:
     # realtime_server.notifier.Notifier: a missed call is also a stored
     # notification (issue 15); None: the live notice and the room message only.
     notifier: Any = None
+    # Told who a new call rings (call id, room, caller, kind, callees), to
+    # push to those offline (issue 15, part 3; non-blocking).
+    ringing: Callable[[str, str, str, str, list[str]], None] | None = None
 
 
 # ----- messages --------------------------------------------------------------
@@ -383,6 +386,10 @@ class CallActor(Actor):
             ring = CallRing(d=rules.view(call, deps.ice_servers(user)))
             for session in deps.hub.sessions_of(user):
                 session.push_frame(ring)
+        if deps.ringing is not None:
+            deps.ringing(
+                call.id, room.id, caller, call.kind, list(call.with_status(Status.RINGING))
+            )
         self.ring_timer = deps.registry.after(self.key, deps.ring_seconds, self.ref, RingOver())
 
     async def _accept(self, msg: Accept) -> None:

@@ -89,6 +89,8 @@ class RoomDeps:
     delete_window_ms: int = 48 * 3600 * 1000
     # Told the expiry time of newly stored disappearing messages (the sweeper).
     expiring: Callable[[int], None] | None = None
+    # Told each stored batch, to push it to offline members (issue 15; non-blocking).
+    pushed: Callable[[str, set[str], list[Message]], None] | None = None
 
     @property
     def rich(self) -> RichMessageStore:
@@ -290,6 +292,8 @@ class _Batch:
         if error is None:
             wires = self.wires()
             _deliver(self.deps, self.room, self.members, items, wires)
+            if self.deps.pushed is not None:
+                self.deps.pushed(self.room, self.members, wires)
             expiring = [w.expires_at for w in wires if w.expires_at is not None]
             if expiring and self.deps.expiring is not None:
                 self.deps.expiring(min(expiring))

@@ -29,6 +29,7 @@ from bridge import (
     routes_pins,
     routes_presence,
     routes_profile,
+    routes_push,
     routes_rooms,
     routes_sessions,
     routes_stories,
@@ -92,6 +93,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
         routes_sessions,
         routes_notifications,
         routes_stories,
+        routes_push,
     ):
         routes.add_routes(router, services)
     cors.install(app, services.settings)  # CORS_ORIGINS: preflights and headers

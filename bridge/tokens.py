@@ -46,6 +46,7 @@ from bridge.errors import AuthError, TokenExpired, TokenInvalid, TokenReused
 from storage.base import RefreshToken, Store, User, new_id
 from storage.errors import StoreError
 from storage.onboarding import onboarding_store
+from storage.push_tokens import push_token_store
 
 __all__ = [
     "AccessClaims",
@@ -111,6 +112,7 @@ class TokenService:
         # live: refused from now on instead of at expiry (see sign_out).
         self._signed_out: dict[str, float] = {}
         self._accounts = onboarding_store(store)
+        self._push_tokens = push_token_store(store)
         self._next_purge = 0.0
         # How a signed-out session's open sockets get closed at once:
         # on_signed_out(user_id, session_ids), set by the app from the node's hub.
@@ -171,6 +173,8 @@ class TokenService:
         await self._accounts.add_signed_out(
             user_id, session_ids, int(now * 1000), int(until * 1000)
         )
+        # Push tokens (issue 15, part 3): a signed-out phone hears nothing more.
+        await self._push_tokens.remove_sessions(session_ids)
         if now >= self._next_purge:  # expired entries go, here and in storage
             self._next_purge = now + PURGE_EVERY
             self._signed_out = {s: t for s, t in self._signed_out.items() if t > now}

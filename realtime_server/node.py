@@ -51,6 +51,7 @@ from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
+from realtime_server.push.service import serve_push
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
@@ -123,6 +124,9 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     for session in hub.sessions_of(user_id):
                         session.push(data)
 
+                # Push to offline devices (issue 15, part 3): rooms only enqueue.
+                push = await services.start(serve_push, settings, store, hub, node_clock.now_ms)
+                notifier.offline_push = push.notified
                 deps = RoomDeps(
                     store=store,
                     writer=writer,
@@ -132,6 +136,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     resume_max=settings.resume_max_messages,
                     delete_window_ms=settings.message_delete_window_seconds * 1000,
                     expiring=expiry.scheduled,
+                    pushed=push.messages_stored,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
@@ -160,6 +165,7 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     reconnect_grace=settings.call_reconnect_grace,
                     max_participants=settings.call_max_participants,
                     notifier=notifier,
+                    ringing=push.call_ringing,
                 )
                 system.register(CALL, lambda key, ref: CallActor(key, ref, call_deps))
                 tokens = TokenService(

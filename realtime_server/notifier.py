@@ -64,6 +64,9 @@ class Notifier:
         self._hub = hub  # realtime_server.hub.Hub
         self._frame = frame
         self._clock = clock
+        # Push to offline devices (issue 15, part 3): (user ids, kind, title,
+        # body) after each stored notification; set by the node, non-blocking.
+        self.offline_push: Callable[[Sequence[str], str, str, str], None] | None = None
 
     def _new(
         self, kind: NotificationKind, title: str, body: str, ref: NotificationRef | None
@@ -94,6 +97,8 @@ class Notifier:
         n = self._new(kind, title, body, ref)
         got = await self.store.add(user_ids, n)
         self._push(n, self._sessions_of(got))
+        if self.offline_push is not None:  # the push dispatcher: to devices offline
+            self.offline_push(got, kind, title, body)
         return got
 
     async def notify_quietly(

@@ -215,6 +215,17 @@ class Settings:
     # ----- stories (issue 15, part 1) -----
     story_ttl_seconds: int = 86_400  # how long a story is shown after it is posted
     story_max_chars: int = 700  # longest text of a text story, or caption
+    # ----- push to offline devices (issue 15, part 3) -----
+    fcm_service_account: str = ""  # path of the service-account JSON; empty: no FCM pushes
+    fcm_url: str = "https://fcm.googleapis.com"  # HTTP v1 API base
+    apns_key_file: str = ""  # path of the .p8 signing key; empty: no APNs pushes
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
+    push_timeout: float = 10.0  # seconds per provider request
+    push_queue_size: int = 1000  # pending room events; beyond it new ones are dropped (logged)
+    push_retries: int = 3  # attempts after the first on 429/5xx/network errors
+    push_backoff: float = 1.0  # seconds before the first retry, doubled each time
 
     @property
     def is_postgres(self) -> bool:
@@ -302,6 +313,9 @@ def _validate(s: Settings) -> None:
         "admin_stats_interval",
         "story_ttl_seconds",
         "story_max_chars",
+        "push_timeout",
+        "push_queue_size",
+        "push_backoff",
         "ai_file_max_bytes",
         "ai_file_max_chars",
         "ai_files_per_preset",
