@@ -110,7 +110,7 @@ class AdminStatsData(msgspec.Struct):
     ]
     ai_generations: int  # AI answers being generated now
     calls: int  # calls ringing or running now
-    interval: float  # seconds the rates are taken over
+    interval: float  # seconds the rates were taken over (the last window's real length)
 
 
 # ----- client -> server ----------------------------------------------------

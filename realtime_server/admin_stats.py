@@ -58,6 +58,10 @@ class LiveStats:
         self._traffic = metrics.track_traffic(hub)
         self._rate = 0.0
         self._rooms_with_traffic = 0
+        # The length of the window the rates cover: the configured interval
+        # until a tick has passed, then what the last window really lasted
+        # (a busy node's tick comes late), so rate x window is the count.
+        self._window = interval
         self._subscribers: dict[Session, None] = {}  # insertion-ordered set
 
     def snapshot(self) -> AdminStatsData:
@@ -72,7 +76,7 @@ class LiveStats:
             messages_per_second=round(self._rate, 2),
             ai_generations=len(self._ai.streams) if self._ai is not None else 0,
             calls=self._calls.statistics()["open_calls"] if self._calls is not None else 0,
-            interval=self.interval,
+            interval=round(self._window, 3),
         )
 
     def subscribe(self, session: Session) -> None:
@@ -97,7 +101,8 @@ class LiveStats:
             while True:
                 await trio.sleep(self.interval)
                 now, messages = trio.current_time(), self._traffic.messages
-                self._rate = (messages - last_messages) / max(now - last_at, 1e-9)
+                self._window = max(now - last_at, 1e-9)
+                self._rate = (messages - last_messages) / self._window
                 self._rooms_with_traffic = len(self._traffic.rooms)
                 self._traffic.rooms.clear()
                 last_at, last_messages = now, messages

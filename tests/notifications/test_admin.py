@@ -139,7 +139,9 @@ async def test_stats_over_rest_count_connections_users_rooms_and_messages(
         assert (stats["connections"], stats["sessions"], stats["online_users"]) == (3, 3, 2)
         assert stats["rooms_live"] >= 1
         assert (stats["ai_generations"], stats["calls"]) == (0, 0)
-        assert stats["interval"] == node.settings.admin_stats_interval
+        # The window the rates cover: at least the configured interval (a
+        # loaded node's tick comes late, and the window says by how much).
+        assert stats["interval"] >= node.settings.admin_stats_interval
     r = await http.get("/admin/stats", headers=auth(bob))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
 
@@ -169,7 +171,7 @@ async def test_messages_per_second_and_rooms_with_traffic_cover_the_last_interva
                 ticks, quiet = [*busy, tick], tick
                 assert busy and all(t.rooms_with_traffic == 1 for t in busy)
                 sent = sum(t.messages_per_second * t.interval for t in busy)
-                assert 8 <= sent <= 12, ticks  # 10 messages, over ticks a little over 0.5 s
+                assert 9.5 <= sent <= 10.5, ticks  # 10 messages: rate x real window, rounded
                 assert (quiet.rooms_with_traffic, quiet.messages_per_second) == (0, 0)
 
 
@@ -200,8 +202,7 @@ async def test_the_stats_subscription_pushes_until_unsubscribed_closed_or_revoke
         await next_of(a, AdminStats)
         code, _, _ = await run_cli(database_url, "admin", "revoke", "boss@example.test")
         assert code == 0
-        await _ticks(stats, 2)  # a tick drops the revoked admin
-        assert stats.subscribers == 0
+        await _until_no_subscribers(stats)  # the next tick drops the revoked admin
         _drain(a)
         await no_push_of(a, AdminStats, wait=0.3)
 
@@ -210,8 +211,7 @@ async def test_the_stats_subscription_pushes_until_unsubscribed_closed_or_revoke
         await a.request(AdminStatsSub(id=1))
         assert stats.subscribers == 1
     # Closed: the next tick forgets the session.
-    await _ticks(stats, 2)
-    assert stats.subscribers == 0
+    await _until_no_subscribers(stats)
 
 
 def _drain(client: Client) -> None:
@@ -222,5 +222,8 @@ def _drain(client: Client) -> None:
         pass
 
 
-async def _ticks(stats: LiveStats, n: int) -> None:
-    await trio.sleep(stats.interval * n + 0.05)
+async def _until_no_subscribers(stats: LiveStats) -> None:
+    """Ticks come late on a loaded host: wait for the one that drops them (5 s at most)."""
+    with trio.fail_after(5):
+        while stats.subscribers:  # noqa: ASYNC110 - the ticker signals nothing to wait on
+            await trio.sleep(stats.interval / 4)
