@@ -13,7 +13,7 @@ from typing import Annotated, Literal, cast
 import msgspec
 
 from actors.room_rules import to_wire
-from protocol.frames_chat import Contact, Location, Reaction, ReplyPreview
+from protocol.frames_chat import Contact, Location, Reaction, ReplyPreview, StoryQuote
 from storage.base import Room, RoomSummary, StoredMessage, User
 
 # Postgres BIGINT: a larger seq would overflow in the query rather than mean anything.
@@ -207,6 +207,7 @@ class MessageOut(msgspec.Struct):
     deleted: bool = False
     reactions: list[Reaction] | None = None  # only GET /rooms/{id}/history fills it
     expires_at: int | None = None  # disappearing messages: deleted for everyone then
+    story: StoryQuote | None = None  # a reply to a story: what it quotes of the story
 
     @classmethod
     def of(cls, m: StoredMessage) -> MessageOut:
@@ -214,7 +215,7 @@ class MessageOut(msgspec.Struct):
         return cls(
             w.id, w.room, w.seq, w.sender, w.cid, w.text, w.ts, w.kind,
             w.reply, w.fwd, w.media, w.loc, w.contact, w.edited, w.deleted,
-            expires_at=w.expires_at,
+            expires_at=w.expires_at, story=w.story,
         )  # fmt: skip
 
 

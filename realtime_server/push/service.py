@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import trio
 
 from realtime_server.settings import Settings
 from storage.base import Store
 
-from .apns import ApnsSender
 from .dispatcher import PushDispatcher, Sender
-from .fcm import FcmSender, ServiceAccount
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def senders_from(settings: Settings, client: httpx.AsyncClient) -> dict[str, Sender]:
     """The providers this node is configured for (none: pushes are off)."""
+    # Imported here: a node without push providers never loads them or httpx.
+    from .apns import ApnsSender
+    from .fcm import FcmSender, ServiceAccount
+
     found: dict[str, Sender] = {}
     if settings.fcm_service_account:
         account = ServiceAccount.load(settings.fcm_service_account)
@@ -42,16 +46,21 @@ async def serve_push(
     task_status: trio.TaskStatus[PushDispatcher] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start with the dispatcher the rooms enqueue to; serve it until cancelled."""
+    options: dict[str, Any] = dict(
+        clock=clock,
+        queue_size=settings.push_queue_size,
+        retries=settings.push_retries,
+        backoff=settings.push_backoff,
+    )
+    if not (settings.fcm_service_account or settings.apns_key_file):
+        # Pushes are off: the dispatcher drops what the rooms offer, and no
+        # HTTP client (nor httpx) is loaded for nothing.
+        await PushDispatcher(store, hub, {}, **options).serve(task_status=task_status)
+        return
+    import httpx
+
     # HTTP/2 only: APNs speaks nothing else (ALPN h2 over TLS; prior
     # knowledge on a cleartext test endpoint); Google's endpoints speak it too.
     async with httpx.AsyncClient(timeout=settings.push_timeout, http1=False, http2=True) as client:
-        dispatcher = PushDispatcher(
-            store,
-            hub,
-            senders_from(settings, client),
-            clock=clock,
-            queue_size=settings.push_queue_size,
-            retries=settings.push_retries,
-            backoff=settings.push_backoff,
-        )
+        dispatcher = PushDispatcher(store, hub, senders_from(settings, client), **options)
         await dispatcher.serve(task_status=task_status)
