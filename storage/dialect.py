@@ -31,6 +31,7 @@ them to ``$1..$n`` once per statement text.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Final
@@ -70,61 +71,70 @@ def register_unique(*, sqlite: dict[str, str], postgres: dict[str, str]) -> None
     _POSTGRES_UNIQUE.update(postgres)
 
 
-class Dialect:
+class Dialect(ABC):
     name: str
 
+    @abstractmethod
     def in_list(self, expr: str, sql_type: str = "text") -> str:
         """``expr`` is one of a list given as ONE parameter (``array(values)``)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def array(self, values: Iterable[Any]) -> Any:
         """The parameter value for ``in_list`` / ``unnest``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def unnest(self, sql_type: str = "text") -> str:
         """A FROM source of one column ``value`` over ONE list parameter."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def table(self, columns: Sequence[str], sql_types: Sequence[str]) -> str:
         """A FROM source with ``columns`` over the parameters of ``table_params``."""
-        raise NotImplementedError
+        ...
 
-    def table_params(self, rows: Iterable[Sequence[Any]], width: int) -> tuple[Any, ...]:
-        raise NotImplementedError
+    @abstractmethod
+    def table_params(self, rows: Iterable[Sequence[Any]], width: int) -> tuple[Any, ...]: ...
 
-    def greatest(self, a: str, b: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def greatest(self, a: str, b: str) -> str: ...
 
-    def least(self, a: str, b: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def least(self, a: str, b: str) -> str: ...
 
+    @abstractmethod
     def for_update(self) -> str:
         """Appended to a SELECT inside a write operation: keep the rows read
         locked to the end of the transaction, so a read-decide-write cannot
         act on a row another writer changes meanwhile."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def conflict_field(self, detail: str) -> str:
         """The ``Conflict`` field for the driver's name of a broken constraint."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def xact_lock(self) -> str | None:
         """A statement that locks the key (``int`` namespace, ``text`` key) until
         commit, for a key that may have no row to lock yet; None where the
         write transaction already excludes every other writer."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def bytewise(self, expr: str) -> str:
         """``expr`` compared, ordered and ``lower()``ed byte by byte (ASCII only)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def text_search(self, table: str, alias: str, terms: Sequence[str]) -> tuple[str, str, str]:
         """Full-text search over ``alias.text`` (``table AS alias`` in FROM):
         ``(join, rank, param)``. ``join`` follows ``FROM table alias``, keeps
         the rows matching every term and takes ONE parameter, ``param``;
         ``rank`` is an ORDER BY item, best match first. Terms are plain text:
         no search syntax in user input takes effect."""
-        raise NotImplementedError
+        ...
 
 
 class SqliteDialect(Dialect):
