@@ -44,6 +44,9 @@ from realtime_server import (
 )
 from realtime_server import presence as presence_frames
 from realtime_server.admin_stats import LiveStats
+from realtime_server.cluster import Cluster
+from realtime_server.cluster.bus import Bus
+from realtime_server.cluster.connect import open_bus
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
@@ -77,6 +80,7 @@ class Node:
     port: int
     listener: ListenerControl
     expiry: ExpirySweeper | None = None
+    cluster: Cluster | None = None  # None: a single node (no REDIS_URL, no bus given)
 
     @property
     def http_url(self) -> str:
@@ -88,10 +92,16 @@ class Node:
 
 
 @asynccontextmanager
-async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Node]:
+async def open_node(
+    settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None
+) -> AsyncIterator[Node]:
     """``clock`` is the node's one clock for time-dependent state: when
     disappearing messages expire, mute expiry, the chat archive (default: the
-    wall clock); tests pass one they move."""
+    wall clock); tests pass one they move.
+
+    ``bus`` joins this node to others (issue 13): tests pass an in-process
+    ``LocalBus``; otherwise ``REDIS_URL`` makes a Redis one, and neither
+    means a single node."""
     node_clock = clock or WallClock()
     settings = resolve_jwt_secret(settings)
     async with open_store(
@@ -104,6 +114,13 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
             writer = MessageWriter(store)
             await writer_nursery.start(writer.serve)
             async with trio.open_nursery() as services:
+                if bus is None and settings.redis_url:
+                    bus = open_bus(settings)
+                cluster = Cluster(bus, settings.redis_prefix) if bus is not None else None
+                if bus is not None:
+                    # First in, last out: every other service may publish until it stops.
+                    await services.start(bus.serve)
+                    log.info("node %s joined the bus", bus.node_key)
                 system = ActorSystem(
                     inbox_size=settings.actor_inbox_size,
                     idle_seconds=settings.actor_idle_seconds,
@@ -286,7 +303,17 @@ async def open_node(settings: Settings, *, clock: Clock | None = None) -> AsyncI
                     )
                 )
                 node = Node(
-                    settings, store, writer, system, hub, gateway, tokens, port, listener, expiry
+                    settings,
+                    store,
+                    writer,
+                    system,
+                    hub,
+                    gateway,
+                    tokens,
+                    port,
+                    listener,
+                    expiry,
+                    cluster,
                 )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown

@@ -226,6 +226,12 @@ class Settings:
     push_queue_size: int = 1000  # pending room events; beyond it new ones are dropped (logged)
     push_retries: int = 3  # attempts after the first on 429/5xx/network errors
     push_backoff: float = 1.0  # seconds before the first retry, doubled each time
+    # ----- several nodes (issue 13): Redis bus, room leases, workers -----
+    redis_url: str = ""  # redis://host:port/db; empty: one node, in-process bus
+    redis_prefix: str = "rt:"  # prefix of every bus channel (several deployments, one Redis)
+    node_id: str = ""  # a name for logs and leases; empty: host name and process id
+    node_lease_seconds: float = 1.5  # a silent node's rooms move to others after this
+    workers: int = 0  # serve: node processes on one port; 0: one per core with Redis, else 1
 
     @property
     def is_postgres(self) -> bool:
@@ -320,6 +326,7 @@ def _validate(s: Settings) -> None:
         "ai_file_max_chars",
         "ai_files_per_preset",
         "ai_file_chunk_tokens",
+        "node_lease_seconds",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")
@@ -331,6 +338,20 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"TRUSTED_PROXIES: {exc}") from exc
     if not s.is_postgres:
         s.sqlite_path  # noqa: B018 - raises on a malformed URL
+    if s.workers < 0:
+        raise SettingsError("WORKERS must be 0 (automatic) or positive")
+    if s.redis_url:
+        if not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"REDIS_URL must start with redis://, rediss:// or unix://, got {s.redis_url!r}"
+            )
+        if not s.is_postgres:
+            # Nodes share their rooms' sequences through the database: an
+            # embedded SQLite file belongs to one process.
+            raise SettingsError(
+                "REDIS_URL (several nodes) needs a PostgreSQL DATABASE_URL; "
+                "the embedded SQLite default runs one node"
+            )
 
 
 def resolve_jwt_secret(s: Settings) -> Settings:
