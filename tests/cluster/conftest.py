@@ -1,0 +1,101 @@
+"""Several nodes for the cluster tests (issue 13).
+
+- ``cluster_url``: one fresh PostgreSQL schema the nodes share (several nodes
+  need PostgreSQL; the embedded SQLite default is one node by design).
+- ``local_cluster``: N nodes in THIS process joined by an in-process bus
+  (``LocalBusNetwork``), each with its own port, sharing ``cluster_url``. It
+  tests the cluster logic fast; ``tests/cluster/processes.py`` starts real
+  node processes on Redis for the end-to-end and chaos tests.
+- ``redis_url``: the local Redis, checked once; absent, the tests skip with
+  the reason, except with ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from protocol.harness.server import pg_execute, with_search_path
+from realtime_server.cluster.bus import LocalBusNetwork
+from realtime_server.node import Node, open_node
+from tests.conftest import IN_CI, test_settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2) as s:
+            s.sendall(b"PING\r\n")
+            if not s.recv(16).startswith(b"+PONG"):
+                raise ConnectionError("no PONG")
+    except Exception as exc:
+        message = f"Redis not reachable at {REDIS_URL}: {exc!r}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: Redis tests must run, not skip)")
+        pytest.skip(message)
+    return REDIS_URL
+
+
+@pytest.fixture
+def cluster_url(postgres_dsn: str) -> Iterator[str]:
+    schema = f"c_{secrets.token_hex(6)}"
+    pg_execute(postgres_dsn, f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(postgres_dsn, schema)
+    finally:
+        pg_execute(postgres_dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+Started = tuple[LocalBusNetwork, list[Node]]
+LocalCluster = Callable[..., AbstractAsyncContextManager[Started]]
+
+
+@pytest.fixture
+def local_cluster(cluster_url: str, tmp_path: Path, _real_io_deadline: None) -> LocalCluster:
+    """``async with local_cluster(3, **settings) as (network, nodes)``.
+
+    The nodes share the JWT secret (test_settings), so a token from one is
+    good on every other, as behind a load balancer.
+    """
+
+    @asynccontextmanager
+    async def start(
+        n: int = 2, **overrides: Any
+    ) -> AsyncIterator[tuple[LocalBusNetwork, list[Node]]]:
+        network = LocalBusNetwork()
+        async with AsyncExitStack() as stack:
+            nodes = []
+            for i in range(n):
+                settings = test_settings(
+                    cluster_url, tmp_path / "data", node_id=f"node{i}", **overrides
+                )
+                bus = network.attach(f"node{i}/{secrets.token_hex(3)}")
+                nodes.append(await stack.enter_async_context(open_node(settings, bus=bus)))
+            # Stopped one by one, last first, like a rolling shutdown.
+            yield network, nodes
+
+    return start
+
+
+@pytest.fixture
+async def two_nodes(
+    local_cluster: LocalCluster,
+) -> AsyncIterator[tuple[LocalBusNetwork, list[Node]]]:
+    async with local_cluster(2) as started:
+        yield started
+
+
+__all__ = ["LocalCluster", "Started", "trio"]
