@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from protocol.errors import CloseCode
 from realtime_server.session import Session
@@ -16,10 +16,25 @@ class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[int, Session]] = {}
         self._count = 0
+        # Told when a user's first session here arrives and when their last one
+        # leaves (issue 13: a node listens on the bus for its users and rooms).
+        self._arrived: list[Callable[[str], None]] = []
+        self._left: list[Callable[[str], None]] = []
+
+    def on_user(self, arrived: Callable[[str], None], left: Callable[[str], None]) -> None:
+        self._arrived.append(arrived)
+        self._left.append(left)
 
     def add(self, session: Session) -> None:
-        self._by_user.setdefault(session.user_id, {})[session.info.conn_id] = session
+        sessions = self._by_user.get(session.user_id)
+        first = sessions is None
+        if sessions is None:
+            sessions = self._by_user[session.user_id] = {}
+        sessions[session.info.conn_id] = session
         self._count += 1
+        if first:
+            for arrived in self._arrived:
+                arrived(session.user_id)
 
     def remove(self, session: Session) -> None:
         sessions = self._by_user.get(session.user_id)
@@ -27,6 +42,8 @@ class Hub:
             self._count -= 1
             if not sessions:
                 del self._by_user[session.user_id]
+                for left in self._left:
+                    left(session.user_id)
 
     def sessions_of(self, user_id: str) -> Iterable[Session]:
         return self._by_user.get(user_id, _EMPTY).values()

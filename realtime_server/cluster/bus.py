@@ -15,7 +15,8 @@ Contract of every implementation:
   caller can answer ``unavailable`` instead of pretending.
 - A node never receives what it published itself (it delivered locally).
 - ``subscribe``/``unsubscribe`` are counted per (channel, handler): the
-  channel is listened to while at least one handler holds it. Handlers are
+  channel is listened to while at least one handler holds it. They return at
+  once; ``wait_subscribed`` waits until the broker has them. Handlers are
   synchronous and run in the bus's receiving task: they must only hand work
   over (queue to a session, ``tell_soon`` an actor), never wait.
 - Delivery is at most once (Redis pub/sub): a message published while a node
@@ -54,6 +55,13 @@ class Bus(Protocol):
     def unsubscribe(self, channel: str, handler: Handler) -> None: ...
 
     def on_reconnect(self, callback: Callable[[], None]) -> None: ...
+
+    async def wait_subscribed(self) -> None:
+        """Return once every ``subscribe`` made so far is in effect at the broker.
+
+        A session's replay reads storage only after this: a message committed
+        between the read and a late subscription would otherwise be lost."""
+        ...
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started()`` once publishing and subscribing work."""
@@ -153,6 +161,9 @@ class LocalBus:
     def _reconnected(self) -> None:
         for callback in self._reconnect:
             callback()
+
+    async def wait_subscribed(self) -> None:
+        return None  # in-process: a subscription is in effect when made
 
     def subscribed(self, channel: str) -> bool:
         return channel in self._handlers
