@@ -364,6 +364,8 @@ class ClusterRooms:
     def _on_node(self, payload: bytes) -> None:
         try:
             msg = node_decoder.decode(payload)
+        except msgspec.ValidationError:
+            return  # another module's message on the same channel (calls, AI)
         except msgspec.DecodeError:
             log.warning("node channel: undecodable message dropped")
             return
@@ -398,6 +400,8 @@ class ClusterRooms:
     def _on_room(self, payload: bytes) -> None:
         try:
             msg = room_decoder.decode(payload)
+        except msgspec.ValidationError:
+            return  # another module's message on the same channel (calls, AI)
         except msgspec.DecodeError:
             log.warning("room channel: undecodable message dropped")
             return
