@@ -95,6 +95,7 @@ _OPS: dict[str, type] = {
     t.__name__: t
     for t in (EditData, DeleteData, ReactData, ReceiptData, PinData, DisappearData, ExpireData)
 }
+_NOBODY: frozenset[str] = frozenset()
 _LOST = "The room's node did not answer; resend with the same cid."
 _BUS_DOWN = "The node leading this room cannot be reached (bus down); retry shortly."
 
@@ -142,6 +143,9 @@ class ClusterRooms:
         self._by_post: dict[tuple[str, str, str], int] = {}
         self._fids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
+        # Who listens on the channels of this node's rooms: these, and others
+        # with tags of their own (AI frames, ``cluster.ai``).
+        self.room_handlers: list[Callable[[bytes], None]] = [self._on_room]
         self.unpublished = 0  # batches and events the bus refused (metrics, tests)
         self.lapses = 0  # times the node lease was found run out
 
@@ -488,11 +492,16 @@ class ClusterRooms:
         for room in self._rooms_of.pop(user_id, set()):
             self._unlisten(room, user_id)
 
+    def users_here(self, room: str) -> set[str] | frozenset[str]:
+        """The online users of this node who belong to ``room``."""
+        return self._local.get(room, _NOBODY)
+
     def _listen(self, room: str, user_id: str) -> None:
         users = self._local.get(room)
         if users is None:
             users = self._local[room] = set()
-            self.bus.subscribe(self.cluster.room_channel(room), self._on_room)
+            for handler in self.room_handlers:
+                self.bus.subscribe(self.cluster.room_channel(room), handler)
         users.add(user_id)
         self._rooms_of.setdefault(user_id, set()).add(room)
 
@@ -503,7 +512,8 @@ class ClusterRooms:
         users.discard(user_id)
         if not users:
             del self._local[room]
-            self.bus.unsubscribe(self.cluster.room_channel(room), self._on_room)
+            for handler in self.room_handlers:
+                self.bus.unsubscribe(self.cluster.room_channel(room), handler)
 
     # ----- membership changes ---------------------------------------------------
 
