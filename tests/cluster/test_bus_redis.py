@@ -157,6 +157,20 @@ async def test_a_megabyte_payload_arrives_whole(redis_url: str, prefix: str) -> 
         assert heard[0] == big and heard[1] == b"small after"
 
 
+async def test_a_message_that_is_not_a_bus_frame_is_dropped_and_the_bus_goes_on(
+    redis_url: str, prefix: str
+) -> None:
+    heard: list[bytes] = []
+    async with buses(redis_url, "a", "b") as (a, b):
+        b.subscribe(prefix + "x", heard.append)
+        await b.wait_subscribed()
+        async with coredis.Redis.from_url(redis_url) as client:
+            await client.publish(prefix + "x", b"\x00")  # too short for a length
+            await client.publish(prefix + "x", b"\xff\xffshort")  # origin longer than the frame
+        a.publish(prefix + "x", b"fine")
+        await until(lambda: heard == [b"fine"])
+
+
 async def test_a_bus_that_is_not_up_refuses_to_publish(redis_url: str) -> None:
     bus = RedisBus(redis_url, "idle/1")
     assert not bus.up
