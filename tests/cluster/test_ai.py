@@ -6,9 +6,11 @@ model."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,9 +21,11 @@ from protocol.client import Client, ServerError, open_client
 from protocol.frames_ai import AiAsk, AiAskData, AiAttach, AiAttachData, AiDone
 from realtime_server.cluster.ai import AiAttached, AiFrames, _encoder, is_ai_traffic
 from realtime_server.cluster.envelopes import Batch, Event, encoder
-from realtime_server.node import Node
+from realtime_server.node import Node, open_node
+from realtime_server.settings import Settings
 from storage.leases import Leases
 from storage.store import SqlStore
+from tests import conftest as base
 from tests.ai.helpers import Answer, ask, new_conversation, read_answer, stop
 from tests.cluster.conftest import LocalCluster
 from tests.e2e.helpers import Account, auth, create_group, login, register
@@ -307,3 +311,44 @@ async def test_deleting_a_conversation_on_another_node_stops_its_answer(
             # in the room being deleted is a race, as on one node.
             assert seen.end is not None and len(seen.deltas) < 20
             await all_ended(nodes)
+
+
+async def test_over_redis_a_device_on_another_node_attaches_and_stops(
+    redis_url: str, cluster_url: str, tmp_path: Path
+) -> None:
+    """The same across two nodes on the real Redis bus (coredis)."""
+    prefix = f"t{secrets.token_hex(4)}:"
+
+    def settings(i: int) -> Settings:
+        return base.test_settings(
+            cluster_url,
+            tmp_path / f"data{i}",
+            node_id=f"node{i}",
+            redis_url=redis_url,
+            redis_prefix=prefix,
+            **SLOWER,
+        )
+
+    with trio.fail_after(60):
+        async with (
+            open_node(settings(0)) as node0,
+            open_node(settings(1)) as node1,
+            two_devices(node0) as (_, alice, laptop_token, room),
+            open_client(node0.ws_url, alice.access_token) as phone,
+        ):
+            await ask(phone, room, "Over Redis, please")
+            seen = await read_answer(phone, until_deltas=2)
+            async with open_client(node1.ws_url, laptop_token) as laptop:
+                reply = await laptop.request(
+                    AiAttach(id=0, d=AiAttachData(room=room, from_=len(seen.deltas)))
+                )
+                assert isinstance(reply, frames.Ok)
+                rest = await read_answer(laptop, Answer(), until_deltas=2)
+                await stop(laptop, seen.gen)
+                await read_answer(laptop, rest)
+            await read_answer(phone, seen)
+            assert isinstance(rest.end, AiDone) and rest.end.d.status == "stopped"
+            assert rest.start is not None and rest.gen == seen.gen
+            # The laptop's deltas continue the phone's first ones, with no gap.
+            assert rest.indexes[0] == 2 and rest.indexes == list(range(2, 2 + len(rest.deltas)))
+            assert rest.end == seen.end
