@@ -163,6 +163,14 @@ class Leave:
     user: str
 
 
+@dataclass(frozen=True, slots=True)
+class Members:
+    """The room's members now (a change made on another node): the others' sessions
+    get nothing more."""
+
+    users: frozenset[str]
+
+
 @dataclass(slots=True, eq=False)
 class Attach:
     """Add ``session``; push it the deltas from ``from_`` on first."""
@@ -313,6 +321,9 @@ class Generation:
                         self._attach_remote(msg)
                     case Leave(user):
                         self._leave(user)
+                    case Members(users):
+                        for key in [k for k, s in self.sessions.items() if s.user_id not in users]:
+                            del self.sessions[key]
                     case _:
                         raise AssertionError(f"generation cannot take {msg!r}")
             self.reader_scope.cancel()

@@ -50,7 +50,7 @@ import msgspec
 import trio
 
 from actors.ai_link import END, START
-from actors.ai_stream import Leave, RemoteAttach
+from actors.ai_stream import Members, RemoteAttach
 from actors.errors import ActorError
 from protocol.errors import ErrorCode
 from realtime_server.cluster.bus import BusUnavailable
@@ -398,12 +398,15 @@ class ClusterAi:
         return holder.node_key
 
     async def _generating_for(self, user_id: str) -> list[str]:
-        """The other nodes holding an AI slot of one of ``user_id``'s rooms."""
+        """The other live nodes holding an AI slot of one of ``user_id``'s rooms."""
+        db = self.store.db
         try:
-            rows = await self.store.db.fetch(
+            rows = await db.fetch(
                 "SELECT DISTINCT l.node_key FROM room_members m"
                 " JOIN room_leases l ON l.room_id = 'ai:' || m.room_id"
-                " WHERE m.user_id = ? AND l.node_key <> '' AND l.node_key <> ?",
+                " JOIN node_leases n ON n.node_key = l.node_key"
+                f" AND n.expires_at >= {db.dialect.now_ms()}"
+                " WHERE m.user_id = ? AND l.node_key <> ?",
                 (user_id, self.node_key),
             )
         except StoreError as exc:
@@ -503,9 +506,8 @@ class ClusterAi:
         except StoreError as exc:
             log.warning("room %s: members not re-read for its AI answer (%r)", room_id, exc)
             return
-        members = {m.user_id for m in room.members} if room is not None else set()
-        for user in {str(s.user_id) for s in gen.sessions.values()} - members:
-            try:
-                await gen.tell(Leave(user))
-            except trio.ClosedResourceError:
-                return
+        members = frozenset(m.user_id for m in room.members) if room is not None else frozenset()
+        try:
+            await gen.tell(Members(members))
+        except trio.ClosedResourceError:
+            pass  # it ended meanwhile
