@@ -1,0 +1,335 @@
+"""``serve --workers N`` (issue 13, item 4): node processes on one port, supervised.
+
+Real processes throughout: the CLI as an operator runs it, the ``Supervisor``
+driving real node processes, and short-lived Python processes where only the
+restart rules are under test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from protocol.client import open_client
+from protocol.errors import CloseCode
+from realtime_server.cluster.workers import (
+    SQLITE_ONE_PROCESS,
+    SUPERVISOR_ENV,
+    Backoff,
+    Supervisor,
+    reserve_port,
+    worker_command,
+    worker_count,
+)
+from realtime_server.settings import Settings
+from tests.e2e.helpers import register
+
+SERVE = [sys.executable, "-m", "realtime_server.cli", "serve"]
+Running = trio.Process | None  # the server process under test, if it is one
+
+
+def _env(database_url: str, data_dir: Path, **settings: object) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "NODE_ID", "WORKERS", "PORT", SUPERVISOR_ENV}
+    }
+    env.update(
+        HOST="127.0.0.1",
+        DATABASE_URL=database_url,
+        DATA_DIR=str(data_dir),
+        JWT_SECRET="test-secret-" + "x" * 32,
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_KIB="1024",
+        SQLITE_SYNCHRONOUS="NORMAL",
+        LOG_LEVEL="INFO",
+        SHUTDOWN_TIMEOUT="3",
+        CLOSE_TIMEOUT="2",
+    )
+    env.update({k.upper(): str(v) for k, v in settings.items()})
+    return env
+
+
+def _children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (Linux)."""
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def _health(port: int) -> str:
+    """The NODE_ID of whichever worker answers a fresh connection."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        r = await http.get("/health")
+    assert r.status_code == 200, r.text
+    return str(r.json().get("node", ""))
+
+
+async def _wait_for_nodes(port: int, wanted: set[str], running: Running = None) -> None:
+    """Until fresh connections have reached every node of ``wanted``;
+    ``running`` stops the wait early when the process under test exited."""
+    seen: set[str] = set()
+    with trio.fail_after(60):
+        while not wanted <= seen:
+            assert running is None or running.poll() is None, "the server exited"
+            try:
+                seen.add(await _health(port))
+            except httpx.TransportError:
+                await trio.sleep(0.1)
+
+
+async def _spread_and_restart(
+    port: int, node_ids: set[str], workers: Callable[[], set[int]], running: Running = None
+) -> None:
+    """Short connections land on every worker; a worker killed with SIGKILL comes
+    back under its NODE_ID while the others keep the port answering."""
+    await _wait_for_nodes(port, node_ids, running)
+    answered = [await _health(port) for _ in range(40)]
+    assert set(answered) == node_ids, answered
+
+    before = workers()
+    assert len(before) == len(node_ids), before
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    with trio.fail_after(10):
+        while _alive(victim):  # noqa: ASYNC110 - another process's state
+            await trio.sleep(0.02)
+    # While its slot is down (restart backoff, start-up), the survivors answer.
+    for _ in range(20):
+        assert await _health(port) in node_ids
+    with trio.fail_after(60):
+        while len(after := workers()) < len(node_ids):  # noqa: ASYNC110
+            await trio.sleep(0.1)
+    assert victim not in after and len(after - before) == 1, (before, after)
+    await _wait_for_nodes(port, node_ids, running)
+
+
+async def _sessions_drained(port: int, n: int, stop: Callable[[], None]) -> list[int]:
+    """Open ``n`` WebSocket sessions on the shared port, call ``stop``, and
+    return the close code each session got."""
+    name = f"drain{secrets.token_hex(3)}"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        account = await register(http, name)
+    codes: list[int] = []
+    up = trio.Semaphore(0)
+
+    async def session(i: int) -> None:
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with open_client(url, account.access_token, device=f"d{i}") as client:
+            await client.ping()
+            up.release()
+            codes.append((await client.wait_closed()).code)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(session, i)
+            for _ in range(n):
+                await up.acquire()
+            stop()
+    return codes
+
+
+# ----- (b) the embedded SQLite default stays one process -------------------------------
+
+
+async def test_sqlite_runs_one_process_and_says_why(tmp_path: Path) -> None:
+    port, placeholders = reserve_port("127.0.0.1", 0)
+    for sock in placeholders:
+        sock.close()  # a plain node binds without SO_REUSEPORT: only the number is wanted
+    data = tmp_path / "data"
+    data.mkdir()
+    log = tmp_path / "serve.log"
+    env = _env(f"sqlite:///{data}/x.db", data, port=port)
+    with log.open("wb") as out:
+        proc = await trio.lowlevel.open_process(
+            [*SERVE, "--workers", "3"], env=env, stdout=out, stderr=out, cwd=str(tmp_path)
+        )
+    try:
+        await _wait_for_nodes(port, {""}, proc)
+        assert _children(proc.pid) == set()  # no worker processes: it serves itself
+        text = log.read_text()
+        assert SQLITE_ONE_PROCESS in text and "running one process (WORKERS=3 asked)" in text
+        assert "supervising" not in text
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            assert await proc.wait() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_worker_count_follows_redis_and_the_cores(caplog: pytest.LogCaptureFixture) -> None:
+    pg = "postgresql://u@h/db"
+    redis = "redis://127.0.0.1:6379/0"
+    assert worker_count(Settings(), cpus=8) == 1
+    assert worker_count(Settings(database_url=pg, redis_url=redis), cpus=8) == 8
+    assert worker_count(Settings(database_url=pg, redis_url=redis, workers=3), cpus=8) == 3
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING):
+        assert worker_count(Settings(database_url=pg, workers=4), cpus=8) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{SQLITE_ONE_PROCESS}; running one process (WORKERS=4 asked)"
+    ]
+
+
+def test_a_negative_worker_count_is_refused_by_the_cli(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [*SERVE, "--workers", "-1"],
+        env=_env(f"sqlite:///{tmp_path}/x.db", tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--workers: must be 0 (one per core with REDIS_URL) or positive" in done.stderr
+
+
+# ----- the supervisor's rules ----------------------------------------------------------
+
+
+def test_backoff_doubles_then_holds_past_the_budget() -> None:
+    backoff = Backoff(first=0.25, most=30, window=60, budget=5)
+    assert [backoff.delay(n) for n in range(1, 8)] == [0.25, 0.5, 1, 2, 4, 30, 30]
+    assert Backoff(first=1, most=3, budget=10).delay(4) == 3
+
+
+async def test_a_worker_that_keeps_dying_is_restarted_with_backoff_never_spinning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    supervisor = Supervisor(
+        [sys.executable, "-c", "raise SystemExit(1)"],
+        [dict(os.environ)],
+        backoff=Backoff(first=0.05, most=0.6, window=60, budget=3),
+    )
+    with caplog.at_level(logging.INFO, logger="realtime_server.cluster.workers"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            await trio.sleep(3)
+            supervisor.stop("test over")
+    # Starts: at 0, then after 0.05, 0.1, 0.2 (3 deaths, the budget), then
+    # one every 0.6 s plus a start-up: at most 1 + 3 + 3/0.6 in 3 seconds.
+    assert 5 <= supervisor.started <= 9, supervisor.started
+    messages = [r.getMessage() for r in caplog.records]
+    restarts = [m for m in messages if "exited with code 1; restarting in" in m]
+    assert [m.rsplit(" ", 1)[1] for m in restarts[:3]] == ["0.05s", "0.1s", "0.2s"]
+    over = [m for m in messages if "over the restart budget (3); restarting in 0.6s" in m]
+    # Every death past the third; the last start may have been stopped instead.
+    assert len(over) >= 1
+    assert len(over) in {supervisor.started - 3, supervisor.started - 4}
+    assert supervisor.exit_code == 0
+
+
+async def test_a_configuration_error_stops_every_worker_and_exits_2() -> None:
+    env = dict(os.environ)
+    # Slot 0 sleeps; slot 1 exits 2 (the CLI's code for a bad setting) after a moment.
+    script = "import os, sys, time; time.sleep(float(os.environ['DELAY'])) or sys.exit(2)"
+    supervisor = Supervisor(
+        [sys.executable, "-c", script],
+        [{**env, "DELAY": "120"}, {**env, "DELAY": "0.3"}],
+    )
+    with trio.fail_after(15):
+        assert await supervisor.run() == 2
+    assert supervisor.started == 2 and supervisor.pids == {}
+
+
+# ----- real node processes on one port -------------------------------------------------
+
+
+async def test_the_supervisor_keeps_real_nodes_on_one_port(
+    cluster_url: str, tmp_path: Path
+) -> None:
+    """Without the Redis bus each worker is a node of its own on the shared
+    PostgreSQL: enough for what is under test here (one port, restarts, drain),
+    not for messaging across them (the CLI refuses it without REDIS_URL)."""
+    port, placeholders = reserve_port("127.0.0.1", 0)
+    node_ids = {"t-w0", "t-w1"}
+    base = _env(cluster_url, tmp_path / "data", port=port)
+    envs = [
+        {**base, SUPERVISOR_ENV: str(os.getpid()), "NODE_ID": f"t-w{i}", "WORKERS": "1"}
+        for i in range(2)
+    ]
+    supervisor = Supervisor(worker_command(), envs, stop_timeout=15)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            try:
+                await _spread_and_restart(port, node_ids, lambda: set(supervisor.pids.values()))
+                pids = set(supervisor.pids.values())
+                stopped: list[float] = []
+
+                def stop() -> None:
+                    stopped.append(trio.current_time())
+                    supervisor.stop("test")
+
+                codes = await _sessions_drained(port, 6, stop)
+            except BaseException:
+                supervisor.kill("test failed")
+                raise
+        assert trio.current_time() - stopped[0] < 10
+    finally:
+        for sock in placeholders:
+            sock.close()
+    # Each worker drained: its sessions were told 1001 GOING_AWAY, it exited 0.
+    assert codes == [CloseCode.GOING_AWAY] * 6
+    assert supervisor.exit_code == 0 and supervisor.pids == {}
+    assert not any(_alive(pid) for pid in pids)
+
+
+async def test_a_worker_whose_supervisor_is_killed_drains_and_exits(
+    cluster_url: str, tmp_path: Path
+) -> None:
+    """Nothing would stop or restart it any more, and it would hold the port."""
+    port, placeholders = reserve_port("127.0.0.1", 0)
+    log = tmp_path / "worker.log"
+    # A stand-in supervisor: starts one worker the way Supervisor does, then waits.
+    parent = (
+        "import os, subprocess, sys, time\n"
+        f"env = {{**os.environ, {SUPERVISOR_ENV!r}: str(os.getpid())}}\n"
+        f"out = open({str(log)!r}, 'wb')\n"
+        "child = subprocess.Popen(sys.argv[1:], env=env, stdout=out, stderr=out, process_group=0)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = _env(cluster_url, tmp_path / "data", port=port, node_id="orphan-w0")
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", parent, *worker_command()], env=env, stdout=-1
+    )
+    try:
+        assert proc.stdout is not None
+        with trio.fail_after(10):
+            worker = int((await proc.stdout.receive_some()).decode())
+        await _wait_for_nodes(port, {"orphan-w0"})
+        proc.kill()
+        await proc.wait()
+        with trio.fail_after(15):
+            while _alive(worker):  # noqa: ASYNC110 - another process's state
+                await trio.sleep(0.05)
+    finally:
+        proc.kill()  # the worker follows: that is what is under test
+        await proc.wait()
+        for sock in placeholders:
+            sock.close()
+    text = log.read_text()
+    assert f"supervisor (pid {proc.pid}) is gone: shutting down (draining)" in text
+    assert "shutdown: drained in" in text
