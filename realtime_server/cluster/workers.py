@@ -180,28 +180,25 @@ class Supervisor:
     async def _keep_running(self, slot: int) -> None:
         deaths: deque[float] = deque()
         while not self._stopping.is_set():
-            proc = await trio.lowlevel.open_process(
-                list(self.command), env=dict(self.envs[slot]), process_group=0
-            )
-            self.started += 1
-            self._running[slot] = proc
-            if self._stopping.is_set():  # a stop that came while it was being started
-                _signal(proc, signal.SIGTERM)
-            log.info("worker %d started (pid %d)", slot, proc.pid)
             try:
-                code = await proc.wait()
-            finally:
-                del self._running[slot]
-            if self._stopping.is_set():
-                log.info("worker %d (pid %d) %s", slot, proc.pid, _status(code))
-                if code != 0 and self.exit_code == 0:
-                    self.exit_code = 1  # it did not drain cleanly
-                return
-            if code == CONFIG_ERROR:
-                log.error("worker %d exited with a configuration error (code 2)", slot)
-                self.exit_code = CONFIG_ERROR
-                self.stop("configuration error")
-                return
+                proc = await trio.lowlevel.open_process(
+                    list(self.command), env=dict(self.envs[slot]), process_group=0
+                )
+            except OSError as exc:  # no such executable, no memory, too many processes
+                what = f"could not be started ({exc})"
+            else:
+                code = await self._watch(slot, proc)
+                if self._stopping.is_set():
+                    log.info("worker %d (pid %d) %s", slot, proc.pid, _status(code))
+                    if code != 0 and self.exit_code == 0:
+                        self.exit_code = 1  # it did not drain cleanly
+                    return
+                if code == CONFIG_ERROR:
+                    log.error("worker %d exited with a configuration error (code 2)", slot)
+                    self.exit_code = CONFIG_ERROR
+                    self.stop("configuration error")
+                    return
+                what = f"(pid {proc.pid}) {_status(code)}"
             now = trio.current_time()
             deaths.append(now)
             while deaths and deaths[0] < now - self.backoff.window:
@@ -209,22 +206,36 @@ class Supervisor:
             delay = self.backoff.delay(len(deaths))
             if len(deaths) > self.backoff.budget:
                 log.error(
-                    "worker %d (pid %d) %s: %d deaths in %gs, over the restart budget "
-                    "(%d); restarting in %gs",
+                    "worker %d %s: %d deaths in %gs, over the restart budget (%d); "
+                    "restarting in %gs",
                     slot,
-                    proc.pid,
-                    _status(code),
+                    what,
                     len(deaths),
                     self.backoff.window,
                     self.backoff.budget,
                     delay,
                 )
             else:
-                log.warning(
-                    "worker %d (pid %d) %s; restarting in %gs", slot, proc.pid, _status(code), delay
-                )
+                log.warning("worker %d %s; restarting in %gs", slot, what, delay)
             with trio.move_on_after(delay):
                 await self._stopping.wait()
+
+    async def _watch(self, slot: int, proc: trio.Process) -> int:
+        """Until ``proc`` exits: its exit code (negative: the signal that ended it)."""
+        self.started += 1
+        self._running[slot] = proc
+        if self._stopping.is_set():  # a stop that came while it was being started
+            _signal(proc, signal.SIGTERM)
+        log.info("worker %d started (pid %d)", slot, proc.pid)
+        try:
+            return await proc.wait()
+        except BaseException:
+            # The supervisor is failing or being cancelled: the worker must not
+            # go on unattended; it drains and exits.
+            _signal(proc, signal.SIGTERM)
+            raise
+        finally:
+            del self._running[slot]
 
 
 def _signal(proc: trio.Process, sig: signal.Signals) -> None:

@@ -253,6 +253,81 @@ async def test_a_configuration_error_stops_every_worker_and_exits_2() -> None:
     assert supervisor.started == 2 and supervisor.pids == {}
 
 
+# Exits 0 on SIGTERM (as a draining node does), or ignores it with IGNORE=1.
+_WORKER = (
+    "import os, signal, sys, time\n"
+    "ignore = os.environ.get('IGNORE') == '1'\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN if ignore else lambda *_: sys.exit(0))\n"
+    "open(os.path.join(os.environ['READY_DIR'], str(os.getpid())), 'w').close()\n"
+    "time.sleep(120)\n"
+)
+
+
+async def _until_running(supervisor: Supervisor, n: int, ready: Path) -> None:
+    """Until ``n`` workers run and each has set its SIGTERM handler."""
+    with trio.fail_after(30):
+        while len(pids := set(supervisor.pids.values())) < n or not all(  # noqa: ASYNC110
+            (ready / str(pid)).exists() for pid in pids
+        ):
+            await trio.sleep(0.02)
+
+
+async def test_sigint_to_the_supervisor_is_forwarded_as_sigterm_to_every_worker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {**os.environ, "READY_DIR": str(tmp_path)}
+    supervisor = Supervisor([sys.executable, "-c", _WORKER], [env, env])
+    with caplog.at_level(logging.INFO, logger="realtime_server.cluster.workers"):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(supervisor.run)
+                await _until_running(supervisor, 2, tmp_path)
+                before = supervisor.pids
+                pids = set(before.values())
+                # The supervisor's signal receiver takes it (here: this very process).
+                os.kill(os.getpid(), signal.SIGINT)
+    assert supervisor.exit_code == 0 and supervisor.started == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert "SIGINT: stopping 2 workers (draining)" in messages
+    assert {m for m in messages if m.endswith("exited with code 0")} == {
+        f"worker {slot} (pid {pid}) exited with code 0" for slot, pid in before.items()
+    }
+    assert not any(_alive(pid) for pid in pids)
+
+
+async def test_a_worker_that_does_not_drain_in_time_is_killed(tmp_path: Path) -> None:
+    env = {**os.environ, "IGNORE": "1", "READY_DIR": str(tmp_path)}
+    supervisor = Supervisor([sys.executable, "-c", _WORKER], [env], stop_timeout=0.5)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            await _until_running(supervisor, 1, tmp_path)
+            (pid,) = supervisor.pids.values()
+            supervisor.stop("test")
+    assert supervisor.exit_code == 1  # it did not drain cleanly
+    assert not _alive(pid)
+
+
+async def test_a_worker_that_cannot_be_started_is_retried_like_one_that_died(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    supervisor = Supervisor(
+        [str(tmp_path / "no-such-program")],
+        [dict(os.environ)],
+        backoff=Backoff(first=0.05, most=0.2, budget=2),
+    )
+    with caplog.at_level(logging.WARNING, logger="realtime_server.cluster.workers"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            await trio.sleep(1)
+            supervisor.stop("test over")
+    messages = [r.getMessage() for r in caplog.records]
+    assert supervisor.started == 0
+    assert messages[0].startswith("worker 0 could not be started ([Errno 2]")
+    assert messages[0].endswith("; restarting in 0.05s")
+    assert any("over the restart budget (2); restarting in 0.2s" in m for m in messages)
+
+
 # ----- real node processes on one port -------------------------------------------------
 
 
