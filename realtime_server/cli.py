@@ -91,7 +91,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 
 def _workers_arg(value: str) -> int:
-    count = int(value)
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
     if count < 0:
         raise argparse.ArgumentTypeError("must be 0 (one per core with REDIS_URL) or positive")
     return count

@@ -191,11 +191,12 @@ def test_worker_count_follows_redis_and_the_cores(caplog: pytest.LogCaptureFixtu
     ]
 
 
-def test_a_negative_worker_count_is_refused_by_the_cli(tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", ["-1", "two"])
+def test_a_bad_worker_count_is_refused_by_the_cli(tmp_path: Path, count: str) -> None:
     import subprocess
 
     done = subprocess.run(
-        [*SERVE, "--workers", "-1"],
+        [*SERVE, "--workers", count],
         env=_env(f"sqlite:///{tmp_path}/x.db", tmp_path),
         capture_output=True,
         text=True,
