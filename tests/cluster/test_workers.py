@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -60,11 +61,19 @@ def _env(database_url: str, data_dir: Path, **settings: object) -> dict[str, str
 
 
 def _children(pid: int) -> set[int]:
-    """The child processes of ``pid`` (Linux)."""
-    try:
-        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except FileNotFoundError:
-        return set()
+    """The live child processes of ``pid`` (Linux).
+
+    Read from every process's parent id: /proc/PID/task/TID/children is per
+    thread, and trio starts processes from a worker thread."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue  # gone meanwhile
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -218,26 +227,32 @@ def test_backoff_doubles_then_holds_past_the_budget() -> None:
 async def test_a_worker_that_keeps_dying_is_restarted_with_backoff_never_spinning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    false = shutil.which("false")
+    assert false, "the false utility (coreutils) is needed"
     supervisor = Supervisor(
-        [sys.executable, "-c", "raise SystemExit(1)"],
-        [dict(os.environ)],
-        backoff=Backoff(first=0.05, most=0.6, window=60, budget=3),
+        [false], [dict(os.environ)], backoff=Backoff(first=0.05, most=0.6, window=60, budget=3)
     )
     with caplog.at_level(logging.INFO, logger="realtime_server.cluster.workers"):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(supervisor.run)
-            await trio.sleep(3)
-            supervisor.stop("test over")
-    # Starts: at 0, then after 0.05, 0.1, 0.2 (3 deaths, the budget), then
-    # one every 0.6 s plus a start-up: at most 1 + 3 + 3/0.6 in 3 seconds.
-    assert 5 <= supervisor.started <= 9, supervisor.started
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(supervisor.run)
+                while supervisor.started < 7:  # noqa: ASYNC110 - the supervisor's own state
+                    await trio.sleep(0.01)
+                supervisor.stop("test over")
+    starts = [r.created for r in caplog.records if r.getMessage().startswith("worker 0 started")]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    # Each restart waits its delay at least: 0.05, 0.1, 0.2 s for the first
+    # three deaths (the budget), then 0.6 s each. The program dies at once:
+    # without the backoff these gaps would be a few milliseconds.
+    wanted = [0.05, 0.1, 0.2, 0.6, 0.6, 0.6]
+    assert len(gaps) == len(wanted)
+    assert all(gap >= delay - 0.01 for gap, delay in zip(gaps, wanted, strict=True)), gaps
     messages = [r.getMessage() for r in caplog.records]
     restarts = [m for m in messages if "exited with code 1; restarting in" in m]
-    assert [m.rsplit(" ", 1)[1] for m in restarts[:3]] == ["0.05s", "0.1s", "0.2s"]
+    assert [m.rsplit(" ", 1)[1] for m in restarts] == ["0.05s", "0.1s", "0.2s"]
     over = [m for m in messages if "over the restart budget (3); restarting in 0.6s" in m]
     # Every death past the third; the last start may have been stopped instead.
-    assert len(over) >= 1
-    assert len(over) in {supervisor.started - 3, supervisor.started - 4}
+    assert len(over) in {3, 4}
     assert supervisor.exit_code == 0
 
 
@@ -409,3 +424,55 @@ async def test_a_worker_whose_supervisor_is_killed_drains_and_exits(
     text = log.read_text()
     assert f"supervisor (pid {proc.pid}) is gone: shutting down (draining)" in text
     assert "shutdown: drained in" in text
+
+
+# ----- (a) `serve --workers 2` on Redis and PostgreSQL, as an operator runs it ----------
+
+
+async def test_serve_workers_share_the_port_restart_and_drain_on_sigterm(
+    redis_url: str, cluster_url: str, tmp_path: Path
+) -> None:
+    port, placeholders = reserve_port("127.0.0.1", 0)
+    for sock in placeholders:
+        sock.close()  # the supervisor reserves the port itself; only the number is wanted
+    log = tmp_path / "serve.log"
+    env = _env(
+        cluster_url,
+        tmp_path / "data",
+        port=port,
+        redis_url=redis_url,
+        redis_prefix=f"t{secrets.token_hex(4)}:",
+        node_id="edge",
+    )
+    with log.open("wb") as out:
+        proc = await trio.lowlevel.open_process(
+            [*SERVE, "--workers", "2"], env=env, stdout=out, stderr=out, cwd=str(tmp_path)
+        )
+    pids: set[int] = set()
+    try:
+        try:
+            workers = {"edge-w0", "edge-w1"}
+            await _spread_and_restart(port, workers, lambda: _children(proc.pid), proc)
+        except BaseException as exc:
+            raise AssertionError(log.read_text()) from exc
+        pids = _children(proc.pid)
+        stopped: list[float] = []
+
+        def stop() -> None:
+            stopped.append(trio.current_time())
+            proc.send_signal(signal.SIGTERM)
+
+        codes = await _sessions_drained(port, 6, stop)
+        with trio.fail_after(10):
+            assert await proc.wait() == 0, log.read_text()
+        assert trio.current_time() - stopped[0] < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # its workers follow (they watch it)
+            await proc.wait()
+    assert codes == [CloseCode.GOING_AWAY] * 6
+    assert not any(_alive(pid) for pid in pids)
+    text = log.read_text()
+    assert f"supervising 2 workers on 127.0.0.1:{port}" in text
+    assert "was killed by SIGKILL; restarting in 0.25s" in text
+    assert "SIGTERM: stopping 2 workers (draining)" in text
