@@ -95,7 +95,11 @@ class Node:
 
 @asynccontextmanager
 async def open_node(
-    settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    reuse_port: bool = False,
 ) -> AsyncIterator[Node]:
     """``clock`` is the node's one clock for time-dependent state: when
     disappearing messages expire, mute expiry, the chat archive (default: the
@@ -103,7 +107,10 @@ async def open_node(
 
     ``bus`` joins this node to others (issue 13): tests pass an in-process
     ``LocalBus``; otherwise ``REDIS_URL`` makes a Redis one, and neither
-    means a single node."""
+    means a single node.
+
+    ``reuse_port``: the port is shared with sibling worker processes
+    (``serve --workers N``, SO_REUSEPORT)."""
     node_clock = clock or WallClock()
     settings = resolve_jwt_secret(settings)
     async with open_store(
@@ -325,6 +332,7 @@ async def open_node(
                             max_connections=settings.rest_max_connections,
                         ),
                         control=listener,
+                        reuse_port=reuse_port,
                     )
                 )
                 node = Node(
