@@ -28,7 +28,15 @@ from protocol.frames_presence import (
     TypingStart,
     TypingStop,
 )
-from realtime_server.cluster.presence import Delta, presence_channel
+from realtime_server.cluster.presence import (
+    Beat,
+    Delta,
+    Message,
+    Snapshot,
+    Sync,
+    presence_channel,
+    user_hash,
+)
 from realtime_server.cluster.users import PER_USER_MAX
 from storage.base import now_ms
 from tests.cluster.conftest import LocalCluster
@@ -256,6 +264,66 @@ async def test_a_silent_node_does_not_keep_its_users_online_forever(
                     break
                 await trio.sleep(0.02)
         assert r.json()["last_seen"] == got.d.last_seen
+
+
+async def test_presence_missed_while_the_bus_was_down_is_repaired_when_it_is_back(
+    local_cluster: LocalCluster,
+) -> None:
+    async with (
+        local_cluster(2, presence_grace=0.2, presence_throttle=0.0) as (network, (a, b)),
+        httpx.AsyncClient(base_url=a.http_url, timeout=10) as http,
+    ):
+        ada, bob = await register(http), await register(http)
+        await create_group(http, ada, bob)
+        async with open_client(a.ws_url, bob.access_token) as watcher:
+            assert await ask(watcher, ada) == {ada.id: (False, None)}
+            network.down()
+            async with open_client(b.ws_url, ada.access_token):
+                await assert_no_push_of(watcher, Presence, 0.2)  # B's news is lost
+                network.up()  # both sides send their snapshot
+                got = await next_of(watcher, Presence)
+                assert (got.d.user, got.d.online) == (ada.id, True)
+            got = await next_of(watcher, Presence)
+            assert (got.d.user, got.d.online) == (ada.id, False)
+
+
+async def test_a_node_whose_beacon_disagrees_with_the_view_is_asked_for_its_snapshot(
+    local_cluster: LocalCluster,
+) -> None:
+    beacon = 0.1
+    async with (
+        local_cluster(
+            2, presence_grace=0.2, presence_throttle=0.0, presence_beacon_seconds=beacon
+        ) as (network, (a, _b)),
+        httpx.AsyncClient(base_url=a.http_url, timeout=10) as http,
+        trio.open_nursery() as nursery,
+    ):
+        ada, bob = await register(http), await register(http)
+        await create_group(http, ada, bob)
+        assert a.cluster is not None
+        channel = presence_channel(a.cluster.prefix)
+        ghost = network.attach(f"ghost/{secrets.token_hex(3)}")
+        heard_send, heard = trio.open_memory_channel[Message](1000)
+        ghost.subscribe(
+            channel, lambda raw: heard_send.send_nowait(msgspec.msgpack.decode(raw, type=Message))
+        )
+        await nursery.start(ghost.serve)
+        async with open_client(a.ws_url, bob.access_token) as watcher:
+            assert await ask(watcher, ada) == {ada.id: (False, None)}
+            # Its delta was lost: only its beacon says it holds one user.
+            beat = Beat(ghost.node_key, 1, user_hash(ada.id))
+            ghost.publish(channel, msgspec.msgpack.encode(beat))
+            with trio.fail_after(2):
+                async for message in heard:
+                    if isinstance(message, Sync) and message.target == ghost.node_key:
+                        break
+            ghost.publish(channel, msgspec.msgpack.encode(Snapshot(ghost.node_key, [ada.id])))
+            got = await next_of(watcher, Presence)
+            assert (got.d.user, got.d.online) == (ada.id, True)
+            # Then it falls silent: its user leaves with it.
+            got = await next_of(watcher, Presence, timeout=10 * beacon + 2)
+            assert (got.d.user, got.d.online) == (ada.id, False)
+        nursery.cancel_scope.cancel()
 
 
 async def test_typing_on_one_node_reaches_a_member_on_the_other(
