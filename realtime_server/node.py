@@ -48,6 +48,7 @@ from realtime_server.cluster import Cluster
 from realtime_server.cluster.bus import Bus
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
+from realtime_server.cluster.rooms import ClusterRooms
 from realtime_server.cluster.users import UserChannels
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
@@ -83,6 +84,7 @@ class Node:
     listener: ListenerControl
     expiry: ExpirySweeper | None = None
     cluster: Cluster | None = None  # None: a single node (no REDIS_URL, no bus given)
+    cluster_rooms: ClusterRooms | None = None
     users: UserChannels | None = None  # a user's sessions on every node
 
     @property
@@ -132,6 +134,20 @@ async def open_node(
                 )
                 await services.start(system.serve)
                 hub = Hub()
+                # Several nodes (issue 13): room leases, forwarding, remote fan-out.
+                rooms_link: ClusterRooms | None = None
+                if cluster is not None:
+                    rooms_link = ClusterRooms(
+                        cluster,
+                        store,
+                        hub,
+                        system,
+                        binary_frame,
+                        lease_seconds=settings.node_lease_seconds,
+                        ask_timeout=settings.ask_timeout,
+                        resume_max=settings.resume_max_messages,
+                    )
+                    await services.start(rooms_link.serve)
                 # Issue 13: a user's devices and presence on every node (the
                 # bus is untouched on a single node).
                 users = UserChannels(hub, cluster)
@@ -169,6 +185,7 @@ async def open_node(
                     delete_window_ms=settings.message_delete_window_seconds * 1000,
                     expiring=expiry.scheduled,
                     pushed=push.messages_stored,
+                    link=rooms_link,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
@@ -282,6 +299,13 @@ async def open_node(
                         notifier=notifier,
                         stats=stats,
                         stories=stories,
+                        room_changed=(
+                            None
+                            if rooms_link is None
+                            else lambda room, blocks: rooms_link.members_changed(
+                                room, blocks=blocks
+                            )
+                        ),
                     )
                 )
                 dispatcher = Dispatcher()
@@ -308,6 +332,7 @@ async def open_node(
                         "clock": node_clock.now_ms,
                         "push_to_user": push_to_user,
                         "stats": stats,
+                        "cluster_rooms": rooms_link,
                     },
                 )
                 stats.connections = lambda: gateway.connections
@@ -341,6 +366,7 @@ async def open_node(
                     listener,
                     expiry,
                     cluster,
+                    rooms_link,
                     users,
                 )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
@@ -350,6 +376,8 @@ async def open_node(
                 finally:
                     with trio.CancelScope(shield=True):
                         await drain(node)
+                        if rooms_link is not None:
+                            await rooms_link.release()
                     services.cancel_scope.cancel()
             writer_nursery.cancel_scope.cancel()
 
@@ -371,7 +399,12 @@ async def drain(node: Node) -> None:
     node.listener.stop_accepting()
     gateway.begin_drain()
     with trio.move_on_after(settings.shutdown_timeout) as waiting:
-        while gateway.handling or node.system.busy(ROOM) or node.listener.rest_requests:  # noqa: ASYNC110 - counters of other tasks
+        while (  # noqa: ASYNC110 - counters of other tasks
+            gateway.handling
+            or node.system.busy(ROOM)
+            or node.listener.rest_requests
+            or (node.cluster_rooms is not None and node.cluster_rooms.waiting)
+        ):
             await trio.sleep(0.005)
     if waiting.cancelled_caught:
         log.warning(
