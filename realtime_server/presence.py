@@ -165,10 +165,10 @@ class PresenceTracker:
             # Back within the grace period: nobody was told they left.
             st.grace.cancel()
             st.grace = None
+        if self._cluster is not None and st.sessions == 1:
+            self._cluster.up(user_id)  # held (again) with a session
         if not st.online:
             st.online = True
-            if self._cluster is not None:
-                self._cluster.up(user_id)
             self._changed(st)
 
     def session_closed(self, session: Session) -> None:
@@ -193,6 +193,8 @@ class PresenceTracker:
         if st is None or st.sessions <= 0:
             return
         st.sessions -= 1
+        if st.sessions == 0 and self._cluster is not None:
+            self._cluster.idle(user_id)  # still held, through the grace period
         if st.sessions == 0 and st.grace is None and self._nursery is not None:
             st.grace = trio.CancelScope()
             self._nursery.start_soon(self._go_offline_later, st, st.grace)

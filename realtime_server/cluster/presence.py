@@ -8,9 +8,11 @@ by one cluster-wide channel, ``presence``:
 - ``Delta``: a node's transitions, batched per scheduler tick. A user is
   *held* by a node from their first session there until the grace period
   after their last one: a reconnect within the grace, to this node or
-  another, is no transition anyone hears of. A down carries the time (the
-  user's last seen) and whether the sender saw another node still holding
-  them.
+  another, is no presence change anyone hears of. While the grace runs the
+  user is *idle* there (held, no session): presence says online, but the
+  push dispatcher must send to their phone (``active_elsewhere``). A down
+  carries the time (the user's last seen) and whether the sender saw
+  another node still holding them.
 - ``Beat``: every ``beacon`` seconds, the count and an order-free digest
   (XOR of 64-bit hashes) of the users a node holds. A receiver whose view of
   that node differs (a delta lost while the bus was away) asks it for a
@@ -73,9 +75,13 @@ class PresenceListener(Protocol):
         """No other node holds the user any more; ``store``: this node writes last_seen."""
 
 
+UP = 0  # a session (again); an idle user becomes active
+IDLE = -1  # the last session left, the grace period runs
+
+
 class Delta(msgspec.Struct, tag="d", array_like=True):
     node: str
-    # (user, 0 for up or last_seen for down, down only: another node held them)
+    # (user, UP, IDLE or last_seen for down, down only: another node held them)
     events: list[tuple[str, int, bool]]
 
 
@@ -88,6 +94,7 @@ class Beat(msgspec.Struct, tag="b", array_like=True):
 class Snapshot(msgspec.Struct, tag="s", array_like=True):
     node: str
     users: list[str]
+    idle: list[str] = []
 
 
 class Sync(msgspec.Struct, tag="q", array_like=True):
@@ -117,6 +124,7 @@ def user_hash(user_id: str) -> int:
 @dataclass(slots=True, eq=False)
 class _Remote:
     users: set[str] = field(default_factory=set)
+    idle: set[str] = field(default_factory=set)  # a subset of users
     digest: int = 0
     heard: float = 0.0  # trio time of its last message
     heard_ms: int = 0  # the same on the wall clock: its users' last seen if it dies
@@ -133,9 +141,11 @@ class ClusterPresence:
         self._grace = grace
         self.listener: PresenceListener | None = None
         self._held: set[str] = set()
+        self._idle: set[str] = set()  # held here without a session
         self._digest = 0
         self._nodes: dict[str, _Remote] = {}
         self._where: dict[str, int] = {}  # user -> how many other nodes hold them
+        self._active: dict[str, int] = {}  # the same, counting only nodes with a session
         self._left_with_others: dict[str, int] = {}  # our downs sent while others held them
         self._recent: OrderedDict[str, int] = OrderedDict()  # last seen, from others' downs
         self._pending: list[tuple[str, int, bool]] = []
@@ -145,12 +155,22 @@ class ClusterPresence:
     # ----- this node's transitions (synchronous, memory only) -------------------------
 
     def up(self, user_id: str) -> None:
+        """The user has a session here (their first, or back within the grace)."""
         if user_id in self._held:
+            if user_id in self._idle:
+                self._idle.discard(user_id)
+                self._queue((user_id, UP, False))
             return
         self._held.add(user_id)
         self._digest ^= user_hash(user_id)
         self._left_with_others.pop(user_id, None)
-        self._queue((user_id, 0, False))
+        self._queue((user_id, UP, False))
+
+    def idle(self, user_id: str) -> None:
+        """The user's last session here left; the grace period runs."""
+        if user_id in self._held and user_id not in self._idle:
+            self._idle.add(user_id)
+            self._queue((user_id, IDLE, False))
 
     def down(self, user_id: str, last_seen: int) -> bool:
         """This node stops holding the user; whether another node still holds them."""
@@ -158,6 +178,7 @@ class ClusterPresence:
         if user_id not in self._held:
             return others
         self._held.discard(user_id)
+        self._idle.discard(user_id)
         self._digest ^= user_hash(user_id)
         if others:
             self._left_with_others[user_id] = last_seen
@@ -169,6 +190,10 @@ class ClusterPresence:
     def elsewhere(self, user_id: str) -> bool:
         """Whether another node holds the user (has a session, or is in its grace)."""
         return user_id in self._where
+
+    def active_elsewhere(self, user_id: str) -> bool:
+        """Whether another node has a session of the user now (not only its grace)."""
+        return user_id in self._active
 
     def recent_last_seen(self, user_id: str) -> int | None:
         return self._recent.get(user_id)
@@ -231,7 +256,7 @@ class ClusterPresence:
             remote.heard = now
             remote.asked = -math.inf
         self._pending.clear()
-        self._publish(Snapshot(self._key, list(self._held)))
+        self._publish(self._snapshot())
         self._publish(Sync(self._key, ""))
 
     # ----- the others ----------------------------------------------------------------
@@ -254,8 +279,10 @@ class ClusterPresence:
         remote.heard_ms = now_ms()
         if isinstance(message, Delta):
             for user, at, others in message.events:
-                if at == 0:
+                if at == UP:
                     self._add(remote, user)
+                elif at == IDLE:
+                    self._set_idle(remote, user)
                 elif self._remove(remote, user):
                     mine = self._left_with_others.get(user)
                     store = others and mine is not None
@@ -273,17 +300,30 @@ class ClusterPresence:
                     self._offline(user, at, store=False)  # its sender stored when it left
             for user in users - remote.users:
                 self._add(remote, user)
+            idle = set(message.idle) & users
+            for user in remote.idle - idle:
+                self._add(remote, user)  # active again
+            for user in idle - remote.idle:
+                self._set_idle(remote, user)
         elif isinstance(message, Sync):
             if message.target in ("", self._key):
-                self._publish(Snapshot(self._key, list(self._held)))
+                self._publish(self._snapshot())
         else:  # Bye: its users get the grace period to come back through another node
             remote.leaving_at = remote.heard + self._grace
 
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(self._key, list(self._held), list(self._idle))
+
     def _add(self, remote: _Remote, user: str) -> None:
+        """``remote`` holds ``user`` with a session."""
         if user in remote.users:
+            if user in remote.idle:
+                remote.idle.discard(user)
+                self._active[user] = self._active.get(user, 0) + 1
             return
         remote.users.add(user)
         remote.digest ^= user_hash(user)
+        self._active[user] = self._active.get(user, 0) + 1
         n = self._where.get(user, 0)
         self._where[user] = n + 1
         if n == 0 and self.listener is not None:
@@ -295,12 +335,28 @@ class ClusterPresence:
             return False
         remote.users.discard(user)
         remote.digest ^= user_hash(user)
+        if user in remote.idle:
+            remote.idle.discard(user)
+        else:
+            self._inactive(user)
         n = self._where[user] - 1
         if n:
             self._where[user] = n
             return False
         del self._where[user]
         return True
+
+    def _set_idle(self, remote: _Remote, user: str) -> None:
+        if user in remote.users and user not in remote.idle:
+            remote.idle.add(user)
+            self._inactive(user)
+
+    def _inactive(self, user: str) -> None:
+        n = self._active[user] - 1
+        if n:
+            self._active[user] = n
+        else:
+            del self._active[user]
 
     def _offline(self, user: str, last_seen: int, store: bool) -> None:
         self._left_with_others.pop(user, None)
@@ -348,4 +404,4 @@ class OnlineAnywhere:
         self._view = view
 
     def is_online(self, user_id: str) -> bool:
-        return self._hub.is_online(user_id) or self._view.elsewhere(user_id)
+        return self._hub.is_online(user_id) or self._view.active_elsewhere(user_id)
