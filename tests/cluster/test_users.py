@@ -7,6 +7,8 @@ on the other: on a single node's logic, nothing would arrive.
 from __future__ import annotations
 
 import secrets
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -38,7 +40,9 @@ from realtime_server.cluster.presence import (
     user_hash,
 )
 from realtime_server.cluster.users import PER_USER_MAX
+from realtime_server.node import open_node
 from storage.base import now_ms
+from tests import conftest as base
 from tests.cluster.conftest import LocalCluster
 from tests.e2e.helpers import Account, auth, create_group, login, register
 from tests.notifications.helpers import make_admin
@@ -228,6 +232,35 @@ async def test_online_on_either_node_and_offline_once_the_last_device_on_the_las
             assert tracker.broadcasts[ada.id] == 2  # online, then offline
 
 
+async def test_a_node_that_stops_takes_its_users_offline_after_the_grace_period(
+    local_cluster: LocalCluster,
+) -> None:
+    async with (
+        local_cluster(
+            2, presence_grace=0.3, presence_throttle=0.0, presence_beacon_seconds=0.1
+        ) as (_, nodes),
+        httpx.AsyncClient(base_url=nodes[0].http_url, timeout=10) as http,
+    ):
+        a, b = nodes
+        ada, bob = await register(http), await register(http)
+        await create_group(http, ada, bob)
+        async with open_client(a.ws_url, bob.access_token) as watcher:
+            assert await ask(watcher, ada) == {ada.id: (False, None)}
+            async with open_client(b.ws_url, ada.access_token) as client:
+                got = await next_of(watcher, Presence)
+                assert (got.d.user, got.d.online) == (ada.id, True)
+                stopped = now_ms()
+                await nodes.stop(1)  # a rolling restart: B says bye
+                with trio.fail_after(2):
+                    assert (await client.wait_closed()).code == CloseCode.GOING_AWAY
+            # Her client had the grace period to come back through A; it did not.
+            got = await next_of(watcher, Presence, timeout=3)
+            assert (got.d.user, got.d.online) == (ada.id, False)
+            assert got.d.last_seen is not None and got.d.last_seen >= stopped
+        r = await http.get("/me/presence", headers=auth(ada))
+        assert r.json()["last_seen"] == got.d.last_seen
+
+
 async def test_a_silent_node_does_not_keep_its_users_online_forever(
     local_cluster: LocalCluster,
 ) -> None:
@@ -350,3 +383,51 @@ async def test_typing_on_one_node_reaches_a_member_on_the_other(
                 got = await next_of(member, Typing)
                 assert (got.d.room, got.d.user, got.d.on) == (room, ada.id, False)
                 await assert_no_push_of(typist, Typing, 0.1)  # the typist hears nothing
+
+
+async def test_over_redis_a_users_devices_sign_out_and_presence_cross_nodes(
+    redis_url: str, cluster_url: str, tmp_path: Path
+) -> None:
+    """The same paths on the Redis bus, two nodes in this process."""
+    prefix = f"test:{secrets.token_hex(4)}:"
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                open_node(
+                    base.test_settings(
+                        cluster_url,
+                        tmp_path / "data",
+                        redis_url=redis_url,
+                        redis_prefix=prefix,
+                        node_id=f"r{i}",
+                        presence_throttle=0.0,
+                    )
+                )
+            )
+            for i in range(2)
+        ]
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=a.http_url, timeout=10))
+        ada, bob = await register(http), await register(http)
+        room = await create_group(http, ada, bob)
+        laptop = await login(http, bob, "laptop")
+        laptop_id = await session_id_of(http, laptop, "laptop")
+        watcher = await stack.enter_async_context(open_client(a.ws_url, ada.access_token))
+        assert await ask(watcher, bob) == {bob.id: (False, None)}
+        remote = await stack.enter_async_context(open_client(b.ws_url, laptop, device="laptop"))
+        got = await next_of(watcher, Presence)
+        assert (got.d.user, got.d.online) == (bob.id, True)
+        assert b.cluster is not None
+        await b.cluster.bus.wait_subscribed()  # B listens on u:<bob> at Redis
+        phone = await stack.enter_async_context(open_client(a.ws_url, bob.access_token))
+        r = await http.patch(f"/rooms/{room}/settings", json={"mute": "8h"}, headers=auth(bob))
+        assert r.status_code == 200, r.text
+        for device in (phone, remote):
+            assert (await next_of(device, ChatSettingsChanged)).d.room == room
+        r = await http.delete(
+            f"/me/sessions/{laptop_id}", headers={"Authorization": f"Bearer {bob.access_token}"}
+        )
+        assert r.status_code == 204, r.text
+        with trio.fail_after(5):
+            closed = await remote.wait_closed()
+        assert closed.code == CloseCode.SESSION_REVOKED
+        assert await phone.ping() > 0
