@@ -244,6 +244,15 @@ async def open_node(
                 if cluster is not None:
                     typing.remote = users.send_elsewhere_if_online
                 await services.start(typing.serve)
+                if rooms_link is not None:
+
+                    def room_members_changed(room_id: str) -> None:
+                        # A group change made on another node: typing here
+                        # must not go on reaching a removed member.
+                        members.invalidate(room_id)
+                        typing.members_changed(room_id)
+
+                    rooms_link.on_members.append(room_members_changed)
                 presence = PresenceTracker(
                     store,
                     hub,
