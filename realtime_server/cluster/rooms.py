@@ -154,6 +154,8 @@ class ClusterRooms:
         # with tags of their own (AI frames, ``cluster.ai``).
         self.room_handlers: list[Callable[[bytes], None]] = [self._on_room]
         self.repairs = 0  # gaps filled from storage (metrics, tests)
+        # Told the room whose members changed, on every node (caches to drop).
+        self.on_members: list[Callable[[str], None]] = []
         self.unpublished = 0  # batches and events the bus refused (metrics, tests)
         self.lapses = 0  # times the node lease was found run out
 
@@ -613,6 +615,8 @@ class ClusterRooms:
         if self.system.is_live(ROOM, notice.room):
             self._tell(notice.room, BlocksChanged() if notice.blocks else MembersChanged())
         if not notice.blocks:
+            for changed in self.on_members:
+                changed(notice.room)
             self._spawn(self._reload_room, notice.room)
 
     async def _reload_room(self, room: str) -> None:
