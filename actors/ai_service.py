@@ -33,6 +33,7 @@ import trio
 
 from actors.ai_context import build_context, is_ai_sender, short_title, visible
 from actors.ai_files import project_context
+from actors.ai_link import AiLink
 from actors.ai_providers import OFFLINE_MODEL, ChatRequest, Providers
 from actors.ai_stream import (
     AiStreams,
@@ -84,6 +85,7 @@ class AiService:
         hub: Any,
         frame: Callable[[bytes], bytes],
         quota: Any = None,
+        link: AiLink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -107,6 +109,7 @@ class AiService:
                 first_token_timeout=settings.ai_first_token_timeout,
                 idle_timeout=settings.ai_idle_timeout,
                 max_generations=settings.ai_max_generations,
+                link=link,
             )
         )
 
@@ -217,7 +220,14 @@ class AiService:
         if not self.streams.reserve(room.id):
             raise AiRefused(code=ErrorCode.AI_BUSY)
         consumed = False
+        slot: int | None = None
+        link = self.streams.deps.link
         try:
+            if link is not None:
+                # Several nodes: the slot is the room's, not this node's.
+                slot = await link.take_slot(room.id)
+                if slot is None:
+                    raise AiRefused(code=ErrorCode.AI_BUSY)
             hidden = await self.ai.hidden(room.id)
             last = await self.store.last_seq(room.id)
             recent = visible(
@@ -306,12 +316,17 @@ class AiService:
                 title=short_title(question.text) if first_exchange else None,
                 conversation=conv is not None,
                 files=project.files,
+                slot=slot,
             )
             gen = self.streams.start(spec)
+            slot = None  # the generation gives it back when it ends
             if sink is not None:
                 await gen.tell(Subscribe(sink))
             return question, gen
         except BaseException:
+            if link is not None and slot is not None:
+                with trio.CancelScope(shield=True):
+                    await link.free_slot(room.id, slot)
             self.streams.release(room.id)
             if consumed:
                 with trio.CancelScope(shield=True):
@@ -336,11 +351,16 @@ class AiService:
         except trio.ClosedResourceError:
             pass  # it ended meanwhile
 
-    async def stop(self, user_id: str, gen_id: str) -> None:
+    async def stop(self, user_id: str, gen_id: str, *, forward: bool = True) -> None:
+        """``forward``: ask the other nodes when this one does not run ``gen_id``
+        (False for a stop they forwarded here)."""
         gen = self.streams.get(gen_id)
         if gen is None or not await self._is_member(user_id, gen.room_id):
             if self.streams.has_ended(gen_id) and gen is None:
                 return  # stopping twice, or after the end: nothing left to do
+            link = self.streams.deps.link
+            if gen is None and link is not None and forward and await link.stop(user_id, gen_id):
+                return  # it runs (or ran) on another node
             raise AiRefused("No such AI answer is being generated.", code=ErrorCode.NOT_FOUND)
         msg = Stop()
         try:
@@ -349,10 +369,25 @@ class AiService:
             return  # it ended meanwhile
         await msg.done.wait()
 
+    async def stop_room(self, user_id: str, room_id: str) -> None:
+        """Stop the room's running answer, on this node or another (no error if none)."""
+        running = self.streams.running_in(room_id)
+        if running is not None:
+            try:
+                await self.stop(user_id, running.id, forward=False)
+            except ActorError:
+                pass  # it ended meanwhile
+        elif self.streams.deps.link is not None:
+            await self.streams.deps.link.stop_room(user_id, room_id)
+
     async def attach(
         self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
     ) -> None:
         gen = self.streams.running_in(room_id)
+        link = self.streams.deps.link
+        if gen is None and link is not None and await self._is_member(user_id, room_id):
+            if await link.attach(user_id, session, room_id, gen_id, from_):
+                return  # attached to the generation another node runs
         if (
             gen is None
             or (gen_id is not None and gen.id != gen_id)

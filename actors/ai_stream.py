@@ -52,6 +52,7 @@ import msgspec
 import trio
 
 from actors.ai_context import ai_sender
+from actors.ai_link import DELTAS, END, START, AiLink
 from actors.ai_providers import (
     ChatRequest,
     EventStream,
@@ -109,6 +110,7 @@ class GenerationSpec:
     title: str | None = None  # set the conversation's title to this when done
     conversation: bool = False  # an "ai" room: touch its updated_at
     files: list[AiFileRef] | None = None  # project files in the context (actors.ai_files)
+    slot: int | None = None  # the room's slot token across nodes (``AiLink.take_slot``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class StreamDeps:
     first_token_timeout: float = 60.0
     idle_timeout: float = 30.0
     max_generations: int = 1000
+    link: AiLink | None = None  # other nodes (issue 13); None on a single node
 
 
 # ----- messages ------------------------------------------------------------------
@@ -160,6 +163,14 @@ class Leave:
     user: str
 
 
+@dataclass(frozen=True, slots=True)
+class Members:
+    """The room's members now (a change made on another node): the others' sessions
+    get nothing more."""
+
+    users: frozenset[str]
+
+
 @dataclass(slots=True, eq=False)
 class Attach:
     """Add ``session``; push it the deltas from ``from_`` on first."""
@@ -167,6 +178,16 @@ class Attach:
     session: Any
     from_: int
     done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAttach:
+    """A session on node ``origin`` attaches from ``from_``: what it gets first
+    goes out through the link, in order with the live frames."""
+
+    origin: str
+    fid: int
+    from_: int
 
 
 @dataclass(slots=True, eq=False)
@@ -215,8 +236,10 @@ class Generation:
 
     # ----- fan-out -----
 
-    def _fan(self, frame: msgspec.Struct) -> None:
+    def _fan(self, frame: msgspec.Struct, kind: int = END) -> None:
         data = self.deps.frame(codec.encode(frame))
+        if self.deps.link is not None:
+            self.deps.link.frames(self.room_id, self.id, kind, data)
         gone = []
         for key, session in self.sessions.items():
             if session.close_code is not None:
@@ -252,6 +275,8 @@ class Generation:
             for i in range(start, len(deltas))
         ]
         data = b"".join([frame(encode(f)) for f in frames])
+        if self.deps.link is not None:
+            self.deps.link.frames(room, gen, DELTAS, data)
         gone = None
         for key, session in self.sessions.items():
             if session.close_code is not None:
@@ -270,7 +295,7 @@ class Generation:
     # ----- the loop -----
 
     async def run(self) -> None:
-        self._fan(self.start_frame)
+        self._fan(self.start_frame, START)
         error: _Failed | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read)
@@ -292,8 +317,13 @@ class Generation:
                         break
                     case Attach() | Subscribe():
                         self._attach(msg)
+                    case RemoteAttach():
+                        self._attach_remote(msg)
                     case Leave(user):
                         self._leave(user)
+                    case Members(users):
+                        for key in [k for k, s in self.sessions.items() if s.user_id not in users]:
+                            del self.sessions[key]
                     case _:
                         raise AssertionError(f"generation cannot take {msg!r}")
             self.reader_scope.cancel()
@@ -335,6 +365,18 @@ class Generation:
             else:
                 self.sinks.append(msg.sink)
 
+    def _attach_remote(self, msg: RemoteAttach) -> None:
+        assert self.deps.link is not None  # only the link sends RemoteAttach
+        frame = self.deps.frame
+        parts = [frame(codec.encode(self.start_frame))]
+        start = min(max(msg.from_, 0), len(self.deltas))
+        parts += [frame(codec.encode(self._delta(i))) for i in range(start, len(self.deltas))]
+        if self.final is not None:
+            parts.append(frame(codec.encode(self.final)))
+        self.deps.link.attach_reply(
+            self.room_id, self.id, msg.origin, msg.fid, b"".join(parts), self.final is not None
+        )
+
     def _leave(self, user: str) -> None:
         for key in [k for k, s in self.sessions.items() if str(s.user_id) == user]:
             del self.sessions[key]
@@ -345,6 +387,8 @@ class Generation:
                 done.set()
             case Attach() | Subscribe():
                 self._attach(msg)
+            case RemoteAttach():
+                self._attach_remote(msg)
             case _:
                 pass  # provider events after the end are dropped
 
@@ -568,6 +612,12 @@ class AiStreams:
             )
             gen._fan(gen.final)
         finally:
+            link, slot = self.deps.link, gen.spec.slot
+            if link is not None and slot is not None:
+                # Given back before the room's local slot is free: a next ask
+                # here takes it anew (its own token) only after this.
+                with trio.CancelScope(shield=True):
+                    await link.free_slot(gen.room_id, slot)
             del self._by_id[gen.id]
             if self._by_room.get(gen.room_id) is gen:
                 del self._by_room[gen.room_id]

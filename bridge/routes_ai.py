@@ -274,12 +274,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     async def delete_conversation(claims: AccessClaims, room_id: str) -> Response:
         await own_conversation(claims.user_id, room_id)
         ai = service()
-        running = ai.streams.running_in(room_id)
-        if running is not None:
-            try:
-                await ai.stop(claims.user_id, running.id)
-            except ActorError:
-                pass  # it ended meanwhile
+        try:
+            await ai.stop_room(claims.user_id, room_id)  # on whichever node runs it
+        except ActorError as exc:
+            raise _refusal(exc) from None
         await ai.ai.delete_conversation(room_id)
         return empty_response()
 

@@ -45,6 +45,7 @@ from realtime_server import (
 from realtime_server import presence as presence_frames
 from realtime_server.admin_stats import LiveStats
 from realtime_server.cluster import Cluster
+from realtime_server.cluster.ai import ClusterAi
 from realtime_server.cluster.bus import Bus
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
@@ -265,7 +266,19 @@ async def open_node(
                     cluster_presence.listener = presence
                     await services.start(cluster_presence.serve)
                 # AI generations (issue 4): one supervisor, providers' clients reused.
-                ai = AiService(settings, store, system, hub, binary_frame)
+                ai_link: ClusterAi | None = None
+                if rooms_link is not None:
+                    # Generations across nodes (issue 13): the room's slot, remote devices.
+                    ai_link = ClusterAi(
+                        rooms_link,
+                        ask_timeout=settings.ask_timeout,
+                        stale_after=max(settings.ai_first_token_timeout, settings.ai_idle_timeout)
+                        + 2 * settings.node_lease_seconds,
+                    )
+                ai = AiService(settings, store, system, hub, binary_frame, link=ai_link)
+                if ai_link is not None:
+                    ai_link.service = ai
+                    await services.start(ai_link.serve)
                 await services.start(ai.serve)
                 # Billing (issue 6): plans, Stripe and Konnect, AI-message quotas.
                 billing = Billing(settings, store)

@@ -73,6 +73,22 @@ def _claim(d: Dialect, room_id: str, node_key: str) -> Generator[Any, Any, Holde
     return Holder(str(row[0]), int(row[1]))
 
 
+def _take_slot(d: Dialect, key: str, node_key: str) -> Generator[Any, Any, int | None]:
+    # Unlike a room's lease, a slot is taken anew by its own holder too: each
+    # take has its own token, so releasing an older take never frees a newer.
+    row = yield FetchOne(
+        "INSERT INTO room_leases (room_id, node_key, token) VALUES (?, ?, 1)"
+        " ON CONFLICT (room_id) DO UPDATE"
+        " SET node_key = excluded.node_key, token = room_leases.token + 1"
+        " WHERE room_leases.node_key = excluded.node_key OR NOT EXISTS ("
+        "   SELECT 1 FROM node_leases n WHERE n.node_key = room_leases.node_key"
+        f"  AND n.expires_at >= {d.now_ms()})"
+        " RETURNING token",
+        (key, node_key),
+    )
+    return None if row is None else int(row[0])
+
+
 def _release(node_key: str) -> Op[None]:
     # The rows stay, holderless: a token never goes back, so a write fenced
     # with an old token can never match a later holder's.
@@ -106,6 +122,18 @@ class Leases:
             (node_key,),
         )
         return value is not None
+
+    async def take_slot(self, key: str, node_key: str) -> int | None:
+        """A lease held only while something runs (a room's AI generation):
+        its token if this node has it now, None if a live node holds it."""
+        return await self.db.write(_take_slot(self.db.dialect, key, node_key))
+
+    async def free_slot(self, key: str, node_key: str, token: int) -> None:
+        """Give back the slot taken with ``token`` (a later take keeps it)."""
+        await self.db.execute(
+            "UPDATE room_leases SET node_key = '' WHERE room_id = ? AND node_key = ? AND token = ?",
+            (key, node_key, token),
+        )
 
     async def release(self, node_key: str) -> None:
         """A graceful stop: this node's rooms are free at once, not after the lease."""

@@ -96,6 +96,7 @@ _OPS: dict[str, type] = {
     t.__name__: t
     for t in (EditData, DeleteData, ReactData, ReceiptData, PinData, DisappearData, ExpireData)
 }
+_NOBODY: frozenset[str] = frozenset()
 _LOST = "The room's node did not answer; resend with the same cid."
 _BUS_DOWN = "The node leading this room cannot be reached (bus down); retry shortly."
 
@@ -149,6 +150,9 @@ class ClusterRooms:
         self._seen: dict[str, int] = {}
         self._repairing: dict[str, list[Batch]] = {}
         self._nursery: trio.Nursery | None = None
+        # Who listens on the channels of this node's rooms: these, and others
+        # with tags of their own (AI frames, ``cluster.ai``).
+        self.room_handlers: list[Callable[[bytes], None]] = [self._on_room]
         self.repairs = 0  # gaps filled from storage (metrics, tests)
         # Told the room whose members changed, on every node (caches to drop).
         self.on_members: list[Callable[[str], None]] = []
@@ -554,11 +558,16 @@ class ClusterRooms:
         for room in self._rooms_of.pop(user_id, set()):
             self._unlisten(room, user_id)
 
+    def users_here(self, room: str) -> set[str] | frozenset[str]:
+        """The online users of this node who belong to ``room``."""
+        return self._local.get(room, _NOBODY)
+
     def _listen(self, room: str, user_id: str) -> None:
         users = self._local.get(room)
         if users is None:
             users = self._local[room] = set()
-            self.bus.subscribe(self.cluster.room_channel(room), self._on_room)
+            for handler in self.room_handlers:
+                self.bus.subscribe(self.cluster.room_channel(room), handler)
             self._spawn(self._note_tip, room)
         users.add(user_id)
         self._rooms_of.setdefault(user_id, set()).add(room)
@@ -582,7 +591,8 @@ class ClusterRooms:
         if not users:
             del self._local[room]
             self._seen.pop(room, None)
-            self.bus.unsubscribe(self.cluster.room_channel(room), self._on_room)
+            for handler in self.room_handlers:
+                self.bus.unsubscribe(self.cluster.room_channel(room), handler)
 
     # ----- membership changes ---------------------------------------------------
 
