@@ -4,11 +4,8 @@
   need PostgreSQL; the embedded SQLite default is one node by design).
 - ``local_cluster``: N nodes in THIS process joined by an in-process bus
   (``LocalBusNetwork``), each with its own port, sharing ``cluster_url``. It
-  tests the cluster logic fast.
-- ``node_processes``: N real ``realtime-server serve`` processes
-  (``tests/cluster/processes.py``) on Redis and ``cluster_url``, for the
-  end-to-end and chaos tests; a failing test's report ends with the tail of
-  each node's log.
+  tests the cluster logic fast; ``tests/cluster/processes.py`` starts real
+  node processes on Redis for the end-to-end and chaos tests.
 - ``redis_url``: the local Redis, checked once; absent, the tests skip with
   the reason, except with ``CI=true``, where they fail.
 """
@@ -17,7 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,10 @@ import trio
 from protocol.harness.server import pg_execute, with_search_path
 from realtime_server.cluster.bus import LocalBusNetwork
 from realtime_server.node import Node, open_node
-from tests.cluster.processes import NodeProcesses, create_node_processes
+from tests.cluster.processes_fixture import (  # noqa: F401 - pytest looks them up here
+    node_processes,
+    pytest_runtest_makereport,
+)
 from tests.conftest import IN_CI, test_settings
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -102,51 +102,4 @@ async def two_nodes(
         yield started
 
 
-NodeProcessesFactory = Callable[..., AbstractAsyncContextManager[NodeProcesses]]
-_STARTED = pytest.StashKey[list[NodeProcesses]]()
-
-
-@pytest.fixture
-def node_processes(
-    cluster_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> NodeProcessesFactory:
-    """``async with node_processes(3, **settings) as nodes``: real node processes.
-
-    Each use gets its own Redis prefix, so tests sharing the Redis never hear
-    each other. ``bus=False`` starts nodes without REDIS_URL (each one alone
-    on the shared schema): only for tests of the process handling itself.
-    """
-    started = request.node.stash.setdefault(_STARTED, [])
-
-    @asynccontextmanager
-    async def start(
-        n: int = 3, *, bus: bool = True, **overrides: Any
-    ) -> AsyncIterator[NodeProcesses]:
-        nodes = create_node_processes(
-            n,
-            database_url=cluster_url,
-            root=tmp_path / f"nodes{len(started)}",
-            redis_url=redis_url if bus else None,
-            redis_prefix=f"t{secrets.token_hex(5)}:",
-            **overrides,
-        )
-        started.append(nodes)  # before starting: a node that fails to start shows its log
-        async with nodes.running():
-            yield nodes
-
-    return start
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    """A failed test that ran node processes shows the end of each node's log."""
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if report.failed:
-        for nodes in item.stash.get(_STARTED, []):
-            report.sections.append(("node logs", nodes.log_tails()))
-
-
-__all__ = ["LocalCluster", "NodeProcessesFactory", "Started", "trio"]
+__all__ = ["LocalCluster", "Started", "trio"]

@@ -83,6 +83,8 @@ def node_env(
         LOGIN_PER_IP="1000000",
         REFRESH_PER_IP="1000000",
         LOG_LEVEL="INFO",
+        # One process per node: a node is what the tests kill, pause and count.
+        WORKERS="1",
     )
     if redis_url:
         env.update(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)

@@ -27,9 +27,10 @@ import trio
 
 from protocol.client import open_client
 from storage.factory import open_store
-from tests.cluster.conftest import NodeProcessesFactory
+from storage.leases import Leases
 from tests.cluster.load import Member, check_room
 from tests.cluster.processes import NodeProcesses
+from tests.cluster.processes_fixture import NodeProcessesFactory
 from tests.e2e.helpers import Account, create_group, register
 
 NODES = 3
@@ -62,6 +63,13 @@ async def _finish(nodes: NodeProcesses, members: list[Member]) -> None:
         async with trio.open_nursery() as nursery:
             for member in members:
                 nursery.start_soon(member.final_resume, nodes)
+
+
+async def _holder(database_url: str, room: str) -> str:
+    """The node (``nodeI``) holding the room's lease, "" when none does."""
+    async with open_store(database_url) as store:
+        holder = await Leases(store.db).holder(room)
+    return "" if holder is None else holder.node_key.split("/")[0]
 
 
 async def _problems(database_url: str, members: list[Member]) -> list[str]:
@@ -125,6 +133,7 @@ async def test_a_node_paused_past_its_lease_commits_and_acks_nothing_for_the_roo
             async with open_client(nodes[0].ws_url, owner.account.access_token) as client:
                 await owner.post(client, f"{owner.tag}-owner")
             assert owner.acked, owner.errors
+            assert await _holder(cluster_url, owner.room) == "node0"
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
                 for member in members:
@@ -136,6 +145,7 @@ async def test_a_node_paused_past_its_lease_commits_and_acks_nothing_for_the_roo
                 before = _acks(others)
                 await trio.sleep(3 * lease)
                 assert _acks(others) > before, "the room never moved off the frozen node"
+                assert await _holder(cluster_url, owner.room) in {"node1", "node2"}
                 held = sum(len(m.in_flight) for m in frozen)
                 nodes.cont(0)  # it runs on with a lease it no longer holds
                 await trio.sleep(2)

@@ -16,8 +16,8 @@ import trio
 
 from protocol import frames
 from protocol.client import Client, open_client
-from tests.cluster.conftest import NodeProcessesFactory
 from tests.cluster.processes import NodeProcesses
+from tests.cluster.processes_fixture import NodeProcessesFactory
 from tests.e2e.helpers import Account, create_group, login, register
 
 PUSH_WAIT = 10.0  # seconds a cross-node delivery may take before the test says it never came
