@@ -47,6 +47,7 @@ from realtime_server.admin_stats import LiveStats
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.bus import Bus
 from realtime_server.cluster.connect import open_bus
+from realtime_server.cluster.rooms import ClusterRooms
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
@@ -81,6 +82,7 @@ class Node:
     listener: ListenerControl
     expiry: ExpirySweeper | None = None
     cluster: Cluster | None = None  # None: a single node (no REDIS_URL, no bus given)
+    cluster_rooms: ClusterRooms | None = None
 
     @property
     def http_url(self) -> str:
@@ -129,6 +131,20 @@ async def open_node(
                 )
                 await services.start(system.serve)
                 hub = Hub()
+                # Several nodes (issue 13): room leases, forwarding, remote fan-out.
+                rooms_link: ClusterRooms | None = None
+                if cluster is not None:
+                    rooms_link = ClusterRooms(
+                        cluster,
+                        store,
+                        hub,
+                        system,
+                        binary_frame,
+                        lease_seconds=settings.node_lease_seconds,
+                        ask_timeout=settings.ask_timeout,
+                        resume_max=settings.resume_max_messages,
+                    )
+                    await services.start(rooms_link.serve)
                 # Disappearing messages (issue 18): rooms tell the sweeper of
                 # new expiries; it erases them through the rooms.
                 expiry = ExpirySweeper(store, system, node_clock)
@@ -154,6 +170,7 @@ async def open_node(
                     delete_window_ms=settings.message_delete_window_seconds * 1000,
                     expiring=expiry.scheduled,
                     pushed=push.messages_stored,
+                    link=rooms_link,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
@@ -255,6 +272,13 @@ async def open_node(
                         notifier=notifier,
                         stats=stats,
                         stories=stories,
+                        room_changed=(
+                            None
+                            if rooms_link is None
+                            else lambda room, blocks: rooms_link.members_changed(
+                                room, blocks=blocks
+                            )
+                        ),
                     )
                 )
                 dispatcher = Dispatcher()
@@ -281,6 +305,7 @@ async def open_node(
                         "clock": node_clock.now_ms,
                         "push_to_user": push_to_user,
                         "stats": stats,
+                        "cluster_rooms": rooms_link,
                     },
                 )
                 stats.connections = lambda: gateway.connections
@@ -314,6 +339,7 @@ async def open_node(
                     listener,
                     expiry,
                     cluster,
+                    rooms_link,
                 )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown
@@ -322,6 +348,8 @@ async def open_node(
                 finally:
                     with trio.CancelScope(shield=True):
                         await drain(node)
+                        if rooms_link is not None:
+                            await rooms_link.release()
                     services.cancel_scope.cancel()
             writer_nursery.cancel_scope.cancel()
 
@@ -343,7 +371,12 @@ async def drain(node: Node) -> None:
     node.listener.stop_accepting()
     gateway.begin_drain()
     with trio.move_on_after(settings.shutdown_timeout) as waiting:
-        while gateway.handling or node.system.busy(ROOM) or node.listener.rest_requests:  # noqa: ASYNC110 - counters of other tasks
+        while (  # noqa: ASYNC110 - counters of other tasks
+            gateway.handling
+            or node.system.busy(ROOM)
+            or node.listener.rest_requests
+            or (node.cluster_rooms is not None and node.cluster_rooms.waiting)
+        ):
             await trio.sleep(0.005)
     if waiting.cancelled_caught:
         log.warning(
