@@ -34,7 +34,9 @@ def _check_nodes(result: dict[str, Any], rate: str) -> None:
         assert r["complete"] is True, r
         assert r[rate] > 0
     assert "node_cpu_s" not in one
-    assert len(two["node_cpu_s"]) == 2 and all(cpu > 0 for cpu in two["node_cpu_s"])
+    # Each node's CPU (clock ticks: a tiny run may spend less than one), adding up to the server's.
+    assert len(two["node_cpu_s"]) == 2 and min(two["node_cpu_s"]) >= 0
+    assert abs(sum(two["node_cpu_s"]) - two["server_cpu_s"]) <= 0.03
     assert result["compared"] == rate and result["ratio_2_vs_1"] > 0
 
 
