@@ -20,8 +20,9 @@ from typing import Any
 import trio
 
 from protocol.harness import ai, connections, fanout, plain, resume, rooms
+from protocol.harness.nodes import DEFAULT_REDIS_URL, compare, parse_counts, spawn_nodes
 from protocol.harness.report import profile_summary, table
-from protocol.harness.server import ServerProcess, Target, spawn_server
+from protocol.harness.server import ServerProcess, Target
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (fanout, rooms, connections, resume, ai, plain)
@@ -61,6 +62,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=int,
         help="with --url: the server's pid on this host, to report its CPU and memory",
     )
+    g.add_argument(
+        "--nodes",
+        default="1",
+        metavar="N[,M...]",
+        help="node processes to spawn (default 1); above one they share a fresh PostgreSQL "
+        "schema (--database postgres) and Redis, and clients are spread over them "
+        "round-robin. A comma list (1,2) runs the scenario once per count and prints the "
+        "ratio of its rate (rooms, fanout)",
+    )
+    g.add_argument(
+        "--redis",
+        default=DEFAULT_REDIS_URL,
+        metavar="URL",
+        help=f"Redis of the spawned nodes when --nodes is above 1 (default {DEFAULT_REDIS_URL})",
+    )
     g.add_argument("--procs", type=int, default=2, help="harness worker processes (default 2)")
     g.add_argument(
         "--timeout", type=float, default=300.0, help="give up after this many seconds per phase"
@@ -76,7 +92,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def open_target(args: argparse.Namespace) -> Iterator[Target]:
+def open_target(args: argparse.Namespace, nodes: int = 1) -> Iterator[Target]:
     if args.url:
         process = ServerProcess(args.server_pid) if args.server_pid else None
         yield Target(args.url.rstrip("/"), process, "external")
@@ -88,19 +104,50 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
         if args.server_src:
             path = [os.path.abspath(args.server_src), os.environ.get("PYTHONPATH", "")]
             env = {**env, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-        with spawn_server(args.database, env) as target:
+        with spawn_nodes(nodes, args.database, args.redis, env) as target:
             yield target
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     scenario = SCENARIOS[args.scenario]
+    try:
+        counts = parse_counts(args.nodes)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if counts != [1]:
+        if not hasattr(scenario, "RATE"):
+            raise SystemExit(
+                f"--nodes above 1 is for the rooms and fanout scenarios, not {args.scenario}"
+            )
+        if args.url:
+            raise SystemExit("--nodes spawns the nodes: it cannot be used with --url")
+    if len(counts) == 1:
+        return _run_once(args, counts[0])
+    results = [_run_once(args, n) for n in counts]
+    ratio = compare(results, scenario.RATE)
+    if not args.json:
+        print(
+            "  ".join(
+                f"{r['nodes']} node(s): {r[scenario.RATE]} {scenario.RATE}"
+                f" (server cores {r.get('server_cores')})"
+                for r in results
+            )
+        )
+        print(table(ratio))
+    print(json.dumps({"scenario": args.scenario, "runs": len(results), **ratio}))
+    return {"runs": results, **ratio}
+
+
+def _run_once(args: argparse.Namespace, nodes: int) -> dict[str, Any]:
+    scenario = SCENARIOS[args.scenario]
     # Other work on the host skews every figure: say how busy it was.
     load_before = round(os.getloadavg()[0], 2)
-    with open_target(args) as target:
+    with open_target(args, nodes) as target:
         result = trio.run(scenario.run, args, target)
     data: dict[str, Any] = {
         "scenario": args.scenario,
         "database": target.database,
+        "nodes": nodes,
         "cpus": os.cpu_count(),
         "loadavg_1m_before": load_before,
         **result,

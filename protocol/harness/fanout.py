@@ -27,12 +27,14 @@ import trio
 
 from protocol.client import Client, open_client
 from protocol.harness.lean import LeanConn, Loop
+from protocol.harness.nodes import spread
 from protocol.harness.report import Meter, add_up, first_error, ns_to_ms, rate
 from protocol.harness.server import Target, profile
 from protocol.harness.users import create_group, create_users
-from protocol.harness.workers import Control, Workers, split
+from protocol.harness.workers import Control, Workers
 
 NAME = "fanout"
+RATE = "deliveries_per_s"  # what ``--nodes 1,2`` compares
 HELP = "one room, N online members, M messages: deliveries/s and send-to-delivery latency"
 # Latency samples kept per run (every k-th delivery beyond this).
 MAX_SAMPLES = 400_000
@@ -93,9 +95,10 @@ async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         room = await create_group(http, publisher, others)
 
     sample_every = max(1, members * messages // MAX_SAMPLES)
+    # Member i connects to node i % N; the publisher to node 0.
     jobs = [
-        (target.host, target.port, [u.token for u in part], messages, sample_every, args.timeout)
-        for part in split(others, args.procs)
+        (node.host, node.port, [u.token for u in part], messages, sample_every, args.timeout)
+        for node, part in spread(others, target, args.procs)
     ]
     async with Workers(_members_worker, jobs) as workers:
         await workers.gather_async(args.timeout)

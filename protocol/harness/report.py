@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.harness.server import ServerProcess
+from protocol.harness.server import ProcessGroup, ServerProcess
 from protocol.harness.workers import process_cpu_seconds
 
 
@@ -59,15 +59,23 @@ class Usage:
     wall_s: float
     server_cpu_s: float | None
     harness_cpu_s: float
+    node_cpu_s: list[float] | None = None  # each node's share (--nodes N > 1)
 
     def as_dict(self) -> dict[str, Any]:
         def cores(cpu: float | None) -> float | None:
             return None if cpu is None or self.wall_s <= 0 else round(cpu / self.wall_s, 2)
 
+        each = {}
+        if self.node_cpu_s is not None:
+            each = {
+                "node_cpu_s": [round(c, 2) for c in self.node_cpu_s],
+                "node_cores": [cores(c) for c in self.node_cpu_s],
+            }
         return {
             "wall_s": round(self.wall_s, 3),
             "server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 2),
             "server_cores": cores(self.server_cpu_s),
+            **each,
             "harness_cpu_s": round(self.harness_cpu_s, 2),
             "harness_cores": cores(self.harness_cpu_s),
         }
@@ -81,6 +89,7 @@ class Meter:
         self._pids = harness_pids
         self._t0 = 0.0
         self._server0: float | None = None
+        self._each0: list[float] | None = None
         self._harness0 = 0.0
 
     def _harness(self) -> float:
@@ -94,6 +103,8 @@ class Meter:
 
     def start(self) -> None:
         self._server0 = self._server.cpu_seconds() if self._server else None
+        if isinstance(self._server, ProcessGroup):
+            self._each0 = self._server.each_cpu_seconds()
         self._harness0 = self._harness()
         self._t0 = time.monotonic()
 
@@ -104,7 +115,11 @@ class Meter:
             if self._server and self._server0 is not None
             else None
         )
-        return Usage(wall, server, self._harness() - self._harness0)
+        each = None
+        if isinstance(self._server, ProcessGroup) and self._each0 is not None:
+            now = self._server.each_cpu_seconds()
+            each = [b - a for a, b in zip(self._each0, now, strict=True)]
+        return Usage(wall, server, self._harness() - self._harness0, each)
 
 
 def table(rows: dict[str, Any]) -> str:

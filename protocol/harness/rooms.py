@@ -20,12 +20,14 @@ from typing import Any
 import httpx
 
 from protocol.harness.lean import LeanConn, Loop
+from protocol.harness.nodes import spread
 from protocol.harness.report import Meter, add_up, first_error, ns_to_ms, rate
 from protocol.harness.server import Target, profile
 from protocol.harness.users import create_groups, create_users, note
-from protocol.harness.workers import Control, Workers, split
+from protocol.harness.workers import Control, Workers
 
 NAME = "rooms"
+RATE = "acked_per_s"  # what ``--nodes 1,2`` compares
 HELP = "many small rooms chatting at once: acknowledged (stored) messages/s"
 
 
@@ -91,9 +93,10 @@ async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         room_ids = await create_groups(http, groups)
     note(f"{rooms} rooms of {k} members ready")
     members = [(u.token, room_ids[i]) for i, group in enumerate(groups) for u in group]
+    # Member i connects to node i % N: each room's members are spread over the nodes.
     jobs = [
-        (target.host, target.port, part, m, k - 1, args.window, args.payload, args.timeout)
-        for part in split(members, args.procs)
+        (node.host, node.port, part, m, k - 1, args.window, args.payload, args.timeout)
+        for node, part in spread(members, target, args.procs)
     ]
     async with Workers(_members_worker, jobs) as workers:
         await workers.gather_async(args.timeout)

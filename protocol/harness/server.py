@@ -65,12 +65,39 @@ class ServerProcess:
 
 
 @dataclass(frozen=True)
+class ProcessGroup(ServerProcess):
+    """Several node processes measured as one server (``--nodes N``).
+
+    CPU and RSS add up over the nodes; ``pid`` is node 0's (what ``--profile``
+    samples); ``each_cpu_seconds`` gives the nodes one by one.
+    """
+
+    members: tuple[ServerProcess, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        return sum(m.cpu_seconds() for m in self.members)
+
+    def each_cpu_seconds(self) -> list[float]:
+        return [m.cpu_seconds() for m in self.members]
+
+    def rss_bytes(self) -> int:
+        return sum(m.rss_bytes() for m in self.members)
+
+
+@dataclass(frozen=True)
 class Target:
     """Where the scenario connects, and the server process when it is known."""
 
     url: str  # http://host:port
     process: ServerProcess | None = None
     database: str = ""  # what the spawned server runs on, for the report
+    # ``--nodes N`` with N > 1: one Target per node (``url`` is node 0's).
+    nodes: tuple[Target, ...] = ()
+
+    @property
+    def node_targets(self) -> tuple[Target, ...]:
+        """The nodes clients are spread over: this one alone unless several run."""
+        return self.nodes or (self,)
 
     @property
     def host(self) -> str:
@@ -140,37 +167,14 @@ def spawn_server(
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         with fresh_database(database, tmp) as database_url:
-            env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "JWT_SECRET"}}
-            env.update(
-                PORT=str(port),
-                HOST="127.0.0.1",
-                DATA_DIR=str(Path(tmp) / "data"),
-                DATABASE_URL=database_url,
-                # Benchmark users are throwaway: do not spend CPU hashing their passwords.
-                ARGON2_TIME_COST="1",
-                ARGON2_MEMORY_KIB="1024",
-                # One harness client stands in for many people (a publisher
-                # sends 1,000 messages as fast as acks allow): no per-connection limit.
-                RATE_LIMIT_FRAMES_PER_SECOND="0",
-                # Every harness user signs up and in from 127.0.0.1: the
-                # per-address sign-in limits are not what is measured.
-                REGISTER_PER_IP="100000000",
-                LOGIN_PER_IP="100000000",
-                REFRESH_PER_IP="100000000",
-                LOG_LEVEL="WARNING",
-            )
+            env = bench_env(port, Path(tmp) / "data", database_url)
             env.update(extra_env or {})
-            exe = Path(sys.executable).parent / "realtime-server"
-            cmd = (
-                [str(exe), "serve"]
-                if exe.exists()
-                else [sys.executable, "-m", "realtime_server.cli", "serve"]
-            )
+            cmd = serve_command()
             out = subprocess.DEVNULL if quiet else None
             proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=out, stderr=out)
             try:
                 url = f"http://127.0.0.1:{port}"
-                _wait_ready(url, proc)
+                wait_ready(url, proc)
                 yield Target(url, ServerProcess(proc.pid), database)
             finally:
                 proc.terminate()
@@ -181,7 +185,39 @@ def spawn_server(
                     proc.wait()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+def serve_command() -> list[str]:
+    """``realtime-server serve`` of this interpreter's environment."""
+    exe = Path(sys.executable).parent / "realtime-server"
+    if exe.exists():
+        return [str(exe), "serve"]
+    return [sys.executable, "-m", "realtime_server.cli", "serve"]
+
+
+def bench_env(port: int, data_dir: Path, database_url: str) -> dict[str, str]:
+    """The environment of a benchmark server: this one's, minus what must not leak in."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "JWT_SECRET"}}
+    env.update(
+        PORT=str(port),
+        HOST="127.0.0.1",
+        DATA_DIR=str(data_dir),
+        DATABASE_URL=database_url,
+        # Benchmark users are throwaway: do not spend CPU hashing their passwords.
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_KIB="1024",
+        # One harness client stands in for many people (a publisher
+        # sends 1,000 messages as fast as acks allow): no per-connection limit.
+        RATE_LIMIT_FRAMES_PER_SECOND="0",
+        # Every harness user signs up and in from 127.0.0.1: the
+        # per-address sign-in limits are not what is measured.
+        REGISTER_PER_IP="100000000",
+        LOGIN_PER_IP="100000000",
+        REFRESH_PER_IP="100000000",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -25,6 +25,10 @@ import trio
 from protocol.harness.server import pg_execute, with_search_path
 from realtime_server.cluster.bus import LocalBusNetwork
 from realtime_server.node import Node, open_node
+from tests.cluster.processes_fixture import (  # noqa: F401 - pytest looks them up here
+    node_processes,
+    pytest_runtest_makereport,
+)
 from tests.conftest import IN_CI, test_settings
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
