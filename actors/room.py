@@ -575,9 +575,12 @@ class RoomActor(RoomExtras, Actor):
                 await self._claim(link)
             except StoreError as exc:
                 self._storage_failed(exc)
+                link.taken_back(msg.msg)
                 msg.msg.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
                 return
             msg = msg.msg
+            if self.leads:
+                link.taken_back(msg)  # answered here now, not by the old leader
         match msg:
             case Post() | PostAs() | RemotePost():
                 if not self.leads:

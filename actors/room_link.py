@@ -54,6 +54,11 @@ class RoomLink(Protocol):
         """A frame for one member's devices on other nodes (delete for me, own receipt)."""
         ...
 
+    def taken_back(self, msg: Any) -> None:
+        """A forwarded request is handled here after all (this node leads now):
+        stop waiting for the old leader's answer."""
+        ...
+
     def answer(self, origin: str, fid: int, result: Answer) -> None:
         """Answer a forwarded request on the node it came from."""
         ...

@@ -117,9 +117,10 @@ async def open_node(
     (``serve --workers N``, SO_REUSEPORT)."""
     node_clock = clock or WallClock()
     settings = resolve_jwt_secret(settings)
-    async with open_store(
-        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
-    ) as store:
+    database_url = settings.database_url
+    if settings.is_postgres and (bus is not None or settings.redis_url):
+        database_url = cluster_database_url(database_url, settings.node_lease_seconds)
+    async with open_store(database_url, sqlite_synchronous=settings.sqlite_synchronous) as store:
         report = await store.migrate()
         if report.applied:
             log.info("applied migrations: %s", ", ".join(report.applied))
@@ -410,6 +411,21 @@ async def open_node(
                             await rooms_link.release()
                     services.cancel_scope.cancel()
             writer_nursery.cancel_scope.cancel()
+
+
+def cluster_database_url(url: str, lease_seconds: float) -> str:
+    """The database URL of a node among several (issue 13).
+
+    A node frozen (SIGSTOP, a stalled VM) in the middle of a write holds its
+    room's lease row locked, and no other node could take the room over for
+    as long as it stays frozen. PostgreSQL ends a session left idle inside a
+    transaction after ``idle_in_transaction_session_timeout``: the frozen
+    write is rolled back (it never committed, so nothing was acked) and the
+    lock is free. Twice the lease, so a merely slow node is never cut off.
+    (asyncpg sends unknown URL parameters as server settings.)
+    """
+    ms = max(int(lease_seconds * 2000), 1000)
+    return f"{url}{'&' if '?' in url else '?'}idle_in_transaction_session_timeout={ms}"
 
 
 async def drain(node: Node) -> None:

@@ -278,6 +278,9 @@ class ClusterRooms:
             room_id, origin, fid, change.user_id, type(op).__name__, encoder.encode(op), skip
         )
 
+    def taken_back(self, msg: Any) -> None:
+        self._untrack(msg)
+
     def batch_committed(self, room_id: str, messages: list[Message]) -> None:
         if room_id in self._seen:
             self._seen[room_id] = messages[-1].seq
