@@ -54,6 +54,7 @@ import trio
 from actors.errors import ActorError, ActorUnavailable, AskTimeout, Rejected
 from actors.room_changes import Change
 from actors.room_extras import RoomExtras
+from actors.room_link import Reclaim, Reforward, RemoteChange, RemotePost, RoomLink
 from actors.room_rules import SERVER_KINDS, encode_meta, preview_of, to_wire
 from actors.runtime import Actor, ActorRef, ActorSystem, Reply
 from protocol import codec
@@ -63,7 +64,8 @@ from protocol.frames_chat import MessageMeta
 from realtime_server import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
-from storage.errors import Conflict, StoreError
+from storage.errors import Conflict, Fenced, StoreError
+from storage.fence import ROOM_FENCE
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.room_pins import Pin
@@ -91,6 +93,8 @@ class RoomDeps:
     expiring: Callable[[int], None] | None = None
     # Told each stored batch, to push it to offline members (issue 15; non-blocking).
     pushed: Callable[[str, set[str], list[Message]], None] | None = None
+    # The other nodes (issue 13); None on a single node.
+    link: RoomLink | None = None
 
     @property
     def rich(self) -> RichMessageStore:
@@ -272,7 +276,7 @@ class BlocksChanged:
 @dataclass(slots=True)
 class _Pending:
     message: StoredMessage | None
-    waiters: list[Post | PostAs] = field(default_factory=list)
+    waiters: list[Post | PostAs | RemotePost] = field(default_factory=list)
     since: float = field(default_factory=metrics.now)  # for the ack-latency histogram
 
 
@@ -291,7 +295,10 @@ class _Batch:
         items = list(self.items.values())
         if error is None:
             wires = self.wires()
-            _deliver(self.deps, self.room, self.members, items, wires)
+            if self.deps.link is not None:
+                # Published first: the other nodes' fan-out overlaps this one's.
+                self.deps.link.batch_committed(self.room, wires)
+            deliver(self.deps.hub, self.deps.frame, self.room, self.members, items, wires)
             if self.deps.pushed is not None:
                 self.deps.pushed(self.room, self.members, wires)
             expiring = [w.expires_at for w in wires if w.expires_at is not None]
@@ -313,8 +320,13 @@ class _Batch:
         return self._wires
 
 
-def _deliver(
-    deps: RoomDeps, room: str, members: set[str], items: list[_Pending], wires: list[Message]
+def deliver(
+    hub: Any,
+    frame: Callable[[bytes], bytes],
+    room: str,
+    members: set[str],
+    items: list[_Pending],
+    wires: list[Message],
 ) -> None:
     """Ack the senders and send the batch to every online member session.
 
@@ -325,24 +337,32 @@ def _deliver(
     a syscall, which is what a busy room spends most of its time on. Only
     sessions still replaying take frames one by one (held back and
     deduplicated by ``Session.push_event``).
+
+    The same function fans out on the other nodes what the room's leader
+    published (issue 13): there ``items`` hold the posts this node forwarded,
+    if any, so their senders are acked in seq order with the rest; a
+    forwarded post whose origin does that (``batch_ack``) is only marked
+    answered here.
     """
-    frame = deps.frame
     blobs: list[bytes] = []
     origins: dict[Any, set[int]] = {}
     for i, (item, wire) in enumerate(zip(items, wires, strict=True)):
         blobs.append(frame(codec.encode(MsgNew(d=wire))))
-        origins.setdefault(item.waiters[0].session, set()).add(i)
+        if item.waiters:
+            origins.setdefault(item.waiters[0].session, set()).add(i)
     acks: dict[Any, list[bytes]] = {}
     for item, wire in zip(items, wires, strict=True):
         for post in item.waiters:
             if post.session is None:
-                post.reply_ok(wire)
+                if isinstance(post, RemotePost) and post.batch_ack:
+                    post.claim()  # its origin acks it from the published batch
+                else:
+                    post.reply_ok(wire)
             elif post.claim():
                 acks.setdefault(post.session, []).append(
                     frame(codec.encode(Ok(re=post.request_id, d=wire)))
                 )
     everything = blobs[0] if len(blobs) == 1 else b"".join(blobs)
-    hub = deps.hub
     for user_id in members:
         for session in hub.sessions_of(user_id):
             own = origins.get(session)
@@ -364,7 +384,7 @@ def _deliver(
     # about what they sent.
     for session, parts in acks.items():
         session.push(b"".join(parts))
-    metrics.fanned_out(hub, members, items, origins)
+    metrics.fanned_out(hub, room, members, items, origins)
 
 
 class RoomActor(RoomExtras, Actor):
@@ -385,6 +405,10 @@ class RoomActor(RoomExtras, Actor):
         self.pending: dict[tuple[str, str], _Pending] = {}
         self.batch: _Batch | None = None  # the one batch in the writer
         self.blocked = False  # a direct room whose pair blocked each other (either way)
+        # Several nodes (issue 13): the node holding the room's lease, and our
+        # token when it is us. None on a single node: this actor always leads.
+        self.leader: str | None = None
+        self.token = 0
         # After a storage failure memory may be behind storage: reload before use.
         # The tail (last_seq, cache) only while no batch is in flight.
         self.stale_room = False  # members, roles, blocks, ev, cursors
@@ -393,11 +417,40 @@ class RoomActor(RoomExtras, Actor):
     # ----- lifecycle -----------------------------------------------------------
 
     async def on_start(self) -> None:
+        # A crashed incarnation ran in this same task: its lease is not ours yet.
+        ROOM_FENCE.set(None)
         # A batch of the incarnation before may still be in the writer; its
         # seqs are only known once it is done (committed or not).
         await self.deps.writer.wait_idle(self.key)
         await self._load_room()
-        await self._load_tail()
+        if self.deps.link is not None:
+            await self._claim(self.deps.link)
+        if self.leads:
+            await self._load_tail()
+
+    @property
+    def leads(self) -> bool:
+        """True where this actor assigns the room's seq and ev (always on one node)."""
+        return self.deps.link is None or self.leader == self.deps.link.node_key
+
+    async def _claim(self, link: RoomLink) -> None:
+        """Lead the room if nobody alive does; follow whoever does otherwise.
+
+        The tail is read only AFTER the lease is ours: a batch the previous
+        leader committed before losing it is then already in storage."""
+        ROOM_FENCE.set(None)  # the claim itself is not a write of the room
+        was_leading = self.leads and self.leader is not None
+        holder = await link.claim(self.key)
+        self.leader = holder.node_key
+        if self.leads:
+            self.token = holder.token
+            # Every write this task makes for the room checks the lease.
+            ROOM_FENCE.set((self.key, holder.token))
+            if not was_leading:
+                self.stale_tail = True  # another node may have written meanwhile
+                self.stale_room = True
+        else:
+            self.token = 0
 
     async def _load_room(self) -> None:
         room = await self.deps.store.get_room(self.key)
@@ -434,7 +487,7 @@ class RoomActor(RoomExtras, Actor):
         if self.stale_room:
             await self._load_room()
             self.stale_room = False
-        if self.stale_tail and self.batch is None:
+        if self.stale_tail and self.batch is None and self.leads:
             await self._load_tail()
             self.stale_tail = False
 
@@ -472,6 +525,10 @@ class RoomActor(RoomExtras, Actor):
             raise Rejected(_UNAVAILABLE, code=ErrorCode.UNAVAILABLE) from exc
 
     async def _answer(self, msg: Any) -> Any:
+        if not self.leads:
+            # A follower answers reads from the shared database: what the
+            # leader committed is there, and its tail is not in this memory.
+            await self._follow_storage()
         match msg:
             case Replay(user_id, after_seq, after_ev):
                 self._check_member(user_id)
@@ -495,11 +552,42 @@ class RoomActor(RoomExtras, Actor):
             case _:
                 raise ActorError(f"room cannot answer {type(msg).__name__}")
 
+    async def _follow_storage(self) -> None:
+        self.last_seq = await self.deps.store.last_seq(self.key)
+        self.cache.clear()
+        self.by_cid.clear()
+        await self._load_changes()
+
     async def handle_cast(self, msg: Any) -> None:
+        if isinstance(msg, Reclaim):
+            assert self.deps.link is not None
+            if self.batch is None:  # else the batch's fence decides, and we claim then
+                try:
+                    await self._claim(self.deps.link)
+                except StoreError as exc:
+                    self._storage_failed(exc)
+                    self.stale_room = True
+            return
+        if isinstance(msg, Reforward):
+            link = self.deps.link
+            assert link is not None
+            try:
+                await self._claim(link)
+            except StoreError as exc:
+                self._storage_failed(exc)
+                msg.msg.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
+                return
+            msg = msg.msg
         match msg:
-            case Post() | PostAs():
+            case Post() | PostAs() | RemotePost():
+                if not self.leads:
+                    self._forward(msg)
+                    return
                 await self._post(msg)
-            case Change():
+            case Change() | RemoteChange():
+                if not self.leads:
+                    self._forward(msg)
+                    return
                 await self._change(msg)
             case Committed(batch, error):
                 await self._committed(batch, error)
@@ -522,14 +610,22 @@ class RoomActor(RoomExtras, Actor):
 
     # ----- posting -------------------------------------------------------------
 
-    async def _post(self, post: Post | PostAs) -> None:
+    def _forward(self, msg: Post | PostAs | RemotePost | Change | RemoteChange) -> None:
+        link, leader = self.deps.link, self.leader
+        assert link is not None and leader is not None
+        try:
+            link.forward(leader, self.key, msg)
+        except ActorError as exc:
+            msg.reply_err(exc.code, exc.message)
+
+    async def _post(self, post: Post | PostAs | RemotePost) -> None:
         try:
             await self._refresh()
         except StoreError as exc:
             self._storage_failed(exc)
             post.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
             return
-        system = isinstance(post, PostAs) and post.system
+        system = isinstance(post, PostAs | RemotePost) and post.system
         if post.sender_id not in self.members and not system:
             post.reply_err(
                 ErrorCode.NOT_MEMBER, "You are not a member of this room (or it does not exist)."
@@ -630,7 +726,8 @@ class RoomActor(RoomExtras, Actor):
             except ActorError as gone:  # the actor system is stopping
                 committed.fail(gone)
 
-        self.deps.writer.submit_nowait(rows, done)
+        fence = (self.key, self.token) if self.deps.link is not None else None
+        self.deps.writer.submit_nowait(rows, done, fence)
 
     async def _committed(self, batch: _Batch, error: BaseException | None) -> None:
         if batch is not self.batch:
@@ -640,6 +737,9 @@ class RoomActor(RoomExtras, Actor):
             batch.settle(error)
             return
         self.batch = None
+        if isinstance(error, Fenced):
+            await self._lost_lease(batch)
+            return
         if isinstance(error, Conflict) and error.field == "cid":
             # Nothing of the batch was stored (all or nothing): take its posts
             # back, ahead of what queued meanwhile, and let storage say which
@@ -674,6 +774,33 @@ class RoomActor(RoomExtras, Actor):
             self.stale_tail = True
         if self.pending:
             await self._flush()
+
+    async def _lost_lease(self, batch: _Batch) -> None:
+        """Another node took the room (we were paused or cut off past our
+        lease): nothing of the batch was stored. Step down and hand the posts
+        to the new leader; their senders never learn, and a resend with the
+        same cid stays safe either way."""
+        log.error(
+            "room %s: lease lost to another node (token %d); stepping down", self.key, self.token
+        )
+        link = self.deps.link
+        assert link is not None
+        posts = [post for item in batch.items.values() for post in item.waiters]
+        posts += [post for item in self.pending.values() for post in item.waiters]
+        self.pending = {}
+        try:
+            await self._claim(link)
+        except StoreError as exc:
+            self._storage_failed(exc)
+            for post in posts:
+                post.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
+            return
+        self.stale_tail = self.stale_room = True
+        for post in posts:
+            if self.leads:  # the lease came back to us meanwhile
+                await self._post(post)
+            else:
+                self._forward(post)
 
     # ----- resume --------------------------------------------------------------
 

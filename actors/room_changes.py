@@ -36,12 +36,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import trio
 from msgspec.structs import replace as update
 
 from actors.errors import ActorError, AskTimeout, Rejected
+from actors.room_link import RemoteChange
 from actors.room_rules import (
     delete_problem,
     edit_problem,
@@ -96,6 +97,12 @@ class ExpireData:
 ChangeOp = EditData | DeleteData | ReactData | ReceiptData | PinData | DisappearData | ExpireData
 
 
+def skip_of(change: AnyChange) -> Any:
+    """Who must not get a change's event (it gets the ``ok``): the local
+    session, or (node, connection) of a change forwarded from another node."""
+    return change.skip if isinstance(change, RemoteChange) else change.session
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeDone:
     """What a ``Change`` with a ``reply`` slot answers (REST)."""
@@ -137,6 +144,9 @@ class Change:
 
     def fail(self, error: ActorError) -> None:
         self.reply_err(error.code, error.message)
+
+
+AnyChange = Union["Change", RemoteChange]
 
 
 async def change_as(
@@ -184,7 +194,7 @@ class RoomChanges:
 
     async def _refresh(self) -> None: ...
 
-    async def _other_change(self, change: Change) -> None:
+    async def _other_change(self, change: AnyChange) -> None:
         raise ActorError(f"room cannot apply {type(change.op).__name__}")
 
     async def _load_changes(self) -> None:
@@ -218,7 +228,7 @@ class RoomChanges:
 
     # ----- dispatch --------------------------------------------------------------
 
-    async def _change(self, change: Change) -> None:
+    async def _change(self, change: AnyChange) -> None:
         ev_before = self.last_ev
         try:
             await self._refresh()
@@ -251,7 +261,7 @@ class RoomChanges:
             self.stale_room = True
             change.reply_err(ErrorCode.UNAVAILABLE, "The change was not stored; retry it.")
 
-    async def _edit(self, change: Change, op: EditData) -> None:
+    async def _edit(self, change: AnyChange, op: EditData) -> None:
         m = await self._find(op.seq)
         problem = edit_problem(m, change.user_id)
         if problem is not None:
@@ -273,28 +283,24 @@ class RoomChanges:
             return
         self.last_ev = ev
         self._recache(update(m, text=op.text, edited=at))
-        self._broadcast(raw, ev, skip=change.session)
+        self._broadcast(raw, ev, skip=skip_of(change))
         change.reply_ok(ev)
 
-    async def _delete(self, change: Change, op: DeleteData) -> None:
+    async def _delete(self, change: AnyChange, op: DeleteData) -> None:
         m = await self._find(op.seq)
         if not op.all:
             if m is None:
                 change.reply_err(ErrorCode.NOT_FOUND, "No such message in this room.")
                 return
             await self.deps.rich.hide(self.key, change.user_id, op.seq)
-            data = self.deps.frame(
-                codec.encode(
-                    MsgDeleted(
-                        d=DeletedData(
-                            room=self.key, seq=op.seq, by=change.user_id, at=now_ms(), me=True
-                        )
+            raw = codec.encode(
+                MsgDeleted(
+                    d=DeletedData(
+                        room=self.key, seq=op.seq, by=change.user_id, at=now_ms(), me=True
                     )
                 )
             )
-            for session in self.deps.hub.sessions_of(change.user_id):
-                if session is not change.session:
-                    session.push(data)
+            self._to_user(change.user_id, raw, None, skip_of(change))
             change.reply_ok()
             return
         now = now_ms()
@@ -305,7 +311,7 @@ class RoomChanges:
             change.reply_err(*problem)
             return
         assert m is not None
-        ev = await self._erase(m, change.user_id, now, skip=change.session)
+        ev = await self._erase(m, change.user_id, now, skip=skip_of(change))
         change.reply_ok(ev)
 
     async def _erase(self, m: Message, by: str, now: int, *, skip: Any) -> int:
@@ -352,7 +358,7 @@ class RoomChanges:
     def _cached(self, seq: int) -> bool:
         return bool(self.cache) and self.cache[0].seq <= seq <= self.cache[-1].seq
 
-    async def _react(self, change: Change, op: ReactData) -> None:
+    async def _react(self, change: AnyChange, op: ReactData) -> None:
         m = await self._find(op.seq)
         problem = react_problem(m, op.emoji)
         if problem is not None:
@@ -383,10 +389,10 @@ class RoomChanges:
             change.reply_ok()  # already so: idempotent, no event
             return
         self.last_ev = ev
-        self._broadcast(raw, ev, skip=change.session)
+        self._broadcast(raw, ev, skip=skip_of(change))
         change.reply_ok(ev)
 
-    async def _receipt(self, change: Change, op: ReceiptData) -> None:
+    async def _receipt(self, change: AnyChange, op: ReceiptData) -> None:
         user = change.user_id
         read0, dlv0 = self.cursors.get(user, (0, 0))
         # Cursors never move back, never past the last message; read implies delivered.
@@ -407,11 +413,9 @@ class RoomChanges:
         self.last_ev = ev
         self.cursors[user] = (read, dlv)
         # The reader's own devices also get the unread count the new cursor leaves.
-        own = self.deps.frame(codec.encode(ReceiptUpdate(d=update(receipt, unread=unread))))
-        for session in self.deps.hub.sessions_of(user):
-            if session is not change.session:
-                session.push_event(self.key + EV_KEY, ev, own)
-        self._broadcast(raw, ev, skip=change.session, except_user=user)
+        own = codec.encode(ReceiptUpdate(d=update(receipt, unread=unread)))
+        self._to_user(user, own, ev, skip_of(change))
+        self._broadcast(raw, ev, skip=skip_of(change), except_user=user)
         change.reply_ok(ev, cursors=(read, dlv))
 
     async def _unread(self, user: str, read: int) -> int:
@@ -420,7 +424,22 @@ class RoomChanges:
             return sum(1 for m in cache if m.seq > read and m.sender != user and not m.deleted)
         return await self.deps.rich.unread(self.key, user, read)
 
+    def _to_user(self, user: str, raw: bytes, ev: int | None, skip: Any) -> None:
+        """A frame for ``user``'s devices only (but ``skip``), on every node;
+        with ``ev``, held and deduplicated like room events during a replay."""
+        data = self.deps.frame(raw)
+        for session in self.deps.hub.sessions_of(user):
+            if session is not skip:
+                if ev is None:
+                    session.push(data)
+                else:
+                    session.push_event(self.key + EV_KEY, ev, data)
+        if self.deps.link is not None:
+            self.deps.link.to_user(self.key, user, raw, ev, skip)
+
     def _broadcast(self, raw: bytes, ev: int, *, skip: Any, except_user: str | None = None) -> None:
+        if self.deps.link is not None:
+            self.deps.link.event(self.key, raw, ev, skip, except_user)
         data = self.deps.frame(raw)
         hub, key = self.deps.hub, self.key + EV_KEY
         for user_id in self.members:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actors.room_changes import Change, ExpireData, RoomChanges
+from actors.room_changes import AnyChange, ExpireData, RoomChanges, skip_of
 from actors.room_rules import manage_problem, pin_problem
 from protocol import codec
 from protocol.frames_chat import (
@@ -52,7 +52,7 @@ class RoomExtras(RoomChanges):
 
     async def _post(self, post: Any) -> None: ...
 
-    async def _other_change(self, change: Change) -> None:
+    async def _other_change(self, change: AnyChange) -> None:
         match change.op:
             case PinData():
                 await self._pin(change, change.op)
@@ -63,7 +63,7 @@ class RoomExtras(RoomChanges):
             case _:
                 await super()._other_change(change)
 
-    async def _pin(self, change: Change, op: PinData) -> None:
+    async def _pin(self, change: AnyChange, op: PinData) -> None:
         problem = manage_problem(self.kind, self.roles.get(change.user_id))
         if problem is not None:
             change.reply_err(*problem)
@@ -89,14 +89,14 @@ class RoomExtras(RoomChanges):
             await store.pin(self.key, pin, RoomEvent(ev, "pin", op.seq, raw, at))
             self.pins = [*self.pins, pin]
         self.last_ev = ev
-        self._broadcast(raw, ev, skip=change.session)
+        self._broadcast(raw, ev, skip=skip_of(change))
         change.reply_ok(ev)
 
     def _pinned(self, ev: int, op: PinData, by: str, at: int, pins: list[int]) -> bytes:
         data = PinnedData(room=self.key, ev=ev, seq=op.seq, by=by, at=at, off=op.off, pins=pins)
         return codec.encode(MsgPinned(d=data))
 
-    async def _disappear(self, change: Change, op: DisappearData) -> None:
+    async def _disappear(self, change: AnyChange, op: DisappearData) -> None:
         problem = manage_problem(self.kind, self.roles.get(change.user_id))
         if problem is not None:
             change.reply_err(*problem)
@@ -113,7 +113,7 @@ class RoomExtras(RoomChanges):
         )
         self.last_ev = ev
         self.disappear_ms = ms
-        self._broadcast(raw, ev, skip=change.session)
+        self._broadcast(raw, ev, skip=skip_of(change))
         change.reply_ok(ev)
         # Announced like group changes; posted through this actor's own path.
         from actors.room import PostAs
@@ -123,7 +123,7 @@ class RoomExtras(RoomChanges):
         )
         await self._post(PostAs(SYSTEM_SENDER, new_id("sys_"), text, kind="system", system=True))
 
-    async def _expire(self, change: Change, op: ExpireData) -> None:
+    async def _expire(self, change: AnyChange, op: ExpireData) -> None:
         ev_before = self.last_ev
         for seq in op.seqs:
             m = await self._find(seq)

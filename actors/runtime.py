@@ -270,6 +270,10 @@ class ActorSystem:
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
 
+    def live_keys(self, kind: str) -> list[str]:
+        """Keys of the live actors of ``kind`` (a snapshot)."""
+        return [key for (k, key) in self._cells if k == kind]
+
     def busy(self, kind: str) -> int:
         """How many live actors of ``kind`` have work: a message queued or in
         hand, or work in flight (``may_stop_idle`` false). A draining shutdown

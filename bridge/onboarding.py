@@ -215,6 +215,8 @@ class Onboarding:
         from actors.room import ROOM, BlocksChanged
 
         room_id = await self.social.direct_room_id(a, b)
+        if room_id is not None and self.services.room_changed is not None:
+            self.services.room_changed(room_id, True)
         if room_id is not None and system.is_live(ROOM, room_id):
             await system.ref(ROOM, room_id).tell(BlocksChanged())
         if self.services.calls is not None:  # a call between them is cut (issue 12)

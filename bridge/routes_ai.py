@@ -170,6 +170,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         if body.folder_id:
             await own_folder(me, body.folder_id)
         room = await ai.create_room(me, body.title)
+        if services.room_changed is not None:
+            services.room_changed(room.id, False)
         at = now_ms()
         conv = AiConversation(
             room_id=room.id,

@@ -305,6 +305,8 @@ async def _changed(services: BridgeServices, room_id: str, event: dict[str, Any]
 
 
 async def _refresh(services: BridgeServices, room_id: str) -> None:
+    if services.room_changed is not None:
+        services.room_changed(room_id, False)
     if services.members is not None:
         services.members.invalidate(room_id)
         await services.members.members(room_id)  # reload now, so typing stops at once

@@ -68,6 +68,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 raise AssertionError(f"unhandled room request {body!r}")
         room = await store.create_room(wanted)
         created = room.id == wanted.id
+        if created and services.room_changed is not None:
+            services.room_changed(room.id, False)
         if created and room.kind == "group" and services.notifier is not None:
             others = [m.user_id for m in room.members if m.user_id != me]
             await services.notifier.added_to_group(others, room.id, room.name, me)

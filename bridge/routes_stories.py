@@ -473,6 +473,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 direct_key=":".join(sorted((me, author))),
             )
         )
+        if services.room_changed is not None:
+            services.room_changed(room.id, False)
         quote = StoryQuote(story.id, author, story.kind, story.text[:PREVIEW_CHARS], story.media_id)
         try:
             message = await post_as(

@@ -51,6 +51,10 @@ class BridgeServices:
     # Stories (issue 15): realtime_server.story_expiry.StorySweeper, told of
     # new expiries (None without a node: expired stories stay hidden only).
     stories: Any = None
+    # Several nodes (issue 13): room_changed(room_id, blocks) tells every node
+    # that a room's members (or a direct pair's blocks) changed, or that a room
+    # was created, so their bus subscriptions follow. None on a single node.
+    room_changed: Callable[[str, bool], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> BridgeServices:

@@ -238,6 +238,10 @@ class Gateway:
             # Registered before the replay asks: live events from now on are
             # held, and anything both held and replayed is sent once.
             self.hub.add(session)
+            cluster_rooms = self.services.get("cluster_rooms")
+            if cluster_rooms is not None:
+                # Several nodes: listening on the user's rooms before any replay.
+                await cluster_rooms.ready(session.user_id)
             presence = self.services.get("presence")
             if presence is not None:
                 presence.session_up(session.user_id)  # memory only; broadcasts in background

@@ -217,7 +217,7 @@ def untrack_traffic(hub: object) -> None:
 
 
 def fanned_out(
-    hub: _Hub, members: Iterable[str], items: list[Any], origins: dict[Any, Any]
+    hub: _Hub, room: str, members: Iterable[str], items: list[Any], origins: dict[Any, Any]
 ) -> None:
     """One committed batch went out: ``items`` (each with ``since`` and ``waiters``).
 
@@ -232,7 +232,7 @@ def fanned_out(
     FANOUT_MESSAGES.inc(n)
     traffic = _traffic.get(hub)
     if traffic is not None and n:
-        traffic.rooms.add(items[0].message.room_id)
+        traffic.rooms.add(room)
         traffic.messages += n
     if deliveries > 0:
         FANOUT_DELIVERIES.inc(deliveries)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -165,9 +165,12 @@ class Store(Protocol):
         """Advance (never move back) the read cursor; returns the stored value."""
 
     # messages
-    async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+    async def insert_messages(
+        self, messages: Sequence[StoredMessage], fences: Mapping[str, int] | None = None
+    ) -> None:
         """All or nothing, in one transaction. Raises Conflict on a duplicate
-        (room, seq) or (room, sender, cid)."""
+        (room, seq) or (room, sender, cid), and ``Fenced`` if a room of
+        ``fences`` (room -> lease token) is no longer held with that token."""
 
     async def last_seq(self, room_id: str) -> int:
         """Highest stored seq of the room, 0 when empty."""

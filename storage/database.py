@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from .dialect import Dialect
+from .fence import ROOM_FENCE, fenced
 from .statements import (
     Execute,
     ExecuteMany,
@@ -75,12 +76,17 @@ class Database:
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         """One statement per parameter row, all in one transaction."""
         if rows:
-            await self._driver.run(single(ExecuteMany(sql, rows)), write=True, transaction=True)
+            await self.write(single(ExecuteMany(sql, rows)))
 
     async def read(self, op: Op[T]) -> T:
         return await self._driver.run(op, write=False, transaction=True)
 
     async def write(self, op: Op[T]) -> T:
+        fence = ROOM_FENCE.get()
+        if fence is not None:
+            # A room actor holding a lease (several nodes): the write and the
+            # check that the lease is still ours commit together or not at all.
+            op = fenced(self.dialect, dict((fence,)), op)
         return await self._driver.run(op, write=True, transaction=True)
 
     async def ping(self) -> None:
@@ -94,4 +100,6 @@ class Database:
         await self._driver.aclose()
 
     async def _one(self, statement: Statement, *, write: bool) -> Any:
+        if write and ROOM_FENCE.get() is not None:
+            return await self.write(single(statement))
         return await self._driver.run(single(statement), write=write, transaction=False)

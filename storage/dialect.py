@@ -123,6 +123,10 @@ class Dialect(ABC):
         ...
 
     @abstractmethod
+    def now_ms(self) -> str:
+        """The database's own clock in ms since the epoch (leases: nodes' clocks may differ)."""
+
+    @abstractmethod
     def bytewise(self, expr: str) -> str:
         """``expr`` compared, ordered and ``lower()``ed byte by byte (ASCII only)."""
         ...
@@ -173,6 +177,9 @@ class SqliteDialect(Dialect):
     def xact_lock(self) -> str | None:
         return None
 
+    def now_ms(self) -> str:
+        return "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
     def bytewise(self, expr: str) -> str:
         return expr  # BINARY is the default collation
 
@@ -222,6 +229,9 @@ class PostgresDialect(Dialect):
 
     def xact_lock(self) -> str | None:
         return "SELECT pg_advisory_xact_lock(?, hashtext(?))"
+
+    def now_ms(self) -> str:
+        return "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
     def bytewise(self, expr: str) -> str:
         return f'{expr} COLLATE "C"'

@@ -19,5 +19,14 @@ class Conflict(StoreError):
         super().__init__(message or f"{field} already exists")
 
 
+class Fenced(Conflict):
+    """The writer no longer holds the lease of these rooms (issue 13): nothing
+    was stored. A refusal about this write, not an outage."""
+
+    def __init__(self, rooms: list[str]):
+        self.rooms = rooms
+        super().__init__("lease", f"this node no longer holds the lease of {', '.join(rooms)}")
+
+
 class MigrationError(StoreError):
     pass

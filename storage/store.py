@@ -8,7 +8,7 @@ accept, with the differences asked of ``self.db.dialect``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import migrate
 from .base import (
@@ -23,6 +23,7 @@ from .base import (
 from .database import Database
 from .dialect import Dialect
 from .errors import NotFound
+from .fence import fenced
 from .schema import (
     MESSAGE_COLUMNS,
     ROOM_COLUMNS,
@@ -294,9 +295,14 @@ class SqlStore:
 
     # messages
 
-    async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+    async def insert_messages(
+        self, messages: Sequence[StoredMessage], fences: Mapping[str, int] | None = None
+    ) -> None:
         if messages:
-            await self._messages_db.write(insert_messages_op(self.db.dialect, messages))
+            op = insert_messages_op(self.db.dialect, messages)
+            if fences:
+                op = fenced(self.db.dialect, fences, op)
+            await self._messages_db.write(op)
 
     async def last_seq(self, room_id: str) -> int:
         seq = await self.db.fetchval("SELECT last_seq FROM rooms WHERE id = ?", (room_id,))

@@ -61,6 +61,7 @@ class _Job:
     messages: Sequence[StoredMessage]
     on_done: OnDone
     rooms: frozenset[str]
+    fences: dict[str, int] | None = None  # room -> lease token (several nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +111,24 @@ class MessageWriter:
             queued=queued,
         )
 
-    def submit_nowait(self, messages: list[StoredMessage], on_done: OnDone) -> None:
+    def submit_nowait(
+        self,
+        messages: list[StoredMessage],
+        on_done: OnDone,
+        fence: tuple[str, int] | None = None,
+    ) -> None:
         """Queue ``messages`` to be committed together; ``on_done`` reports how it went.
 
         After the writer has stopped, ``on_done`` is called right here with a
         ``StoreError``, so callers have one way of learning about failure.
         """
         # Copied: the caller may reuse its list once this returns.
-        job = _Job(list(messages), on_done, frozenset(m.room_id for m in messages))
+        job = _Job(
+            list(messages),
+            on_done,
+            frozenset(m.room_id for m in messages),
+            None if fence is None else dict((fence,)),
+        )
         if self._state is _State.STOPPED:
             self._finish(job, StoreError("writer stopped"))
             return
@@ -184,9 +195,10 @@ class MessageWriter:
 
     async def _write(self, jobs: list[_Job]) -> None:
         rows = [m for job in jobs for m in job.messages]
+        fences = _fences(jobs)
         started = metrics.now()
         try:
-            await self._store.insert_messages(rows)
+            await self._store.insert_messages(rows, fences)
         except Exception as exc:
             self._health.failed(exc)
             if len(jobs) == 1:
@@ -204,7 +216,7 @@ class MessageWriter:
     async def _write_singly(self, jobs: list[_Job]) -> None:
         for i, job in enumerate(jobs):
             try:
-                await self._store.insert_messages(job.messages)
+                await self._store.insert_messages(job.messages, job.fences)
             except (Conflict, NotFound) as exc:
                 self._health.succeeded()  # the database answered
                 # This job's own data: the others may well be fine.
@@ -272,3 +284,13 @@ class MessageWriter:
                 break
         for job in pending:
             self._finish(job, error)
+
+
+def _fences(jobs: Sequence[_Job]) -> dict[str, int] | None:
+    """Every lease a round's rows are written under, checked in its transaction."""
+    fences: dict[str, int] | None = None
+    for job in jobs:
+        if job.fences:
+            fences = fences or {}
+            fences.update(job.fences)
+    return fences

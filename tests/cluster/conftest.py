@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,21 @@ def cluster_url(postgres_schemas: SchemaPool) -> Iterator[str]:
         yield url
 
 
-Started = tuple[LocalBusNetwork, list[Node]]
+class Nodes(list[Node]):
+    """The started nodes; ``await nodes.stop(i)`` stops one gracefully while
+    the others go on (its leases are released: its rooms move at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop: list[trio.Event] = []
+        self._stopped: list[trio.Event] = []
+
+    async def stop(self, i: int) -> None:
+        self._stop[i].set()
+        await self._stopped[i].wait()
+
+
+Started = tuple[LocalBusNetwork, Nodes]
 LocalCluster = Callable[..., AbstractAsyncContextManager[Started]]
 
 
@@ -73,16 +87,31 @@ def local_cluster(cluster_url: str, tmp_path: Path, _real_io_deadline: None) -> 
         n: int = 2, **overrides: Any
     ) -> AsyncIterator[tuple[LocalBusNetwork, list[Node]]]:
         network = LocalBusNetwork()
-        async with AsyncExitStack() as stack:
-            nodes = []
+        nodes = Nodes()
+
+        async def run(i: int, *, task_status: trio.TaskStatus[Node]) -> None:
+            settings = test_settings(
+                cluster_url, tmp_path / "data", node_id=f"node{i}", **overrides
+            )
+            bus = network.attach(f"node{i}/{secrets.token_hex(3)}")
+            try:
+                async with open_node(settings, bus=bus) as node:
+                    task_status.started(node)
+                    await nodes._stop[i].wait()
+            finally:
+                nodes._stopped[i].set()
+
+        async with trio.open_nursery() as nursery:
             for i in range(n):
-                settings = test_settings(
-                    cluster_url, tmp_path / "data", node_id=f"node{i}", **overrides
-                )
-                bus = network.attach(f"node{i}/{secrets.token_hex(3)}")
-                nodes.append(await stack.enter_async_context(open_node(settings, bus=bus)))
-            # Stopped one by one, last first, like a rolling shutdown.
-            yield network, nodes
+                nodes._stop.append(trio.Event())
+                nodes._stopped.append(trio.Event())
+                nodes.append(await nursery.start(run, i))
+            try:
+                yield network, nodes
+            finally:
+                # Stopped one by one, last first, like a rolling shutdown.
+                for i in reversed(range(n)):
+                    await nodes.stop(i)
 
     return start
 
@@ -95,4 +124,4 @@ async def two_nodes(
         yield started
 
 
-__all__ = ["LocalCluster", "Started", "trio"]
+__all__ = ["LocalCluster", "Nodes", "Started", "trio"]

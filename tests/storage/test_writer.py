@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import pytest
 import trio
@@ -46,10 +46,12 @@ class GatedStore:
         self.gate = trio.Event()
         self.entered = trio.Event()
 
-    async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+    async def insert_messages(
+        self, messages: Sequence[StoredMessage], fences: Mapping[str, int] | None = None
+    ) -> None:
         self.entered.set()
         await self.gate.wait()
-        await self._store.insert_messages(messages)
+        await self._store.insert_messages(messages, fences)
 
 
 async def test_queued_submits_are_committed_in_one_insert(
@@ -214,7 +216,9 @@ class DownStore:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def insert_messages(self, messages: Sequence[StoredMessage]) -> None:
+    async def insert_messages(
+        self, messages: Sequence[StoredMessage], fences: Mapping[str, int] | None = None
+    ) -> None:
         self.calls += 1
         await trio.lowlevel.checkpoint()
         raise StoreError("database is locked")
