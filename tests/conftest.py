@@ -1,9 +1,14 @@
 """Database fixtures shared by every test package.
 
-- ``database_url``: a fresh, empty database per test, once on SQLite and once
-  on PostgreSQL (ids ``sqlite`` / ``postgres``). PostgreSQL gets a new schema
-  per test, selected with ``?search_path=`` (asyncpg sends unknown DSN
-  parameters as server settings), and dropped afterwards.
+- ``database_url``: a fresh database per test, already migrated, once on
+  SQLite and once on PostgreSQL (ids ``sqlite`` / ``postgres``). SQLite gets
+  a copy of a template file migrated once per session (a file copy instead
+  of 17 migrations). PostgreSQL gets a new schema of its own, selected with
+  ``?search_path=`` (asyncpg sends unknown DSN parameters as server
+  settings), that a thread migrated ahead of time and drops afterwards
+  (``tests/schema_pool.py`` says why not a template database).
+- ``empty_database_url``: the same, but empty, for the tests of ``migrate()``
+  itself, which must start from nothing.
 - ``store``: a migrated ``Store`` opened on ``database_url``.
 - ``postgres_dsn``: the server-level DSN (env ``TEST_POSTGRES_DSN``), checked
   once per session. When the server is unreachable PostgreSQL tests skip,
@@ -15,8 +20,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +36,7 @@ from realtime_server.node import Node, open_node
 from realtime_server.settings import Settings
 from storage.base import Store
 from storage.factory import open_store
+from tests.schema_pool import SchemaPool
 
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
@@ -54,12 +61,68 @@ def postgres_dsn() -> str:
     return POSTGRES_DSN
 
 
+def _migrate(database_url: str) -> None:
+    async def run() -> None:
+        async with open_store(database_url) as opened:
+            await opened.migrate()
+
+    # Called outside the tests' trio runs (session fixtures, the pool's thread).
+    trio.run(run)
+
+
+@pytest.fixture(scope="session")
+def postgres_schemas(postgres_dsn: str) -> Iterator[SchemaPool]:
+    pool = SchemaPool(postgres_dsn, _migrate)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@contextmanager
+def postgres_schema(pool: SchemaPool) -> Iterator[str]:
+    """A fresh migrated schema's URL, for one test; dropped after it, off its clock."""
+    schema = pool.take()
+    try:
+        yield pool.url(schema)
+    finally:
+        pool.give_back(schema)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "t.db"
+    _migrate(f"sqlite:///{path}")
+    # The last connection's close checkpointed the WAL into the file, so the
+    # file alone is the whole database.
+    assert not Path(f"{path}-wal").exists(), "the template's WAL was not checkpointed"
+    return path
+
+
 @pytest.fixture(
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
     ids=["sqlite", "postgres"],
 )
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, tmp_path / "t.db")
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_schemas")) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/t.db"
         return
     dsn: str = request.getfixturevalue("postgres_dsn")

@@ -244,23 +244,23 @@ async def test_concurrent_consumers_never_pass_the_cap(store: Store, billing):
 
 
 async def test_counts_stored_before_migration_0009_are_kept(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An install that counted under 0002's one-row-per-user table keeps its counts."""
     every = migrate.migration_files
     monkeypatch.setattr(
         migrate, "migration_files", lambda d: [f for f in every(d) if f[0] < "0009"]
     )
-    async with open_store(database_url) as old:
+    async with open_store(empty_database_url) as old:
         await old.migrate()
         user = await a_user(old)
     await raw_execute(
-        database_url,
+        empty_database_url,
         "INSERT INTO billing_usage (user_id, period_key, period_used, day_key, day_used)"
         f" VALUES ('{user}', 'm_march', 17, 'd15', 4)",
     )
     monkeypatch.setattr(migrate, "migration_files", every)
-    async with open_store(database_url) as new:
+    async with open_store(empty_database_url) as new:
         report = await new.migrate()
         assert [n for n in report.applied if n.startswith("0009")] == ["0009_usage_per_period.sql"]
         billing = billing_store(new)

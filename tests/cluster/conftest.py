@@ -1,7 +1,8 @@
 """Several nodes for the cluster tests (issue 13).
 
-- ``cluster_url``: one fresh PostgreSQL schema the nodes share (several nodes
-  need PostgreSQL; the embedded SQLite default is one node by design).
+- ``cluster_url``: one fresh, migrated PostgreSQL schema the nodes share
+  (several nodes need PostgreSQL; the embedded SQLite default is one node by
+  design), from the same pool as ``database_url``.
 - ``local_cluster``: N nodes in THIS process joined by an in-process bus
   (``LocalBusNetwork``), each with its own port, sharing ``cluster_url``. It
   tests the cluster logic fast; ``tests/cluster/processes.py`` starts real
@@ -22,14 +23,14 @@ from typing import Any
 import pytest
 import trio
 
-from protocol.harness.server import pg_execute, with_search_path
 from realtime_server.cluster.bus import LocalBusNetwork
 from realtime_server.node import Node, open_node
 from tests.cluster.processes_fixture import (  # noqa: F401 - pytest looks them up here
     node_processes,
     pytest_runtest_makereport,
 )
-from tests.conftest import IN_CI, test_settings
+from tests.conftest import IN_CI, postgres_schema, test_settings
+from tests.schema_pool import SchemaPool
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -54,13 +55,9 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def cluster_url(postgres_dsn: str) -> Iterator[str]:
-    schema = f"c_{secrets.token_hex(6)}"
-    pg_execute(postgres_dsn, f"CREATE SCHEMA {schema}")
-    try:
-        yield with_search_path(postgres_dsn, schema)
-    finally:
-        pg_execute(postgres_dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+def cluster_url(postgres_schemas: SchemaPool) -> Iterator[str]:
+    with postgres_schema(postgres_schemas) as url:
+        yield url
 
 
 class Nodes(list[Node]):

@@ -23,24 +23,24 @@ def test_both_dialects_have_the_same_migrations_in_the_same_order() -> None:
     assert ALL_MIGRATIONS[0] == "0001_init.sql"
 
 
-async def test_migrations_apply_once(database_url: str) -> None:
+async def test_migrations_apply_once(empty_database_url: str) -> None:
     with trio.fail_after(TIMEOUT):
-        async with open_store(database_url) as store:
+        async with open_store(empty_database_url) as store:
             first = await store.migrate()
             second = await store.migrate()
             await store.ping()
         assert first == MigrationReport(applied=ALL_MIGRATIONS, already=[])
         assert second == MigrationReport(applied=[], already=ALL_MIGRATIONS)
-        async with open_store(database_url) as store:
+        async with open_store(empty_database_url) as store:
             assert (await store.migrate()).applied == []
 
 
-async def test_concurrent_starts_apply_each_migration_once(database_url: str) -> None:
+async def test_concurrent_starts_apply_each_migration_once(empty_database_url: str) -> None:
     with trio.fail_after(TIMEOUT):
         reports: list[MigrationReport] = []
 
         async def start() -> None:
-            async with open_store(database_url) as store:
+            async with open_store(empty_database_url) as store:
                 reports.append(await store.migrate())
 
         async with trio.open_nursery() as nursery:
@@ -53,10 +53,10 @@ async def test_concurrent_starts_apply_each_migration_once(database_url: str) ->
 
 
 async def test_edited_migration_is_refused(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(TIMEOUT):
-        async with open_store(database_url) as store:
+        async with open_store(empty_database_url) as store:
             await store.migrate()
             original = migrate.migration_files
 
@@ -69,10 +69,10 @@ async def test_edited_migration_is_refused(
 
 
 async def test_failed_migration_leaves_no_trace(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(TIMEOUT):
-        async with open_store(database_url) as store:
+        async with open_store(empty_database_url) as store:
             await store.migrate()
             original = migrate.migration_files
             broken = "CREATE TABLE half_done (x INTEGER);\nTHIS IS NOT SQL;\n"
