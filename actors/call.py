@@ -179,9 +179,11 @@ class SessionGone:
 @dataclass(frozen=True, slots=True)
 class AccessChanged:
     """``users`` may have lost (or regained) the right to be in this call with
-    someone: removed from the room, left it, blocked or unblocked someone."""
+    someone: removed from the room, left it, blocked or unblocked someone.
+    ``everyone``: who is not known (a change announced by another node)."""
 
     users: tuple[str, ...]
+    everyone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,8 +410,10 @@ class CallActor(Actor):
                     await self._grace_over(user, epoch)
                 case RingOver():
                     await self._ring_over()
-                case AccessChanged(users):
-                    await self._access_changed(users)
+                case AccessChanged(users, everyone):
+                    await self._access_changed(
+                        tuple(self._call.participants) if everyone else users
+                    )
                 case _:
                     raise ActorError(f"call cannot take {type(msg).__name__}")
         except (CallProblem, StoreError) as exc:

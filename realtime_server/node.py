@@ -193,6 +193,7 @@ async def open_node(
                         store,
                         hub,
                         system,
+                        call_registry,
                         binary_frame,
                         lease_seconds=settings.node_lease_seconds,
                         ask_timeout=settings.ask_timeout,

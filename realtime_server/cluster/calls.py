@@ -22,6 +22,13 @@
   node with a device of that member online already listens there
   (``realtime_server.cluster.rooms``) and delivers it. No second handler
   decodes the rooms' traffic.
+- **Once.** A request re-forwarded to the same leader (its answer was late
+  or lost) is dropped there if it already arrived: an SDP offer is never
+  relayed twice. The device then has its answer, or ``unavailable``.
+- **Access.** A membership change or a block anywhere is announced on the
+  deployment's ``members`` channel (``ClusterRooms.members_changed``); the
+  calls this node leads in that room re-check every participant, so a
+  removed member is out of a call led on another node at once.
 - **Orphans.** Every few lease periods (and at start) the node looks for
   unfinished calls whose leader is gone and starts their actor
   (``Adopt``): the claim makes this node their leader, which ends them as
@@ -38,6 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +53,19 @@ from typing import Any
 import msgspec
 import trio
 
-from actors.call import CALL, Accept, CallRequest, Decline, Hangup, Join, Relay, Start
+from actors.call import (
+    CALL,
+    Accept,
+    AccessChanged,
+    CallRequest,
+    Decline,
+    Hangup,
+    Join,
+    Relay,
+    Start,
+)
 from actors.call_link import Adopt, Reforward
+from actors.call_registry import CallRegistry
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorSystem
 from protocol import codec
@@ -54,7 +73,7 @@ from protocol.errors import ErrorCode
 from protocol.frames_calls import CallIceData, CallSdpData
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.bus import BusUnavailable
-from realtime_server.cluster.envelopes import ToUser
+from realtime_server.cluster.envelopes import ToUser, members_decoder
 from realtime_server.cluster.envelopes import encoder as room_encoder
 from realtime_server.hub import Hub
 from realtime_server.session import Session
@@ -67,6 +86,7 @@ log = logging.getLogger(__name__)
 
 _LOST = "The call's node did not answer; retry."
 _BUS_DOWN = "The node running this call cannot be reached (bus down); retry shortly."
+_SEEN = 4096  # forwarded requests remembered, to drop a re-forwarded one
 
 
 # ----- what call nodes say to each other, on c:<node> ---------------------------
@@ -157,12 +177,14 @@ class ClusterCalls:
         store: Store,
         hub: Hub,
         system: ActorSystem,
+        registry: CallRegistry,
         frame: Callable[[bytes], bytes],
         *,
         lease_seconds: float,
         ask_timeout: float,
     ) -> None:
         self.cluster = cluster
+        self.registry = registry
         self.bus = cluster.bus
         self.node_key = cluster.node_key
         self.leases = Leases(store.db)
@@ -182,6 +204,8 @@ class ClusterCalls:
         self._waiting: dict[tuple[int, int], _Waiting] = {}
         # Local connections that talked to leaders elsewhere: who to tell when they close.
         self._told: dict[int, set[str]] = {}
+        self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self._members_channel = f"{cluster.prefix}members"
         self._nursery: trio.Nursery | None = None
         self.unpublished = 0  # frames the bus refused (tests, metrics)
 
@@ -190,6 +214,7 @@ class ClusterCalls:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on this node's call channel, time out forwards, sweep orphans."""
         self.bus.subscribe(self._channel, self._on_message)
+        self.bus.subscribe(self._members_channel, self._on_members)
         await self.bus.wait_subscribed()
         try:
             async with trio.open_nursery() as nursery:
@@ -202,6 +227,7 @@ class ClusterCalls:
         finally:
             self._nursery = None
             self.bus.unsubscribe(self._channel, self._on_message)
+            self.bus.unsubscribe(self._members_channel, self._on_members)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -345,7 +371,7 @@ class ClusterCalls:
                 for session in self.hub.sessions_of(user):
                     if session.info.conn_id == conn:
                         session.push(self.frame(raw))
-            case Forward():
+            case Forward() if self._first_time(msg):
                 request = self._request(msg)
                 if request is not None:
                     self._tell(msg.call, request)
@@ -353,6 +379,25 @@ class ClusterCalls:
                 remote = self._remote.get((node, conn))
                 if remote is not None:
                     remote.closed.set()
+
+    def _first_time(self, msg: Forward) -> bool:
+        key = (msg.origin, msg.conn, msg.rid)
+        if key in self._seen:
+            log.debug("call %s: request %r forwarded again; dropped", msg.call, key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+        return True
+
+    def _on_members(self, payload: bytes) -> None:
+        try:
+            notice = members_decoder.decode(payload)
+        except msgspec.DecodeError:
+            return  # the rooms' handler of this channel logs it
+        for call_id in self.registry.calls_in(notice.room):
+            if self.system.is_live(CALL, call_id):
+                self._tell(call_id, AccessChanged((), everyone=True))
 
     def _remote_session(self, msg: Forward) -> RemoteSession:
         key = (msg.origin, msg.conn)

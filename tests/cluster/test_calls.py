@@ -35,7 +35,7 @@ from tests.calls.helpers import (
 )
 from tests.calls.test_webrtc import AsyncioPeer, relay_candidates, serve_signaling
 from tests.cluster.conftest import LocalCluster
-from tests.e2e.helpers import login, register
+from tests.e2e.helpers import auth, create_group, login, register
 
 
 @asynccontextmanager
@@ -252,6 +252,33 @@ async def test_a_call_whose_leading_node_stops_ends_as_failed_on_the_other(
             await refused("call_ended", b.request(fc.CallHangup(id=0, d=fc.CallRef(call=call.id))))
             claims = CallClaims(db(nodes[1]).db)
             assert await claims.holder(bob.id) is None
+
+
+async def test_a_member_removed_through_another_node_is_out_of_the_call_at_once(
+    local_cluster: LocalCluster,
+) -> None:
+    async with local_cluster(2) as (_, nodes):
+        async with rest(nodes[0]) as http:
+            ada, bob, cy = [await register(http) for _ in range(3)]
+            room = await create_group(http, ada, bob, cy)
+        async with (
+            open_client(nodes[0].ws_url, ada.access_token) as a,
+            open_client(nodes[1].ws_url, bob.access_token) as b,
+            open_client(nodes[0].ws_url, cy.access_token) as c,
+        ):
+            call = await start(a, room)  # led by node 0
+            await expect(b, fc.CallRing)
+            await expect(c, fc.CallRing)
+            await accept(b, call.id)
+            await accept(c, call.id)
+            # Removed through node 1's REST API: node 0, which leads, hears.
+            async with rest(nodes[1]) as http:
+                r = await http.delete(f"/rooms/{room}/members/{bob.id}", headers=auth(ada))
+                assert r.status_code in (200, 204), r.text
+            while (left := (await expect(a, fc.CallStateFrame)).d).event != "left":
+                assert left.event in ("started", "joined"), left
+            assert left.user == bob.id and statuses(left.call)[bob.id] == "left"
+            assert statuses(left.call)[cy.id] == "joined"
 
 
 @pytest.fixture
