@@ -83,6 +83,7 @@ class Node:
     listener: ListenerControl
     expiry: ExpirySweeper | None = None
     cluster: Cluster | None = None  # None: a single node (no REDIS_URL, no bus given)
+    cluster_rooms: ClusterRooms | None = None
 
     @property
     def http_url(self) -> str:
@@ -142,6 +143,7 @@ async def open_node(
                         binary_frame,
                         lease_seconds=settings.node_lease_seconds,
                         ask_timeout=settings.ask_timeout,
+                        resume_max=settings.resume_max_messages,
                     )
                     await services.start(rooms_link.serve)
                 # Disappearing messages (issue 18): rooms tell the sweeper of
@@ -355,6 +357,7 @@ async def open_node(
                     listener,
                     expiry,
                     cluster,
+                    rooms_link,
                 )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown
@@ -386,7 +389,12 @@ async def drain(node: Node) -> None:
     node.listener.stop_accepting()
     gateway.begin_drain()
     with trio.move_on_after(settings.shutdown_timeout) as waiting:
-        while gateway.handling or node.system.busy(ROOM) or node.listener.rest_requests:  # noqa: ASYNC110 - counters of other tasks
+        while (  # noqa: ASYNC110 - counters of other tasks
+            gateway.handling
+            or node.system.busy(ROOM)
+            or node.listener.rest_requests
+            or (node.cluster_rooms is not None and node.cluster_rooms.waiting)
+        ):
             await trio.sleep(0.005)
     if waiting.cancelled_caught:
         log.warning(

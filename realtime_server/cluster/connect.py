@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from realtime_server.cluster import new_node_key
 from realtime_server.cluster.bus import Bus
-from realtime_server.settings import Settings, SettingsError
+from realtime_server.settings import Settings
 
 
 def open_bus(settings: Settings) -> Bus:
     """The Redis bus of ``REDIS_URL`` (imported only then: a single node never loads it)."""
-    raise SettingsError("REDIS_URL: the Redis bus is not built yet")
+    from realtime_server.cluster.bus_redis import RedisBus
+
+    return RedisBus(
+        settings.redis_url, new_node_key(settings.node_id), prefix=settings.redis_prefix
+    )

@@ -56,6 +56,7 @@ from actors.room import (
 )
 from actors.room_changes import EV_KEY, Change, ExpireData
 from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
+from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
 from protocol.frames import Message
@@ -120,6 +121,7 @@ class ClusterRooms:
         *,
         lease_seconds: float,
         ask_timeout: float,
+        resume_max: int = 5000,
     ) -> None:
         self.cluster = cluster
         self.bus = cluster.bus
@@ -132,6 +134,7 @@ class ClusterRooms:
         self.lease_seconds = lease_seconds
         self.forward_timeout = lease_seconds + 0.5
         self.ask_timeout = ask_timeout
+        self.resume_max = resume_max
         self._members_channel = f"{cluster.prefix}members"
         # Room -> online users here who belong to it; user -> their rooms.
         self._local: dict[str, set[str]] = {}
@@ -141,7 +144,12 @@ class ClusterRooms:
         self._fid_of: dict[int, int] = {}  # id(request) -> fid, while it waits
         self._by_post: dict[tuple[str, str, str], int] = {}
         self._fids = itertools.count(1)
+        # Room -> highest seq fanned out here; batches buffered while a gap is
+        # read from storage (the bus may lose messages; storage has them all).
+        self._seen: dict[str, int] = {}
+        self._repairing: dict[str, list[Batch]] = {}
         self._nursery: trio.Nursery | None = None
+        self.repairs = 0  # gaps filled from storage (metrics, tests)
         self.unpublished = 0  # batches and events the bus refused (metrics, tests)
         self.lapses = 0  # times the node lease was found run out
 
@@ -153,6 +161,7 @@ class ClusterRooms:
         self.hub.on_user(self._user_arrived, self._user_left)
         self.bus.subscribe(self.cluster.node_channel(self.node_key), self._on_node)
         self.bus.subscribe(self._members_channel, self._on_members)
+        self.bus.on_reconnect(self._reconnected)
         await self.bus.wait_subscribed()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -264,6 +273,8 @@ class ClusterRooms:
         )
 
     def batch_committed(self, room_id: str, messages: list[Message]) -> None:
+        if room_id in self._seen:
+            self._seen[room_id] = messages[-1].seq
         self._publish_room(room_id, Batch(room_id, messages))
 
     def event(self, room_id: str, raw: bytes, ev: int, skip: Any, except_user: str | None) -> None:
@@ -409,8 +420,8 @@ class ClusterRooms:
         if not users:
             return
         match msg:
-            case Batch(room, messages):
-                self._fan_out(room, users, messages)
+            case Batch():
+                self._batch(msg)
             case Event(room, raw, ev, skip, except_user):
                 data = self.frame(raw)
                 key = room + EV_KEY
@@ -434,6 +445,59 @@ class ClusterRooms:
 
     def _is_skip(self, session: Session, skip: tuple[str, int] | None) -> bool:
         return skip is not None and skip[0] == self.node_key and skip[1] == session.info.conn_id
+
+    def _batch(self, batch: Batch) -> None:
+        room, messages = batch.room, batch.messages
+        held = self._repairing.get(room)
+        if held is not None:
+            held.append(batch)
+            return
+        seen = self._seen.get(room)
+        if seen is not None:
+            if messages[0].seq > seen + 1:
+                # Something between was lost on the bus: storage has it.
+                self._repairing[room] = [batch]
+                self._spawn(self._repair, room, seen)
+                return
+            messages = [m for m in messages if m.seq > seen]
+            if not messages:
+                return  # already fanned out here
+        users = self._local.get(room)
+        if users:
+            self._fan_out(room, users, messages)
+            self._seen[room] = messages[-1].seq
+
+    async def _repair(self, room: str, seen: int) -> None:
+        """Fan out what this node missed of ``room`` after ``seen`` (from
+        storage, in order), then the batches that arrived meanwhile."""
+        self.repairs += 1
+        try:
+            rows = await self.store.messages_after(room, seen, self.resume_max)
+        except StoreError as exc:
+            log.warning("room %s: gap after seq %d not filled (%r)", room, seen, exc)
+            rows = []
+        held = self._repairing.pop(room, [])
+        users = self._local.get(room)
+        if users and rows:
+            missed = [to_wire(m) for m in rows]
+            self._fan_out(room, users, missed)
+            self._seen[room] = missed[-1].seq
+        elif not rows:
+            self._seen.pop(room, None)  # unknown now: take what comes
+        for batch in held:
+            self._batch(batch)
+
+    def _reconnected(self) -> None:
+        """The bus was down: what was published meanwhile is lost for us."""
+        for room, seen in list(self._seen.items()):
+            if room not in self._repairing:
+                self._repairing[room] = []
+                self._spawn(self._repair, room, seen)
+
+    @property
+    def waiting(self) -> int:
+        """Requests sent to other nodes and not answered yet (a drain waits for them)."""
+        return len(self._forwards)
 
     def _fan_out(self, room: str, users: set[str], messages: list[Message]) -> None:
         items: list[_Pending] = []
@@ -493,8 +557,20 @@ class ClusterRooms:
         if users is None:
             users = self._local[room] = set()
             self.bus.subscribe(self.cluster.room_channel(room), self._on_room)
+            self._spawn(self._note_tip, room)
         users.add(user_id)
         self._rooms_of.setdefault(user_id, set()).add(room)
+
+    async def _note_tip(self, room: str) -> None:
+        """Where the room stands as this node starts listening: from here on a
+        missing seq is a loss to repair, not history (that is resume's job)."""
+        await self.bus.wait_subscribed()
+        try:
+            tip = await self.store.last_seq(room)
+        except StoreError:
+            return
+        if room in self._local and room not in self._seen:
+            self._seen[room] = tip
 
     def _unlisten(self, room: str, user_id: str) -> None:
         users = self._local.get(room)
@@ -503,6 +579,7 @@ class ClusterRooms:
         users.discard(user_id)
         if not users:
             del self._local[room]
+            self._seen.pop(room, None)
             self.bus.unsubscribe(self.cluster.room_channel(room), self._on_room)
 
     # ----- membership changes ---------------------------------------------------

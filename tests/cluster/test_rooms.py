@@ -311,3 +311,30 @@ async def test_a_post_that_needs_another_node_while_the_bus_is_down_is_refused_c
 
 
 __all__ = ["Account"]
+
+
+async def test_what_the_bus_lost_while_down_reaches_members_once_it_is_back(
+    local_cluster: LocalCluster,
+) -> None:
+    """Redis pub/sub keeps nothing for a node that was cut off: the node reads
+    what it missed from storage, so delivery stays at least once."""
+    async with local_cluster(2) as (network, nodes):
+        async with rest(nodes[0]) as http:
+            alice, bob = await register(http), await register(http)
+            room = await create_group(http, alice, bob)
+        async with (
+            open_client(nodes[0].ws_url, alice.access_token) as a,
+            open_client(nodes[1].ws_url, bob.access_token) as b,
+        ):
+            first = await a.send_message(room, "before")
+            assert await next_message(b) == first
+            network.down()
+            # Node 0 leads: its own users keep chatting while the bus is down.
+            lost = [await a.send_message(room, f"while down {i}") for i in range(3)]
+            network.up()
+            assert [await next_message(b) for _ in lost] == lost
+            after = await a.send_message(room, "after")
+            assert await next_message(b) == after
+            with trio.move_on_after(0.3):
+                extra = await next_message(b, timeout=0.3)
+                raise AssertionError(f"delivered twice: {extra}")

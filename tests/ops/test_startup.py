@@ -27,6 +27,7 @@ NOT_AT_START = (
     "asyncpg",
     "protocol.harness",
     "trio_websocket",
+    "coredis",  # the Redis bus: only with REDIS_URL (issue 13)
 )
 
 _SCRIPT = """
