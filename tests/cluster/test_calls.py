@@ -1,12 +1,15 @@
 """Calls between devices on different nodes (issue 13): one node leads a
 call, the others forward to it; rings, state changes and SDP/ICE reach
 devices wherever they are connected; busy holds across nodes. Nodes run in
-this process on one PostgreSQL schema, joined by the in-process bus."""
+this process on one PostgreSQL schema, joined by the in-process bus; the
+last test joins two nodes over the real Redis bus instead."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aioice.ice
 import httpx
@@ -15,10 +18,13 @@ import trio
 
 from protocol import frames_calls as fc
 from protocol.client import Client, open_client
-from realtime_server.node import Node
+from realtime_server.cluster.bus_redis import RedisBus
+from realtime_server.node import Node, open_node
+from realtime_server.settings import Settings
 from storage.call_claims import LEASE_PREFIX, CallClaims
 from storage.leases import Leases
 from storage.store import SqlStore
+from tests import conftest as base
 from tests.calls.helpers import (
     HOST_CANDIDATE,
     accept,
@@ -59,6 +65,24 @@ async def leader_of(node: Node, call: str) -> str | None:
     return None if holder is None else holder.node_key
 
 
+@asynccontextmanager
+async def two_nodes(
+    bus: str,
+    local_cluster: LocalCluster,
+    cluster_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[list[Node]]:
+    """Two nodes on the in-process bus (``local``) or on the real Redis (``redis``)."""
+    if bus == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        async with redis_nodes(cluster_url, redis_url, tmp_path / "redis") as nodes:
+            yield nodes
+    else:
+        async with local_cluster(2) as (_, started):
+            yield started
+
+
 async def quiet(client: Client, seconds: float = 0.3) -> None:
     """No call push arrives within ``seconds``."""
     with trio.move_on_after(seconds):
@@ -66,14 +90,19 @@ async def quiet(client: Client, seconds: float = 0.3) -> None:
         raise AssertionError(f"unexpected {frame!r}")
 
 
+@pytest.mark.parametrize("bus", ["local", "redis"])
 async def test_every_device_rings_and_the_call_runs_across_two_nodes(
+    bus: str,
     local_cluster: LocalCluster,
+    cluster_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Caller on node 0; the callee's phone on node 0 and laptop on node 1.
     Both ring; the laptop answers through node 1; SDP and ICE go between
     node 0 and node 1 to exactly the device in the call; the hangup reaches
     every device."""
-    async with local_cluster(2) as (_, nodes):
+    async with two_nodes(bus, local_cluster, cluster_url, tmp_path, request) as nodes:
         async with rest(nodes[0]) as http:
             ada, bob = await register(http), await register(http)
             laptop_token = await login(http, bob, device="laptop")
@@ -286,10 +315,31 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
+@asynccontextmanager
+async def redis_nodes(cluster_url: str, redis_url: str, data: Path) -> AsyncIterator[list[Node]]:
+    """Two nodes joined by the Redis bus, under a prefix of their own."""
+    prefix = f"test:{secrets.token_hex(4)}:"
+
+    def settings(i: int) -> Settings:
+        return base.test_settings(
+            cluster_url, data, redis_url=redis_url, redis_prefix=prefix, node_id=f"r{i}"
+        )
+
+    async with open_node(settings(0)) as n0, open_node(settings(1)) as n1:
+        assert n0.cluster is not None and isinstance(n0.cluster.bus, RedisBus)
+        yield [n0, n1]
+
+
+@pytest.mark.parametrize("bus", ["local", "redis"])
 async def test_two_aiortc_peers_on_two_nodes_connect_through_relayed_signaling(
-    local_cluster: LocalCluster, loopback_ice: None
+    bus: str,
+    local_cluster: LocalCluster,
+    cluster_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    loopback_ice: None,
 ) -> None:
-    async with local_cluster(2) as (_, nodes):
+    async with two_nodes(bus, local_cluster, cluster_url, tmp_path, request) as nodes:
         async with rest(nodes[0]) as http:
             ada, bob = await register(http), await register(http)
             room = await direct_room(http, ada, bob)
