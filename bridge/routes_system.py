@@ -17,7 +17,7 @@ from quart import Response
 from bridge.errors import error_response
 from bridge.openapi import build_openapi
 from bridge.routing import Router, json_response
-from bridge.schemas import Status
+from bridge.schemas import Health, Status
 from bridge.services import BridgeServices
 from storage.errors import StoreError
 
@@ -26,6 +26,7 @@ READY_TIMEOUT = 2.0  # seconds; a hung database must fail the probe, not hang it
 
 def add_routes(router: Router, services: BridgeServices) -> None:
     store = services.store
+    node = services.settings.node_id
 
     @router.route(
         "GET",
@@ -34,10 +35,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         tag="system",
         auth=False,
         uses_store=False,
-        responses={200: Status},
+        responses={200: Health},
     )
     async def health() -> Response:
-        return json_response(Status())
+        return json_response(Health("ok", node))
 
     @router.route(
         "GET",

@@ -263,6 +263,13 @@ class Status(msgspec.Struct):
     status: Literal["ok"] = "ok"
 
 
+class Health(msgspec.Struct, omit_defaults=True):
+    status: Literal["ok"]  # no default: omit_defaults would leave it out
+    # NODE_ID of the node that answered (several nodes or workers behind one
+    # address); absent when NODE_ID is not set.
+    node: str = ""
+
+
 def _members(room: Room) -> list[MemberOut]:
     # Storage keeps roles as plain text; these three are all it writes.
     return [MemberOut(m.user_id, cast(Role, m.role)) for m in room.members]

@@ -12,9 +12,10 @@ added to the set in memory that ``verify_access`` checks; ``load_signed_out``
 reads the live rows back when a node starts (the app does it before it
 serves), so a restart does not bring the tokens back. A row is kept until the
 last access token the session could hold has expired (``access_token_ttl``
-after the sign-out, plus a margin), then purged. Other nodes learn of a
-sign-out when they next start, or when the session fails to refresh;
-until a bus carries it between nodes, keep the access-token TTL short.
+after the sign-out, plus a margin), then purged. Other nodes (issue 13) hear
+of a sign-out on the user's bus channel with the order to close its sockets,
+and refuse its tokens from then on (``signed_out_elsewhere``); a node that
+was away from the bus then reads them when it next starts.
 
 Refresh token: 32 random bytes, URL-safe text, handed out once; only its
 SHA-256 is stored. Each use rotates it: the old token is marked used and a new
@@ -190,6 +191,13 @@ class TokenService:
                 await self._accounts.purge_signed_out(int(now * 1000))
             except StoreError:  # housekeeping: the next sweep retries
                 log.warning("could not purge expired sign-outs", exc_info=True)
+
+    def signed_out_elsewhere(self, session_ids: Sequence[str]) -> None:
+        """Another node signed these sessions out (and stored it): refuse their
+        access tokens here too, for as long as that node does."""
+        until = self._clock() + self.access_ttl + SIGN_OUT_MARGIN
+        for session_id in session_ids:
+            self._signed_out[session_id] = max(until, self._signed_out.get(session_id, 0.0))
 
     async def load_signed_out(self) -> int:
         """Read the sessions still to be refused from storage (at start-up);

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 
 import trio
 
@@ -25,15 +27,19 @@ def version() -> str:
         return "0.0.0+unknown"
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, supervisor: int | None = None) -> None:
+    """One node until SIGINT/SIGTERM. ``supervisor``: the pid of the process
+    that started this one as a worker of ``serve --workers N``."""
     from realtime_server.node import open_node
 
     async def main() -> None:
-        async with open_node(settings):
+        async with open_node(settings, reuse_port=supervisor is not None):
             _tune_gc()
             async with trio.open_nursery() as nursery:
                 if settings.gc_collect_interval > 0:
                     nursery.start_soon(_collect_periodically, settings.gc_collect_interval)
+                if supervisor is not None:
+                    nursery.start_soon(_drain_when_orphaned, supervisor, nursery.cancel_scope)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for sig in signals:
                         logging.getLogger("realtime_server").info(
@@ -44,6 +50,54 @@ def _serve(settings: Settings) -> None:
             # Leaving open_node drains: in-flight requests answered, then 1001.
 
     trio.run(main)
+
+
+async def _drain_when_orphaned(supervisor: int, serving: trio.CancelScope) -> None:
+    """A worker whose supervisor is gone (SIGKILL, crash) stops too, draining:
+    nothing would stop or restart it any more, and it would hold the port."""
+    while os.getppid() == supervisor:  # noqa: ASYNC110 - no event tells of a parent exit
+        await trio.sleep(1.0)
+    logging.getLogger("realtime_server").warning(
+        "supervisor (pid %d) is gone: shutting down (draining)", supervisor
+    )
+    serving.cancel()
+
+
+def _run_serve(settings: Settings, supervisor: int | None = None) -> int:
+    """``_serve``, with a bad setting found while starting (REDIS_URL, ...) as
+    exit code 2 and its message instead of a traceback: a supervisor does not
+    restart a worker for that."""
+    try:
+        _serve(settings, supervisor)
+    except SettingsError as exc:
+        errors: Sequence[BaseException] = [exc]
+    except BaseExceptionGroup as group:
+        matched, rest = group.split(SettingsError)
+        if matched is None or rest is not None:
+            raise
+        errors = _leaves(matched)
+    else:
+        return 0
+    for error in errors:
+        print(f"realtime-server: {error}", file=sys.stderr)
+    return 2
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def _workers_arg(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per core with REDIS_URL) or positive")
+    return count
 
 
 def _tune_gc() -> None:
@@ -132,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the node (REST + WebSocket on one port)")
     serve.add_argument("--host", help="overrides HOST")
     serve.add_argument("--port", type=int, help="overrides PORT")
+    serve.add_argument(
+        "--workers",
+        type=_workers_arg,
+        help="overrides WORKERS: node processes sharing the port (needs REDIS_URL)",
+    )
     sub.add_parser("migrate", help="apply pending SQL migrations and exit")
     admin = sub.add_parser("admin", help="grant or revoke the admin role")
     admin.add_argument("action", choices=("grant", "revoke"))
@@ -161,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         return _admin(settings, args.action, args.email)
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
-        changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        _serve(settings.replace(**changes))
+        given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+        settings = settings.replace(**{k: v for k, v in given if v is not None})
+        from realtime_server.cluster.workers import SUPERVISOR_ENV, supervise, worker_count
+
+        if supervisor := os.environ.get(SUPERVISOR_ENV):
+            return _run_serve(settings, int(supervisor))
+        if (count := worker_count(settings)) > 1:
+            return supervise(settings, count)
+        return _run_serve(settings)
     elif args.command == "migrate":
         _migrate(settings)
     return 0

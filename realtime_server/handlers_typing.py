@@ -11,11 +11,15 @@ Rules:
 - A connection may send ``typing_max_per_minute`` typing frames per minute;
   more are refused with ``rate_limited`` and change nothing.
 - When the typing device disconnects its indicators are cleared at once.
+- Several nodes (issue 13): the node of the typing device also sends the
+  frame through ``remote`` (one publish on ``u:<member>`` per member another
+  node holds; typing is throttled, so this stays small).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -61,6 +65,8 @@ class TypingTracker:
         self._recent: dict[int, deque[float]] = {}
         self._nursery: trio.Nursery | None = None
         self.broadcasts = 0
+        # (member, framed bytes) to members' sessions on other nodes; None on one node.
+        self.remote: Callable[[str, bytes], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -160,11 +166,14 @@ class TypingTracker:
         # On stop, members that left since the start must not hear it either.
         cached = self._members.cached(entry.room)
         members = entry.members if cached is None else cached
+        remote = self.remote
         for user in members:
             if user == entry.user:
                 continue
             for session in self._hub.sessions_of(user):
                 session.push(data)
+            if remote is not None:
+                remote(user, data)
         self.broadcasts += 1
 
 

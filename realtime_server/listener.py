@@ -29,13 +29,19 @@ Rules against slow or hostile HTTP peers (issue 12, items 12 and 24):
   flooded.
 - ``ListenerControl.stop_accepting()`` (a draining shutdown) closes the
   listening sockets while open connections carry on.
+
+With ``reuse_port`` the sockets set ``SO_REUSEPORT``: several worker
+processes (``serve --workers N``) listen on one port and the kernel spreads
+new connections over them.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import resource
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +63,7 @@ _LINGER = 2.0
 # Unread request body discarded to keep a connection alive after an early answer.
 _DRAIN_LIMIT = 1024 * 1024
 _CONN_KEY = "realtime_server.connection"
+_BACKLOG = 4096
 
 WebSocketHandler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
@@ -433,11 +440,13 @@ async def serve_node_listener(
     port: int,
     limits: HttpLimits | None = None,
     control: ListenerControl | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve REST (``app``, ASGI) and ``/ws`` on one port until cancelled.
 
     ``task_status.started`` gets the bound port (useful with port 0).
+    ``reuse_port``: share the port with other processes (``SO_REUSEPORT``).
     """
     limits = limits or HttpLimits()
     control = control or ListenerControl()
@@ -446,7 +455,10 @@ async def serve_node_listener(
     config.keep_alive_timeout = limits.keep_alive_timeout
     config.accesslog = None
     lifespan_state: dict[str, Any] = {}
-    listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    if reuse_port:
+        listeners = await open_shared_listeners(host, port, backlog=_BACKLOG)
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=host, backlog=_BACKLOG)
     bound = listeners[0].socket.getsockname()[1]
 
     async with trio.open_nursery() as nursery:
@@ -522,3 +534,36 @@ async def serve_node_listener(
         for listener in listeners:
             await listener.aclose()
         await trio.sleep_forever()
+
+
+async def open_shared_listeners(host: str, port: int, *, backlog: int) -> list[trio.SocketListener]:
+    """``trio.open_tcp_listeners`` with ``SO_REUSEPORT``: one port, several processes.
+
+    Every socket of the group must set it (the worker supervisor's
+    placeholder does too), and Linux only groups sockets of the same user.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise OSError(errno.ENOPROTOOPT, "SO_REUSEPORT is not available on this system")
+    addresses = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, type_, proto, _, address in addresses:
+            sock = trio.socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                await sock.bind(address)
+                sock.listen(backlog)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners

@@ -48,7 +48,9 @@ from realtime_server.cluster import Cluster
 from realtime_server.cluster.bus import Bus
 from realtime_server.cluster.calls import ClusterCalls
 from realtime_server.cluster.connect import open_bus
+from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
 from realtime_server.cluster.rooms import ClusterRooms
+from realtime_server.cluster.users import UserChannels
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
@@ -84,6 +86,7 @@ class Node:
     expiry: ExpirySweeper | None = None
     cluster: Cluster | None = None  # None: a single node (no REDIS_URL, no bus given)
     cluster_rooms: ClusterRooms | None = None
+    users: UserChannels | None = None  # a user's sessions on every node
 
     @property
     def http_url(self) -> str:
@@ -96,7 +99,11 @@ class Node:
 
 @asynccontextmanager
 async def open_node(
-    settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    reuse_port: bool = False,
 ) -> AsyncIterator[Node]:
     """``clock`` is the node's one clock for time-dependent state: when
     disappearing messages expire, mute expiry, the chat archive (default: the
@@ -104,7 +111,10 @@ async def open_node(
 
     ``bus`` joins this node to others (issue 13): tests pass an in-process
     ``LocalBus``; otherwise ``REDIS_URL`` makes a Redis one, and neither
-    means a single node."""
+    means a single node.
+
+    ``reuse_port``: the port is shared with sibling worker processes
+    (``serve --workers N``, SO_REUSEPORT)."""
     node_clock = clock or WallClock()
     settings = resolve_jwt_secret(settings)
     async with open_store(
@@ -146,20 +156,32 @@ async def open_node(
                         resume_max=settings.resume_max_messages,
                     )
                     await services.start(rooms_link.serve)
+                # Issue 13: a user's devices and presence on every node (the
+                # bus is untouched on a single node).
+                users = UserChannels(hub, cluster)
+                cluster_presence = None
+                if cluster is not None:
+                    cluster_presence = ClusterPresence(
+                        cluster,
+                        beacon=settings.presence_beacon_seconds,
+                        grace=settings.presence_grace,
+                    )
+                    users.elsewhere = cluster_presence.elsewhere
                 # Disappearing messages (issue 18): rooms tell the sweeper of
                 # new expiries; it erases them through the rooms.
                 expiry = ExpirySweeper(store, system, node_clock)
                 # Notifications (issue 15): stored per user, pushed to their sessions here.
                 notifier = Notifier(store, hub, binary_frame, node_clock.now_ms)
+                if cluster is not None:
+                    notifier.users = users
 
                 def push_to_user(user_id: str, raw: bytes) -> None:
                     # Chat-list pushes (issue 18): every device of the user here.
-                    data = binary_frame(raw)
-                    for session in hub.sessions_of(user_id):
-                        session.push(data)
+                    users.send(user_id, binary_frame(raw))
 
                 # Push to offline devices (issue 15, part 3): rooms only enqueue.
-                push = await services.start(serve_push, settings, store, hub, node_clock.now_ms)
+                online = hub if cluster_presence is None else OnlineAnywhere(hub, cluster_presence)
+                push = await services.start(serve_push, settings, store, online, node_clock.now_ms)
                 notifier.offline_push = push.notified
                 deps = RoomDeps(
                     store=store,
@@ -226,6 +248,8 @@ async def open_node(
                     settings.refresh_token_ttl,
                     store,
                 )
+                # A sign-out on another node: its tokens are refused here too.
+                users.revoked = lambda _user, sessions: tokens.signed_out_elsewhere(sessions)
                 passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
                 members = RoomMembers(store, settings.members_cache_seconds)
                 typing = TypingTracker(
@@ -235,11 +259,29 @@ async def open_node(
                     throttle=settings.typing_throttle,
                     per_minute=settings.typing_max_per_minute,
                 )
+                if cluster is not None:
+                    typing.remote = users.send_elsewhere_if_online
                 await services.start(typing.serve)
+                if rooms_link is not None:
+
+                    def room_members_changed(room_id: str) -> None:
+                        # A group change made on another node: typing here
+                        # must not go on reaching a removed member.
+                        members.invalidate(room_id)
+                        typing.members_changed(room_id)
+
+                    rooms_link.on_members.append(room_members_changed)
                 presence = PresenceTracker(
-                    store, hub, grace=settings.presence_grace, throttle=settings.presence_throttle
+                    store,
+                    hub,
+                    grace=settings.presence_grace,
+                    throttle=settings.presence_throttle,
+                    cluster=cluster_presence,
                 )
                 await services.start(presence.serve)
+                if cluster_presence is not None:
+                    cluster_presence.listener = presence
+                    await services.start(cluster_presence.serve)
                 # AI generations (issue 4): one supervisor, providers' clients reused.
                 ai = AiService(settings, store, system, hub, binary_frame)
                 await services.start(ai.serve)
@@ -267,7 +309,8 @@ async def open_node(
                 await services.start(stories.serve)
 
                 def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
-                    hub.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
+                    # On every node (issue 13): that device may be connected anywhere.
+                    users.close_sessions(user_id, session_ids, CloseCode.SESSION_REVOKED)
 
                 app = create_app(
                     BridgeServices(
@@ -343,6 +386,7 @@ async def open_node(
                             max_connections=settings.rest_max_connections,
                         ),
                         control=listener,
+                        reuse_port=reuse_port,
                     )
                 )
                 node = Node(
@@ -358,6 +402,7 @@ async def open_node(
                     expiry,
                     cluster,
                     rooms_link,
+                    users,
                 )
                 log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
                 await services.start(metrics.watch, node)  # /metrics reads it until shutdown

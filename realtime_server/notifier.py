@@ -8,6 +8,9 @@ the admin announcement uses. Rules:
   user can list and mark read; someone offline finds it in the list.
 - One frame per notification, encoded once for all its recipients'
   sessions (an announcement shares one id across recipients for this).
+- Several nodes (issue 13): ``users`` (``cluster.users.UserChannels``) also
+  reaches the users' sessions on the other nodes; counts returned are this
+  node's sessions.
 - Events of other features go through ``notify_quietly``: the call, the
   group change or the payment already happened, so a storage failure here
   is logged, never turned into a failure of what the user asked for.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -39,6 +42,9 @@ from storage.notifications import (
     notification_store,
 )
 from storage.notifications import Notification as StoredNotification
+
+if TYPE_CHECKING:
+    from realtime_server.cluster.users import UserChannels
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,9 @@ class Notifier:
         self._hub = hub  # realtime_server.hub.Hub
         self._frame = frame
         self._clock = clock
+        # Every node's sessions of a user (cluster.users.UserChannels), set by
+        # the node; None: this node's only, through the hub.
+        self.users: UserChannels | None = None
         # Push to offline devices (issue 15, part 3): (user ids, kind, title,
         # body) after each stored notification; set by the node, non-blocking.
         self.offline_push: Callable[[Sequence[str], str, str, str], None] | None = None
@@ -82,6 +91,12 @@ class Notifier:
             pushed += 1
         return pushed
 
+    def _push_users(self, n: NewNotification, user_ids: Sequence[str]) -> int:
+        if self.users is None:
+            return self._push(n, self._sessions_of(user_ids))
+        data = self._frame(codec.encode(NotifyNew(d=to_wire(n.stored()))))
+        return self.users.send_many(user_ids, data)
+
     def _sessions_of(self, user_ids: Iterable[str]) -> Iterable[Any]:
         return [s for u in user_ids for s in self._hub.sessions_of(u)]
 
@@ -96,7 +111,7 @@ class Notifier:
         """Store for these users (unknown ids skipped), then push; returns who got it."""
         n = self._new(kind, title, body, ref)
         got = await self.store.add(user_ids, n)
-        self._push(n, self._sessions_of(got))
+        self._push_users(n, got)
         if self.offline_push is not None:  # the push dispatcher: to devices offline
             self.offline_push(got, kind, title, body)
         return got
@@ -126,14 +141,20 @@ class Notifier:
             # Everyone there is: every session here belongs to a recipient
             # (a user made after the INSERT was not there to get it, and
             # hears it live anyway, which harms nobody).
+            if self.users is not None:
+                data = self._frame(codec.encode(NotifyNew(d=to_wire(n.stored()))))
+                return n.id, count, self.users.send_all(data)
             return n.id, count, self._push(n, self._hub.all_sessions())
         got = await self.store.add_to_plan(n, plan, rule)
-        return n.id, len(got), self._push(n, self._sessions_of(got))
+        return n.id, len(got), self._push_users(n, got)
 
     def push_read(self, user_id: str, ids: Sequence[str], unread: int, *, all: bool) -> None:
         """The user's devices hear what was marked read, and the count after it."""
         frame = NotifyRead(d=NotifyReadData(unread=unread, ids=list(ids), all=all))
         data = self._frame(codec.encode(frame))
+        if self.users is not None:
+            self.users.send(user_id, data)
+            return
         for session in self._hub.sessions_of(user_id):
             session.push(data)
 

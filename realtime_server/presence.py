@@ -18,8 +18,10 @@ Rules:
 - ``presence.get`` applies the same visibility rule, so what a client can ask
   is exactly what it could have been told.
 
-Single node: the state lives in this process (DESIGN: shared presence moves
-to Redis with the bus).
+Several nodes (issue 13): ``realtime_server.cluster.presence`` keeps which
+users the other nodes hold; online means held here or there, and each node
+tells its own watchers (see that module for the protocol and who stores
+last_seen). Single node: the state lives in this process, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -47,6 +50,9 @@ from storage.base import Store, now_ms
 from storage.contacts import contact_ids, contacts_store
 from storage.errors import StoreError
 from storage.presence import PresenceSettings, presence_store
+
+if TYPE_CHECKING:
+    from realtime_server.cluster.presence import ClusterPresence
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +123,16 @@ class _UserState:
 
 
 class PresenceTracker:
-    def __init__(self, store: Store, hub: Hub, *, grace: float, throttle: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        *,
+        grace: float,
+        throttle: float,
+        cluster: ClusterPresence | None = None,
+    ) -> None:
+        self._cluster = cluster  # the other nodes' part; None on a single node
         self._store = store
         self._presence = presence_store(store)
         self._hub = hub
@@ -150,6 +165,8 @@ class PresenceTracker:
             # Back within the grace period: nobody was told they left.
             st.grace.cancel()
             st.grace = None
+        if self._cluster is not None and st.sessions == 1:
+            self._cluster.up(user_id)  # held (again) with a session
         if not st.online:
             st.online = True
             self._changed(st)
@@ -176,6 +193,8 @@ class PresenceTracker:
         if st is None or st.sessions <= 0:
             return
         st.sessions -= 1
+        if st.sessions == 0 and self._cluster is not None:
+            self._cluster.idle(user_id)  # still held, through the grace period
         if st.sessions == 0 and st.grace is None and self._nursery is not None:
             st.grace = trio.CancelScope()
             self._nursery.start_soon(self._go_offline_later, st, st.grace)
@@ -190,6 +209,11 @@ class PresenceTracker:
         st.grace = None
         st.online = False
         st.last_seen = now_ms()
+        if self._cluster is not None and self._cluster.down(st.user_id, st.last_seen):
+            # Still online through another node: nothing to tell or store;
+            # whichever node is left last does both.
+            self._forget_if_idle(st)
+            return
         # Stored before anyone is told, so a presence.get after the push (which
         # may read storage once this state is forgotten) agrees with it.
         try:
@@ -210,12 +234,13 @@ class PresenceTracker:
         if delay > 0:
             await trio.sleep(delay)
         st.flush_queued = False
-        if st.sent_online == st.online:
+        online = self._online(st)
+        if st.sent_online == online:
             self._forget_if_idle(st)
             return
-        st.sent_online = st.online
+        st.sent_online = online
         st.next_send = trio.current_time() + self._throttle
-        state = PresenceState(st.user_id, st.online, None if st.online else st.last_seen)
+        state = PresenceState(st.user_id, online, None if online else st.last_seen)
         try:
             await self._broadcast(state)
         except StoreError as exc:
@@ -226,7 +251,7 @@ class PresenceTracker:
         # Offline users are kept only while a throttle window could still
         # matter; the database has their last_seen.
         if (
-            not st.online
+            not self._online(st)
             and st.sessions == 0
             and st.grace is None
             and not st.flush_queued
@@ -237,12 +262,17 @@ class PresenceTracker:
 
     async def _drop_after_window(self, st: _UserState) -> None:
         await trio.sleep(max(0.0, st.next_send - trio.current_time()))
-        if not st.online and st.sessions == 0 and not st.flush_queued and st.grace is None:
+        if not self._online(st) and st.sessions == 0 and not st.flush_queued and st.grace is None:
             if self._users.get(st.user_id) is st:
                 del self._users[st.user_id]
 
     async def _broadcast(self, state: PresenceState) -> None:
         user = state.user
+        if user not in self._watchers:
+            # Nobody here asked: no audience to read (with several nodes,
+            # every node hears every transition; only watchers' nodes pay).
+            self.broadcasts[user] += 1
+            return
         settings = (await self._presence.presence_settings([user]))[user]
         if settings.visibility == "nobody":
             return
@@ -264,7 +294,42 @@ class PresenceTracker:
 
     def is_online(self, user_id: str) -> bool:
         st = self._users.get(user_id)
-        return st is not None and st.online
+        if st is not None and st.online:
+            return True
+        return self._cluster is not None and self._cluster.elsewhere(user_id)
+
+    def _online(self, st: _UserState) -> bool:
+        """Held here, or by another node."""
+        return st.online or (self._cluster is not None and self._cluster.elsewhere(st.user_id))
+
+    # ----- the other nodes (cluster.presence.PresenceListener) -----------------------
+
+    def remote_online(self, user_id: str) -> None:
+        st = self._users.get(user_id)
+        if st is not None and st.online:
+            return  # held here too: the world already knows
+        if st is None and user_id in self._watchers:
+            st = self._users[user_id] = _UserState(user_id)
+        if st is not None:
+            self._changed(st)
+
+    def remote_offline(self, user_id: str, last_seen: int, store: bool) -> None:
+        st = self._users.get(user_id)
+        if st is not None and st.online:
+            return  # still held here
+        if store and self._nursery is not None:
+            self._nursery.start_soon(self._store_last_seen, user_id, last_seen)
+        if st is None and user_id in self._watchers:
+            st = self._users[user_id] = _UserState(user_id)
+        if st is not None:
+            st.last_seen = max(st.last_seen or 0, last_seen)
+            self._changed(st)
+
+    async def _store_last_seen(self, user_id: str, at: int) -> None:
+        try:
+            await self._presence.set_last_seen(user_id, at)
+        except StoreError as exc:
+            log.warning("could not store last_seen of %s: %r", user_id, exc)
 
     async def lookup(self, viewer: str, user_ids: list[str]) -> list[PresenceState]:
         """The presence of each of ``user_ids`` that ``viewer`` may see, in order."""
@@ -288,10 +353,15 @@ class PresenceTracker:
                 if not may_see(s.visibility, is_contact=known, shares_room=shares):
                     continue
             st = self._users.get(user)
-            if st is not None and st.online:
+            if self.is_online(user):
                 found.append(PresenceState(user, True))
             else:
                 last = st.last_seen if st is not None and st.last_seen else s.last_seen
+                if self._cluster is not None:
+                    # Another node's down may be heard before its write lands.
+                    heard = self._cluster.recent_last_seen(user)
+                    if heard is not None and (last is None or heard > last):
+                        last = heard
                 found.append(PresenceState(user, False, last))
         return found
 

@@ -231,6 +231,9 @@ class Settings:
     redis_prefix: str = "rt:"  # prefix of every bus channel (several deployments, one Redis)
     node_id: str = ""  # a name for logs and leases; empty: host name and process id
     node_lease_seconds: float = 1.5  # a silent node's rooms move to others after this
+    # Presence across nodes: each node's beacon period; a node silent for 3 of
+    # them is dead and its users go offline (cluster/presence.py).
+    presence_beacon_seconds: float = 5.0
     workers: int = 0  # serve: node processes on one port; 0: one per core with Redis, else 1
 
     @property
@@ -327,6 +330,7 @@ def _validate(s: Settings) -> None:
         "ai_files_per_preset",
         "ai_file_chunk_tokens",
         "node_lease_seconds",
+        "presence_beacon_seconds",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be positive")

@@ -37,13 +37,16 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 import trio.lowlevel
 
 from realtime_server.cluster.bus import Handler
 from realtime_server.cluster.bus_redis import RedisBus
+
+if TYPE_CHECKING:
+    from storage.asyncio_bridge import AsyncioBridge
 
 _STAMP = struct.Struct(">d")
 BURST = 100
@@ -80,13 +83,13 @@ async def open_coredis(nursery: trio.Nursery, url: str) -> tuple[Endpoint, Endpo
 class RedisPyEndpoint:
     """The bus's loop on redis-py's asyncio client, hosted by trio-asyncio."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, bridge: AsyncioBridge) -> None:
         self._url = url
+        self._bridge = bridge
         self._outbox: list[tuple[str, bytes]] = []
         self._ready = trio.Event()
         self._handlers: dict[str, Handler] = {}
         self._pubsub: Any = None
-        self._bridge: Any = None
         self._nursery: trio.Nursery | None = None
 
     def publish(self, channel: str, payload: bytes) -> None:
@@ -122,48 +125,54 @@ class RedisPyEndpoint:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         import redis.asyncio
 
-        from storage.asyncio_bridge import open_asyncio_bridge
+        bridge = self._bridge
 
-        async with open_asyncio_bridge() as bridge:
-            self._bridge = bridge
+        async def connect() -> tuple[Any, Any]:
+            client = redis.asyncio.Redis.from_url(self._url)
+            await client.ping()
+            return client, client.pubsub()
 
-            async def connect() -> tuple[Any, Any]:
-                client = redis.asyncio.Redis.from_url(self._url)
-                await client.ping()
-                return client, client.pubsub()
+        client, self._pubsub = await bridge.run(connect)
 
-            client, self._pubsub = await bridge.run(connect)
+        async def send(batch: list[tuple[str, bytes]]) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
 
-            async def send(batch: list[tuple[str, bytes]]) -> None:
-                async with client.pipeline(transaction=False) as pipe:
-                    for channel, payload in batch:
-                        pipe.publish(channel, payload)
-                    await pipe.execute()
+        async def publisher() -> None:
+            while True:
+                await self._ready.wait()
+                self._ready = trio.Event()
+                batch, self._outbox = self._outbox, []
+                await bridge.run(send, batch)
 
-            async def publisher() -> None:
-                while True:
-                    await self._ready.wait()
-                    self._ready = trio.Event()
-                    batch, self._outbox = self._outbox, []
-                    await bridge.run(send, batch)
-
-            try:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    nursery.start_soon(publisher)
-                    task_status.started()
-                    await trio.sleep_forever()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await bridge.run(self._pubsub.aclose)
-                    await bridge.run(client.aclose)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(publisher)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await bridge.run(self._pubsub.aclose)
+                await bridge.run(client.aclose)
 
 
 async def open_redis_py(nursery: trio.Nursery, url: str) -> tuple[Endpoint, Endpoint]:
-    pub, sub = RedisPyEndpoint(url), RedisPyEndpoint(url)
-    await nursery.start(pub.serve)
-    await nursery.start(sub.serve)
-    return pub, sub
+    # ONE asyncio loop for both clients, as in a process that hosts asyncio
+    # once (storage.asyncio_bridge); it closes after them.
+    async def host(*, task_status: trio.TaskStatus[tuple[Endpoint, Endpoint]]) -> None:
+        from storage.asyncio_bridge import open_asyncio_bridge
+
+        async with open_asyncio_bridge() as bridge, trio.open_nursery() as clients:
+            pub, sub = RedisPyEndpoint(url, bridge), RedisPyEndpoint(url, bridge)
+            await clients.start(pub.serve)
+            await clients.start(sub.serve)
+            task_status.started((pub, sub))
+
+    endpoints: tuple[Endpoint, Endpoint] = await nursery.start(host)
+    return endpoints
 
 
 async def measure(opener: Opener, url: str, count: int, size: int) -> Sample:

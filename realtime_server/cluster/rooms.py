@@ -150,6 +150,8 @@ class ClusterRooms:
         self._repairing: dict[str, list[Batch]] = {}
         self._nursery: trio.Nursery | None = None
         self.repairs = 0  # gaps filled from storage (metrics, tests)
+        # Told the room whose members changed, on every node (caches to drop).
+        self.on_members: list[Callable[[str], None]] = []
         self.unpublished = 0  # batches and events the bus refused (metrics, tests)
         self.lapses = 0  # times the node lease was found run out
 
@@ -603,6 +605,8 @@ class ClusterRooms:
         if self.system.is_live(ROOM, notice.room):
             self._tell(notice.room, BlocksChanged() if notice.blocks else MembersChanged())
         if not notice.blocks:
+            for changed in self.on_members:
+                changed(notice.room)
             self._spawn(self._reload_room, notice.room)
 
     async def _reload_room(self, room: str) -> None:
