@@ -276,10 +276,12 @@ class ClusterCalls:
     def forward(self, leader: str, call_id: str, msg: Any) -> None:
         assert isinstance(msg, CallRequest)
         session = msg.session
-        assert isinstance(session, Session), "only local devices' requests are forwarded"
+        # A remote device's request reaches us when we led once and no longer
+        # do: pass it on; its own node keeps the time and watches the device.
+        origin = session.node if isinstance(session, RemoteSession) else self.node_key
         envelope = Forward(
             call_id,
-            self.node_key,
+            origin,
             session.info.conn_id,
             session.user_id,
             session.info.device,
@@ -298,6 +300,8 @@ class ClusterCalls:
         except BusUnavailable:
             self.settled(msg)
             raise ActorUnavailable(_BUS_DOWN, code=ErrorCode.UNAVAILABLE) from None
+        if not isinstance(session, Session):
+            return
         key = (session.info.conn_id, msg.request_id)
         now = trio.current_time()
         waiting = self._waiting.get(key)
