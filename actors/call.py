@@ -18,6 +18,12 @@ Rules:
   found unfinished in storage on start (this actor crashed, or the node
   stopped mid-call) is ended as ``failed``: its signaling state is gone.
 - The actor never stops while its call is not over (``may_stop_idle``).
+- Several nodes (issue 13, ``actors.call_link``): with a link, the actor on
+  the node holding the call's lease leads; elsewhere it forwards requests
+  there. Busy is decided in the shared ``call_claims`` table inside the
+  transaction that stores the call (``storage.call_claims``), every write is
+  fenced by the call's lease, and pushes also go to the users' devices on
+  other nodes. Without a link nothing of this runs.
 - Access follows the room (issue 12): ``accept`` and ``join`` of a group call
   re-read the room's members from storage, and ``AccessChanged`` (cast by
   the REST bridge after a member is removed or leaves, and after a block or
@@ -38,6 +44,7 @@ import msgspec
 import trio
 
 from actors import call_rules as rules
+from actors.call_link import Adopt, CallLink, Reforward
 from actors.call_registry import CallRegistry
 from actors.call_rules import Call, CallProblem, Change, Participant, Status
 from actors.errors import ActorError, ActorUnavailable
@@ -63,9 +70,11 @@ from protocol.frames_calls import (
 )
 from realtime_server import metrics
 from storage.base import Store, now_ms
+from storage.call_claims import LEASE_PREFIX, CallerBusy
 from storage.calls import CallParticipantRecord, CallRecord, CallStore
 from storage.contacts import blocked_either_way, contacts_store
-from storage.errors import StoreError
+from storage.errors import Fenced, StoreError
+from storage.fence import ROOM_FENCE
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +106,8 @@ class CallDeps:
     # Told who a new call rings (call id, room, caller, kind, callees), to
     # push to those offline (issue 15, part 3; non-blocking).
     ringing: Callable[[str, str, str, str, list[str]], None] | None = None
+    # The other nodes (issue 13); None on a single node.
+    link: CallLink | None = None
 
 
 # ----- messages --------------------------------------------------------------
@@ -168,9 +179,11 @@ class SessionGone:
 @dataclass(frozen=True, slots=True)
 class AccessChanged:
     """``users`` may have lost (or regained) the right to be in this call with
-    someone: removed from the room, left it, blocked or unblocked someone."""
+    someone: removed from the room, left it, blocked or unblocked someone.
+    ``everyone``: who is not known (a change announced by another node)."""
 
     users: tuple[str, ...]
+    everyone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,20 +277,33 @@ class CallActor(Actor):
         self.epochs = 0
         # Group calls: pairs that blocked one another; no signaling between them.
         self.apart: set[frozenset[str]] = set()
+        # Several nodes: the node holding the call's lease (None: not asked
+        # yet, or a new call), and whether we lost it while leading.
+        self.leader: str | None = None
+        self.lost = False
 
     async def on_start(self) -> None:
+        link = self.deps.link
         try:
             record = await self.deps.calls.get_call(self.key)
+            if record is None:
+                return  # a new call: only Start may come
+            if link is not None and record.state != rules.State.ENDED:
+                await self._claim(link)
+                if not self.leads:
+                    return  # a follower: the leader has the call
         except StoreError as exc:
             raise ActorUnavailable(
                 "Call storage is unavailable; retry.", code=ErrorCode.UNAVAILABLE
             ) from exc
-        if record is None:
-            return  # a new call: only Start may come
+        await self._resume(record)
+
+    async def _resume(self, record: CallRecord) -> None:
         self.call = from_record(record)
         if not self.call.ended:
-            # A previous incarnation crashed: its timers, sessions and claims
-            # are gone or stale, and without them the call cannot go on.
+            # A previous incarnation crashed (or, with several nodes, the
+            # leader died): its timers, sessions and claims are gone or
+            # stale, and without them the call cannot go on.
             self.deps.registry.cancel_all(self.key)
             self.deps.registry.release_call(self.key)
             await self._apply(rules.fail(self.call, self.deps.clock()))
@@ -285,7 +311,81 @@ class CallActor(Actor):
     def may_stop_idle(self) -> bool:
         return self.call is None or self.call.ended
 
+    # ----- several nodes -----------------------------------------------------
+
+    @property
+    def leads(self) -> bool:
+        """True where this actor runs the call (always on one node)."""
+        return self.deps.link is None or self.leader == self.deps.link.node_key
+
+    async def _claim(self, link: CallLink) -> None:
+        holder = await link.claim(LEASE_PREFIX + self.key)
+        self.leader = holder.node_key
+        # Every write this task makes for the call checks the lease is still ours.
+        ROOM_FENCE.set((LEASE_PREFIX + self.key, holder.token) if self.leads else None)
+
+    async def _reclaim(self, link: CallLink) -> None:
+        """Claim again; leading now without the call in memory (its leader
+        died, or we were cut off), take it over from storage."""
+        await self._claim(link)
+        if self.leads and self.call is None:
+            record = await self.deps.calls.get_call(self.key)
+            if record is not None:
+                await self._resume(record)
+
+    async def _route(self, msg: Any) -> Any:
+        """With several nodes: the message to handle here, or None when it
+        was forwarded to the leader (or is the leader's business)."""
+        link = self.deps.link
+        assert link is not None
+        # A forward unanswered, a sweep that found the leader gone, or our own
+        # lease lost: ask again who leads (perhaps us now).
+        if isinstance(msg, Reforward | Adopt) or self.lost:
+            self.lost = False
+            inner = msg.msg if isinstance(msg, Reforward) else msg
+            try:
+                await self._reclaim(link)
+            except StoreError:
+                if isinstance(inner, CallRequest):
+                    inner.reply_err(ErrorCode.UNAVAILABLE, "Storage is unavailable; retry.")
+                return None
+            msg = inner
+        if isinstance(msg, Adopt):
+            return None  # claiming was the point
+        if self.leads or self.leader is None or (self.call is not None and self.call.ended):
+            if isinstance(msg, CallRequest):
+                link.settled(msg)
+            return msg
+        if isinstance(msg, CallRequest):
+            try:
+                link.forward(self.leader, self.key, msg)
+            except ActorError as exc:
+                msg.reply_err(exc.code, exc.message)
+        # Timers and session watchers run on the leader: here they are stale.
+        return None
+
+    def _step_down(self) -> None:
+        """Our lease was taken (we were paused or cut off past it): the new
+        leader has ended the call as failed; forget it and follow."""
+        log.error("call %s: lease lost to another node; stepping down", self.key)
+        self.deps.registry.cancel_all(self.key)
+        self.deps.registry.release_call(self.key)
+        for watcher in self.watchers.values():
+            watcher.cancel()
+        self.watchers.clear()
+        self.sessions.clear()
+        self.grace.clear()
+        self.held.clear()
+        self.ring_timer = None
+        self.call = None
+        self.lost = True
+        ROOM_FENCE.set(None)
+
     async def handle_cast(self, msg: Any) -> None:
+        if self.deps.link is not None:
+            msg = await self._route(msg)
+            if msg is None:
+                return
         if self.call is None and not isinstance(msg, Start):
             if isinstance(msg, CallRequest):
                 raise ActorUnavailable("No such call.", code=ErrorCode.NOT_FOUND)
@@ -310,8 +410,10 @@ class CallActor(Actor):
                     await self._grace_over(user, epoch)
                 case RingOver():
                     await self._ring_over()
-                case AccessChanged(users):
-                    await self._access_changed(users)
+                case AccessChanged(users, everyone):
+                    await self._access_changed(
+                        tuple(self._call.participants) if everyone else users
+                    )
                 case _:
                     raise ActorError(f"call cannot take {type(msg).__name__}")
         except (CallProblem, StoreError) as exc:
@@ -348,27 +450,35 @@ class CallActor(Actor):
         # claims are one step, so racing calls cannot share a user.
         if deps.registry.holder(caller) is not None:
             raise CallProblem(ErrorCode.ALREADY_IN_CALL, "You are already in another call.")
-        call = rules.new_call(
-            call_id=self.key,
-            room=room.id,
-            room_kind=room.kind,
-            caller=caller,
-            device=msg.device,
-            kind=msg.kind,
-            callees=callees,
-            busy=deps.registry.busy_elsewhere(callees, self.key),
-            now=deps.clock(),
-        )
-        self._claim(rules.claims(call))
-        try:
-            await deps.calls.insert_call(to_record(call))
-        except StoreError as exc:
-            log.warning("call %s not stored: %r", self.key, exc)
-            deps.registry.release_call(self.key)
-            # Stops this actor: the caller gets ``unavailable`` and may retry.
-            raise ActorUnavailable(
-                "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
-            ) from exc
+
+        def new_call(busy: set[str]) -> Call:
+            return rules.new_call(
+                call_id=self.key,
+                room=room.id,
+                room_kind=room.kind,
+                caller=caller,
+                device=msg.device,
+                kind=msg.kind,
+                callees=callees,
+                busy=busy | deps.registry.busy_elsewhere(callees, self.key),
+                now=deps.clock(),
+            )
+
+        if deps.link is not None:
+            call = await self._start_shared(deps.link, caller, callees, new_call)
+            self._hold_locally(rules.claims(call))
+        else:
+            call = new_call(set())
+            self._hold_locally(rules.claims(call))
+            try:
+                await deps.calls.insert_call(to_record(call))
+            except StoreError as exc:
+                log.warning("call %s not stored: %r", self.key, exc)
+                deps.registry.release_call(self.key)
+                # Stops this actor: the caller gets ``unavailable`` and may retry.
+                raise ActorUnavailable(
+                    "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
+                ) from exc
         self.call = call
         metrics.call_started()
         msg.reply(CallOk(re=msg.request_id, d=rules.view(call, deps.ice_servers(caller))))
@@ -386,11 +496,63 @@ class CallActor(Actor):
             ring = CallRing(d=rules.view(call, deps.ice_servers(user)))
             for session in deps.hub.sessions_of(user):
                 session.push_frame(ring)
+            if deps.link is not None:
+                deps.link.to_user(room.id, user, codec.encode(ring))
         if deps.ringing is not None:
             deps.ringing(
                 call.id, room.id, caller, call.kind, list(call.with_status(Status.RINGING))
             )
         self.ring_timer = deps.registry.after(self.key, deps.ring_seconds, self.ref, RingOver())
+
+    async def _start_shared(
+        self,
+        link: CallLink,
+        caller: str,
+        callees: list[str],
+        new_call: Callable[[set[str]], Call],
+    ) -> Call:
+        """Several nodes: lead the new call, and decide who is busy and store
+        the call in one transaction with the shared claims."""
+        made: list[Call] = []
+
+        def build(busy: set[str]) -> tuple[CallRecord, set[str]]:
+            made.append(new_call(busy))
+            return to_record(made[-1]), rules.claims(made[-1])
+
+        try:
+            await self._claim(link)
+            if not self.leads:
+                raise CallProblem(ErrorCode.CONFLICT, "This call id is taken.")
+            await link.claims.start(self.key, link.node_key, caller, callees, build)
+        except CallerBusy:
+            raise CallProblem(
+                ErrorCode.ALREADY_IN_CALL, "You are already in another call."
+            ) from None
+        except StoreError as exc:
+            log.warning("call %s not stored: %r", self.key, exc)
+            raise ActorUnavailable(
+                "The call could not be stored; try again.", code=ErrorCode.UNAVAILABLE
+            ) from exc
+        return made[-1]
+
+    async def _hold_shared(self, user: str) -> bool:
+        """Several nodes: make ``user`` busy with this call in the shared
+        claims before they join it; True if this claimed them just now."""
+        link = self.deps.link
+        if link is None or user in self.held:
+            return False
+        if not await link.claims.claim(self.key, link.node_key, user):
+            raise CallProblem(ErrorCode.ALREADY_IN_CALL, "You are already in another call.")
+        return True
+
+    async def _unhold_shared(self, user: str) -> None:
+        """Give back a claim whose join the call refused."""
+        link = self.deps.link
+        assert link is not None
+        try:
+            await link.claims.release(self.key, [user])
+        except StoreError as exc:  # taken over once the call ends
+            log.warning("call %s: claim of %s not released: %r", self.key, user, exc)
 
     async def _accept(self, msg: Accept) -> None:
         call, user = self._call, msg.user
@@ -398,14 +560,20 @@ class CallActor(Actor):
         is_member = await self._is_member(user)
         await self._keep_apart(user)
         self._check_free(user)
-        change = rules.accept(
-            call,
-            user,
-            msg.device,
-            self.deps.clock(),
-            cap=self.deps.max_participants,
-            is_member=is_member,
-        )
+        fresh = await self._hold_shared(user)
+        try:
+            change = rules.accept(
+                call,
+                user,
+                msg.device,
+                self.deps.clock(),
+                cap=self.deps.max_participants,
+                is_member=is_member,
+            )
+        except CallProblem:
+            if fresh:
+                await self._unhold_shared(user)
+            raise
         await self._joined(msg, change)
 
     async def _join(self, msg: Join) -> None:
@@ -416,14 +584,20 @@ class CallActor(Actor):
         is_member = await self._is_member(user)
         await self._keep_apart(user)
         self._check_free(user)
-        change = rules.join(
-            call,
-            user,
-            msg.device,
-            self.deps.clock(),
-            cap=self.deps.max_participants,
-            is_member=is_member,
-        )
+        fresh = await self._hold_shared(user)
+        try:
+            change = rules.join(
+                call,
+                user,
+                msg.device,
+                self.deps.clock(),
+                cap=self.deps.max_participants,
+                is_member=is_member,
+            )
+        except CallProblem:
+            if fresh:
+                await self._unhold_shared(user)
+            raise
         await self._joined(msg, change)
 
     async def _is_member(self, user: str) -> bool:
@@ -451,7 +625,7 @@ class CallActor(Actor):
 
     async def _joined(self, msg: CallRequest, change: Change) -> None:
         user = msg.user
-        self._claim({user})
+        self._hold_locally({user})
         self._cancel_grace(user)
         self._attach(user, msg.session)
         ok = CallOk(re=msg.request_id, d=rules.view(self._call, self.deps.ice_servers(user)))
@@ -556,7 +730,7 @@ class CallActor(Actor):
         if holder is not None and holder != self.key:
             raise CallProblem(ErrorCode.ALREADY_IN_CALL, "You are already in another call.")
 
-    def _claim(self, users: set[str]) -> None:
+    def _hold_locally(self, users: set[str]) -> None:
         for user in users:
             if self.deps.registry.claim(user, self.key):
                 self.held.add(user)
@@ -586,7 +760,8 @@ class CallActor(Actor):
         """
         call = self._call
         keep = rules.claims(call)
-        for user in self.held - keep:
+        released = self.held - keep
+        for user in released:
             self.deps.registry.release(user, self.key)
         self.held &= keep
         for user in list(self.sessions):
@@ -600,8 +775,20 @@ class CallActor(Actor):
         if self.ring_timer is not None and not call.with_status(Status.RINGING):
             self.ring_timer.cancel()
             self.ring_timer = None
+        link = self.deps.link
         try:
-            await self.deps.calls.save_call(to_record(call), change.touched)
+            if link is None:
+                await self.deps.calls.save_call(to_record(call), change.touched)
+            else:
+                # The claims go with the transition; an ended call gives back all.
+                await link.claims.save(
+                    to_record(call), change.touched, None if call.ended else released
+                )
+        except Fenced:
+            self._step_down()
+            if reply is not None:
+                reply[0].reply_err(ErrorCode.UNAVAILABLE, "The call moved; retry.")
+            return
         except StoreError as exc:
             # The live call goes on; history catches up with the next save,
             # or the start-up sweep ends the row as failed.
@@ -622,12 +809,19 @@ class CallActor(Actor):
         frame = CallStateFrame(
             d=CallStateData(event=change.event, call=rules.view(call), user=change.user)  # type: ignore[arg-type]
         )
-        data = self.deps.frame(codec.encode(frame))
         if users is None:
             users = [u for u, p in call.participants.items() if p.status is not Status.BUSY]
+        self._push(users, codec.encode(frame))
+
+    def _push(self, users: Iterable[str], raw: bytes) -> None:
+        """One encoded frame to every device of ``users``, here and on other nodes."""
+        data = self.deps.frame(raw)
+        link, room = self.deps.link, self._call.room
         for user in users:
             for session in self.deps.hub.sessions_of(user):
                 session.push(data)
+            if link is not None:
+                link.to_user(room, user, raw)
 
     async def _missed_notices(self) -> None:
         call = self._call
@@ -640,11 +834,8 @@ class CallActor(Actor):
                 ts=call.ended_at or self.deps.clock(),
             )
         )
-        data = self.deps.frame(codec.encode(notice))
         missed = call.with_status(Status.MISSED)
-        for user in missed:
-            for session in self.deps.hub.sessions_of(user):
-                session.push(data)
+        self._push(missed, codec.encode(notice))
         if self.deps.notifier is not None:
             await self.deps.notifier.missed_call(
                 list(missed), call.id, call.room, call.caller, call.kind

@@ -10,14 +10,10 @@ Rules:
   registry's own nursery; each tells its call actor a message when it fires
   and is cancelled by ``cancel`` or ``cancel_all`` when no longer wanted.
 
-Scale-out: this registry is one node's. With several nodes a user's devices
-may sit on different nodes, so "busy" must live where every node sees it,
-e.g. a Redis key per user (``SET call:busy:<user> <call> NX`` with a TTL the
-call actor refreshes), and a call's actor must run on one node (the call id
-hashed to a node, or a Redis lease), with pushes to sessions on other nodes
-going over the bus like room fan-out. The room index (``calls_in``) then
-has to be shared too, so that a member removed through any node's REST API
-reaches the call (``actors.call.access_changed``) wherever it runs.
+Several nodes (issue 13): this registry stays one node's (the timers and
+watchers of the calls it leads, and their rooms); who is busy is decided
+across nodes in the shared ``call_claims`` table (``storage.call_claims``),
+and the registry's ``holder`` then mirrors only the calls led here.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from realtime_server.admin_stats import LiveStats
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.ai import ClusterAi
 from realtime_server.cluster.bus import Bus
+from realtime_server.cluster.calls import ClusterCalls
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
 from realtime_server.cluster.rooms import ClusterRooms
@@ -209,7 +210,21 @@ async def open_node(
                 call_registry = CallRegistry()
                 await services.start(call_registry.serve)
                 calls = calls_store(store)
-                if swept := await calls.end_unfinished("failed", now_ms()):
+                # Several nodes (issue 13): a call is led by its lease holder;
+                # only calls whose leader is gone end, by the link's sweep.
+                calls_link: ClusterCalls | None = None
+                if cluster is not None:
+                    calls_link = ClusterCalls(
+                        cluster,
+                        store,
+                        hub,
+                        system,
+                        call_registry,
+                        binary_frame,
+                        lease_seconds=settings.node_lease_seconds,
+                        ask_timeout=settings.ask_timeout,
+                    )
+                elif swept := await calls.end_unfinished("failed", now_ms()):
                     log.info("ended %d calls left unfinished as failed", len(swept))
                 call_deps = CallDeps(
                     store=store,
@@ -224,8 +239,11 @@ async def open_node(
                     max_participants=settings.call_max_participants,
                     notifier=notifier,
                     ringing=push.call_ringing,
+                    link=calls_link,
                 )
                 system.register(CALL, lambda key, ref: CallActor(key, ref, call_deps))
+                if calls_link is not None:
+                    await services.start(calls_link.serve)
                 tokens = TokenService(
                     settings.jwt_secret,
                     settings.access_token_ttl,

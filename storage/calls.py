@@ -148,6 +148,11 @@ def _save(call: CallRecord, users: Sequence[str] | None, *, insert: bool) -> Op[
         yield ExecuteMany(_UPSERT_PARTICIPANT, rows)
 
 
+def save_op(call: CallRecord, users: Sequence[str] | None, *, insert: bool) -> Op[None]:
+    """The call's insert or update, for a transaction that does more (``storage.call_claims``)."""
+    yield from _save(call, users, insert=insert)
+
+
 def _get_call(d: Dialect, call_id: str) -> Op[CallRecord | None]:
     row = yield FetchOne(f"SELECT {CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,))
     if row is None:
