@@ -40,8 +40,13 @@ async def open_store(
         async with (
             open_postgres_driver(database_url) as pg_driver,
             pg_driver.dedicated() as messages_driver,
+            pg_driver.dedicated() as lease_driver,
         ):
-            yield SqlStore(Database(pg_driver), messages_db=Database(messages_driver))
+            yield SqlStore(
+                Database(pg_driver),
+                messages_db=Database(messages_driver),
+                lease_db=Database(lease_driver),
+            )
     else:
         raise ValueError(
             "DATABASE_URL must start with sqlite:///, postgresql:// or postgres://,"

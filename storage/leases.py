@@ -11,7 +11,7 @@ Why leases in PostgreSQL rather than in Redis or as advisory locks:
 
 How it holds:
 - Every node renews ``node_leases`` (its key, fresh at every start) every
-  third of ``NODE_LEASE_SECONDS``, on the database's clock.
+  quarter of ``NODE_LEASE_SECONDS``, on the database's clock.
 - ``claim`` takes a room if nobody holds it, or if its holder's node lease
   has run out; the ``token`` then grows by one. A live holder keeps it.
 - Every write of the holder first locks its ``room_leases`` row with

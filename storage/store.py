@@ -160,12 +160,21 @@ UPDATE rooms r
 
 
 class SqlStore:
-    def __init__(self, db: Database, *, messages_db: Database | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        messages_db: Database | None = None,
+        lease_db: Database | None = None,
+    ) -> None:
         self.db = db
         self.backend = db.backend
         # The group-commit writer's own connection where the driver has a
         # pool (PostgreSQL); SQLite's single write connection otherwise.
         self._messages_db = messages_db or db
+        # Node lease renewals (issue 13) on a connection of their own: a
+        # loaded node's pool queue must never make its lease run out.
+        self.lease_db = lease_db or db
 
     async def migrate(self) -> MigrationReport:
         report = await migrate.migrate(self.db)
