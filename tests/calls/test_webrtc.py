@@ -181,6 +181,39 @@ async def relay_candidates(client: Client, call: str, to: str, candidates: list[
     await send_ice(client, call, to, "", sdp_mid=candidates[0].mid)  # end of candidates
 
 
+async def connect_peers(
+    offerer: tuple[Client, AsyncioPeer],
+    answerer: tuple[Client, AsyncioPeer, str],
+    call: str,
+    words: tuple[str, str],
+) -> None:
+    """Two real WebRTC peers connect through the server's signaling relay (the
+    offerer offers, the answerer's device answers) and say ``words`` to each
+    other over a data channel; each saw offer/answer, candidates and the end
+    of candidates, in that order."""
+    (a, ada_peer), (b, bob_peer, bob_id) = offerer, answerer
+    ada_got: list[str] = []
+    bob_got: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_signaling, a, ada_peer, call, ada_got)
+        nursery.start_soon(serve_signaling, b, bob_peer, call, bob_got)
+        sdp, candidates = await ada_peer.run(ada_peer.peer.offer)
+        assert candidates, "aiortc gathered no candidates"
+        await send_sdp(a, call, bob_id, "offer", sdp)
+        await relay_candidates(a, call, bob_id, candidates)
+
+        assert await ada_peer.run(ada_peer.peer.wait_connected) == "connected"
+        assert await bob_peer.run(bob_peer.peer.wait_connected) == "connected"
+        await ada_peer.run(ada_peer.peer.send, words[0])
+        assert await bob_peer.run(bob_peer.peer.receive) == words[0]
+        await bob_peer.run(bob_peer.peer.send, words[1])
+        assert await ada_peer.run(ada_peer.peer.receive) == words[1]
+        nursery.cancel_scope.cancel()
+
+    assert bob_got[0] == "offer" and "ice" in bob_got and bob_got[-1] == "ice-end"
+    assert ada_got[0] == "answer" and "ice" in ada_got and ada_got[-1] == "ice-end"
+
+
 async def serve_signaling(client: Client, me: AsyncioPeer, call: str, received: list[str]) -> None:
     """Hand every relayed SDP and candidate to the peer; answer offers."""
     while True:
@@ -227,26 +260,12 @@ async def test_two_aiortc_peers_connect_through_call_signaling_and_talk(
         assert (await expect_state(a, "joined")).user == bob.id
         await expect_state(b, "joined")
 
-        ada_got: list[str] = []
-        bob_got: list[str] = []
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_signaling, a, ada_peer, call.id, ada_got)
-            nursery.start_soon(serve_signaling, b, bob_peer, call.id, bob_got)
-            # The mesh rule: ada was in the call when bob joined, so ada offers.
-            sdp, candidates = await ada_peer.run(ada_peer.peer.offer)
-            assert candidates, "aiortc gathered no candidates"
-            await send_sdp(a, call.id, bob.id, "offer", sdp)
-            await relay_candidates(a, call.id, bob.id, candidates)
-
-            assert await ada_peer.run(ada_peer.peer.wait_connected) == "connected"
-            assert await bob_peer.run(bob_peer.peer.wait_connected) == "connected"
-            await ada_peer.run(ada_peer.peer.send, "hello over a data channel")
-            assert await bob_peer.run(bob_peer.peer.receive) == "hello over a data channel"
-            await bob_peer.run(bob_peer.peer.send, "hello back")
-            assert await ada_peer.run(ada_peer.peer.receive) == "hello back"
-            nursery.cancel_scope.cancel()
-
-        assert bob_got[0] == "offer" and "ice" in bob_got and bob_got[-1] == "ice-end"
-        assert ada_got[0] == "answer" and "ice" in ada_got and ada_got[-1] == "ice-end"
+        # The mesh rule: ada was in the call when bob joined, so ada offers.
+        await connect_peers(
+            (a, ada_peer),
+            (b, bob_peer, bob.id),
+            call.id,
+            ("hello over a data channel", "hello back"),
+        )
         await hangup(a, call.id)
         assert (await expect_state(b, "ended")).call.outcome == "answered"

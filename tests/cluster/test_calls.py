@@ -39,7 +39,7 @@ from tests.calls.helpers import (
     start,
     statuses,
 )
-from tests.calls.test_webrtc import AsyncioPeer, relay_candidates, serve_signaling
+from tests.calls.test_webrtc import AsyncioPeer, connect_peers
 from tests.cluster.conftest import LocalCluster
 from tests.e2e.helpers import auth, create_group, login, register
 
@@ -356,25 +356,11 @@ async def test_two_aiortc_peers_on_two_nodes_connect_through_relayed_signaling(
             assert (await expect_state(a, "joined")).user == bob.id
             await expect_state(b, "joined")
 
-            ada_got: list[str] = []
-            bob_got: list[str] = []
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(serve_signaling, a, ada_peer, call.id, ada_got)
-                nursery.start_soon(serve_signaling, b, bob_peer, call.id, bob_got)
-                sdp, candidates = await ada_peer.run(ada_peer.peer.offer)
-                assert candidates, "aiortc gathered no candidates"
-                await send_sdp(a, call.id, bob.id, "offer", sdp)
-                await relay_candidates(a, call.id, bob.id, candidates)
-
-                assert await ada_peer.run(ada_peer.peer.wait_connected) == "connected"
-                assert await bob_peer.run(bob_peer.peer.wait_connected) == "connected"
-                await ada_peer.run(ada_peer.peer.send, "hello from node 0")
-                assert await bob_peer.run(bob_peer.peer.receive) == "hello from node 0"
-                await bob_peer.run(bob_peer.peer.send, "hello from node 1")
-                assert await ada_peer.run(ada_peer.peer.receive) == "hello from node 1"
-                nursery.cancel_scope.cancel()
-
-            assert bob_got[0] == "offer" and "ice" in bob_got and bob_got[-1] == "ice-end"
-            assert ada_got[0] == "answer" and "ice" in ada_got and ada_got[-1] == "ice-end"
+            await connect_peers(
+                (a, ada_peer),
+                (b, bob_peer, bob.id),
+                call.id,
+                ("hello from node 0", "hello from node 1"),
+            )
             await hangup(b, call.id)
             assert (await expect_state(a, "ended")).call.outcome == "answered"
