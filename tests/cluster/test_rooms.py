@@ -42,6 +42,13 @@ async def rest(node: Node) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+async def group_on(node: Node, size: int) -> tuple[list[Account], str]:
+    """``size`` new users, through ``node``'s REST API, and a group of them all."""
+    async with rest(node) as http:
+        users = [await register(http) for _ in range(size)]
+        return users, await create_group(http, users[0], *users[1:])
+
+
 def leases(node: Node) -> Leases:
     assert isinstance(node.store, SqlStore)
     return Leases(node.store.db)
@@ -64,9 +71,7 @@ async def test_a_message_sent_on_one_node_reaches_members_on_the_others(
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(3) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob, carol = [await register(http) for _ in range(3)]
-            room = await create_group(http, alice, bob, carol)
+        (alice, bob, carol), room = await group_on(nodes[0], 3)
         async with (
             open_client(nodes[0].ws_url, alice.access_token) as a,
             open_client(nodes[1].ws_url, bob.access_token) as b,
@@ -91,9 +96,7 @@ async def test_concurrent_senders_on_three_nodes_get_one_gap_free_sequence(
 ) -> None:
     per_user = 30
     async with local_cluster(3) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            users = [await register(http) for _ in range(3)]
-            room = await create_group(http, users[0], *users[1:])
+        users, room = await group_on(nodes[0], 3)
         acked: list[int] = []
         async with (
             open_client(nodes[0].ws_url, users[0].access_token) as c0,
@@ -149,9 +152,7 @@ async def test_a_resend_through_another_node_is_answered_with_the_original(
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(2) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         cid = uuid.uuid4().hex
         async with open_client(nodes[0].ws_url, alice.access_token) as a:
             first = await a.send_message(room, "once", cid=cid)
@@ -166,9 +167,7 @@ async def test_edits_and_reactions_reach_members_on_other_nodes(
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(2) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         async with (
             open_client(nodes[0].ws_url, alice.access_token) as a,
             open_client(nodes[1].ws_url, bob.access_token) as b,
@@ -218,9 +217,7 @@ async def test_a_member_resumes_on_another_node_with_nothing_missed(
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(2) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         async with open_client(nodes[0].ws_url, alice.access_token) as a:
             async with open_client(nodes[0].ws_url, bob.access_token) as b:
                 first = await a.send_message(room, "1")
@@ -239,9 +236,7 @@ async def test_a_room_moves_when_its_node_stops_and_seqs_go_on(
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(2) as (_, nodes):
-        async with rest(nodes[1]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[1], 2)
         async with open_client(nodes[0].ws_url, alice.access_token) as a:
             assert (await a.send_message(room, "node 0 leads")).seq == 1
         # Node 0 stops for good: a graceful stop frees its rooms at once.
@@ -259,9 +254,7 @@ async def test_a_leader_whose_lease_ran_out_commits_nothing_and_hands_over(
     takes the room. Node 0's next batch is refused by the fence, nothing of it
     is stored, and its posts reach the new leader: one gap-free sequence."""
     async with local_cluster(2, node_lease_seconds=0.6) as (_, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         async with (
             open_client(nodes[0].ws_url, alice.access_token) as a,
             open_client(nodes[1].ws_url, bob.access_token) as b,
@@ -295,9 +288,7 @@ async def test_a_post_that_needs_another_node_while_the_bus_is_down_is_refused_c
     local_cluster: LocalCluster,
 ) -> None:
     async with local_cluster(2) as (network, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         async with (
             open_client(nodes[0].ws_url, alice.access_token) as a,
             open_client(nodes[1].ws_url, bob.access_token) as b,
@@ -314,18 +305,13 @@ async def test_a_post_that_needs_another_node_while_the_bus_is_down_is_refused_c
             assert m.seq == 2
 
 
-__all__ = ["Account"]
-
-
 async def test_what_the_bus_lost_while_down_reaches_members_once_it_is_back(
     local_cluster: LocalCluster,
 ) -> None:
     """Redis pub/sub keeps nothing for a node that was cut off: the node reads
     what it missed from storage, so delivery stays at least once."""
     async with local_cluster(2) as (network, nodes):
-        async with rest(nodes[0]) as http:
-            alice, bob = await register(http), await register(http)
-            room = await create_group(http, alice, bob)
+        (alice, bob), room = await group_on(nodes[0], 2)
         async with (
             open_client(nodes[0].ws_url, alice.access_token) as a,
             open_client(nodes[1].ws_url, bob.access_token) as b,
