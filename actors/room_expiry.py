@@ -83,33 +83,35 @@ class ManualClock:
             await self._moved.wait()
 
 
-class ExpirySweeper:
-    def __init__(
-        self,
-        store: Store,
-        system: ActorSystem,
-        clock: Clock,
-        *,
-        batch: int = 500,
-        retry_seconds: float = 5.0,
-    ) -> None:
-        self._pins: PinStore = pins_store(store)
-        self._system = system
-        self.clock = clock
-        self._batch = batch
-        self._retry = retry_seconds
+class DeadlineSweeper:
+    """A task that sweeps what is due, then sleeps until the next deadline
+    storage knows of (or until ``scheduled`` names an earlier one). Storage
+    failing is retried every ``retry_seconds``; a node starts even with
+    storage away. Subclasses say what to sweep and when the next one is due."""
+
+    clock: Clock
+    _retry: float
+    _label = "sweep"
+    _failures: tuple[type[Exception], ...] = (StoreError,)
+
+    def __init__(self) -> None:
         self._wait: trio.CancelScope | None = None
         self._wake_at: int | None = None
-        self.swept = 0  # messages erased since start
+
+    async def sweep(self) -> int:
+        raise NotImplementedError
+
+    async def next_expiry(self) -> int | None:
+        raise NotImplementedError
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         starting = True
         while True:
             try:
                 await self.sweep()
-                wake_at = await self._pins.next_expiry()
-            except (StoreError, ActorError) as exc:
-                log.warning("expiry sweep failed, retrying in %gs: %r", self._retry, exc)
+                wake_at = await self.next_expiry()
+            except self._failures as exc:
+                log.warning("%s failed, retrying in %gs: %r", self._label, self._retry, exc)
                 if starting:
                     starting = False
                     task_status.started()  # a node starts even with storage away
@@ -127,10 +129,35 @@ class ExpirySweeper:
             self._wait = None
 
     def scheduled(self, at_ms: int) -> None:
-        """A message expiring at ``at_ms`` was stored: wake up earlier if need be."""
+        """Something due at ``at_ms`` was stored: wake up earlier if need be."""
         if self._wait is not None and (self._wake_at is None or at_ms < self._wake_at):
             self._wait.cancel()
             self._wait = None
+
+
+class ExpirySweeper(DeadlineSweeper):
+    _label = "expiry sweep"
+    _failures = (StoreError, ActorError)
+
+    def __init__(
+        self,
+        store: Store,
+        system: ActorSystem,
+        clock: Clock,
+        *,
+        batch: int = 500,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self._pins: PinStore = pins_store(store)
+        self._system = system
+        self.clock = clock
+        self._batch = batch
+        self._retry = retry_seconds
+        self.swept = 0  # messages erased since start
+
+    async def next_expiry(self) -> int | None:
+        return await self._pins.next_expiry()
 
     async def sweep(self) -> int:
         """Erase every message expired by now; how many were."""

@@ -19,12 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import trio
-
-from actors.room_expiry import Clock
+from actors.room_expiry import Clock, DeadlineSweeper
 from storage.base import Store
 from storage.blobs import BlobNotFound, BlobStore
-from storage.errors import StoreError
 from storage.stories import story_store
 
 log = logging.getLogger(__name__)
@@ -38,7 +35,9 @@ async def delete_blobs(blobs: BlobStore, keys: Iterable[str]) -> None:
             log.warning("story blob %s not deleted: %r", key, exc)
 
 
-class StorySweeper:
+class StorySweeper(DeadlineSweeper):
+    _label = "story sweep"
+
     def __init__(
         self,
         store: Store,
@@ -48,44 +47,16 @@ class StorySweeper:
         batch: int = 500,
         retry_seconds: float = 5.0,
     ) -> None:
+        super().__init__()
         self._stories = story_store(store)
         self._blobs = blobs
         self.clock = clock
         self._batch = batch
         self._retry = retry_seconds
-        self._wait: trio.CancelScope | None = None
-        self._wake_at: int | None = None
         self.swept = 0  # blobs deleted since start
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        starting = True
-        while True:
-            try:
-                await self.sweep()
-                wake_at = await self._stories.next_expiry()
-            except StoreError as exc:
-                log.warning("story sweep failed, retrying in %gs: %r", self._retry, exc)
-                if starting:
-                    starting = False
-                    task_status.started()  # a node starts even with storage away
-                await trio.sleep(self._retry)
-                continue
-            if starting:
-                starting = False
-                task_status.started()
-            with trio.CancelScope() as scope:
-                self._wait, self._wake_at = scope, wake_at
-                if wake_at is None:
-                    await trio.sleep_forever()
-                else:
-                    await self.clock.sleep_until(wake_at)
-            self._wait = None
-
-    def scheduled(self, at_ms: int) -> None:
-        """A story may expire at ``at_ms``: wake up earlier if need be."""
-        if self._wait is not None and (self._wake_at is None or at_ms < self._wake_at):
-            self._wait.cancel()
-            self._wait = None
+    async def next_expiry(self) -> int | None:
+        return await self._stories.next_expiry()
 
     async def sweep(self) -> int:
         """Forget every story expired by now; how many blobs were deleted."""
