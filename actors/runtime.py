@@ -172,6 +172,7 @@ class SystemStatistics:
     crashes: int
     idle_stops: int
     overloaded: int = 0  # tell_soon messages failed past a full overflow
+    tasks: int = 0  # the system's tasks: one per live actor, one per draining overflow
 
 
 class ActorRef:
@@ -310,7 +311,12 @@ class ActorSystem:
 
     def statistics(self) -> SystemStatistics:
         return SystemStatistics(
-            len(self._cells), self._started, self._crashes, self._idle_stops, self._overloaded
+            len(self._cells),
+            self._started,
+            self._crashes,
+            self._idle_stops,
+            self._overloaded,
+            self._tasks.statistics()["tasks"],
         )
 
     def census(self) -> dict[str, tuple[int, int, int]]:
@@ -348,6 +354,7 @@ class ActorSystem:
                 pass
         if len(cell.overflow) >= self.overflow_size and not completion:
             self._overloaded += 1
+            log.warning("%s:%s is overloaded; a message was refused", cell.kind, cell.key)
             env.fail(
                 ActorError(
                     f"{cell.kind}:{cell.key} is overloaded; retry shortly.",
@@ -367,12 +374,16 @@ class ActorSystem:
         try:
             while cell.overflow:
                 env = cell.overflow.popleft()
+                delivered = False
                 try:
                     await cell.send.send(env)
+                    delivered = True
                 except trio.ClosedResourceError:
-                    # The incarnation stopped (crash over budget, shutdown):
-                    # its _fail_all failed the rest of the overflow already.
-                    env.fail(ActorUnavailable(f"{cell.kind}:{cell.key} stopped"))
+                    pass  # the incarnation stopped; _fail_all failed the rest already
+                finally:
+                    # Also when cancelled (shutdown): the one in hand is answered too.
+                    if not delivered:
+                        env.fail(ActorUnavailable(f"{cell.kind}:{cell.key} stopped"))
         finally:
             cell.draining = False
 

@@ -40,10 +40,11 @@ A node starts the bus first and the listener last, so it stops:
 
   1. accepting: the listener (before that, ``node.drain`` stops reading
      frames, waits until no room has work in flight and closes the sockets)
-  2. housekeeping: metrics, story sweeper, admin statistics, billing
+  2. housekeeping: story sweeper, admin statistics, billing
   3. AI: the generations are cancelled; each stores its partial answer
   4. trackers: presence (and its cluster part), typing
-  5. calls, then the rooms (the actor system; each actor fails what it held)
+  5. calls (their links, the registry), the expiry sweeper, push, then the
+     rooms (their link, the actor system: each actor fails what it held)
   6. the bus; the storage writer stops after all of them (``open_node``)
 """
 
@@ -222,6 +223,7 @@ class ServiceNursery:
         if self._nursery is None:
             raise ActorUnavailable(f"{self.name} is not running")
         label = f"{self.name}: {name or getattr(fn, '__name__', 'task')}"
+        self._live += 1  # counted from now: a task started soon always runs
         self._nursery.start_soon(
             self._child,
             partial(fn, *args),
@@ -253,7 +255,6 @@ class ServiceNursery:
             if on_crash is not None:
                 on_crash(exc, restarting)
 
-        self._live += 1
         try:
             await supervise(run, name=label, policy=policy, on_crash=crashed, quiet=quiet)
         finally:
@@ -299,6 +300,7 @@ class Services:
         """Stop every service, the last started first, each within ``stop_timeout``."""
         while self._started:
             service = self._started.pop()
+            log.debug("shutdown: stopping %s", service.name)
             service.scope.cancel()
             with trio.move_on_after(self._stop_timeout) as late:
                 await service.done.wait()
@@ -312,8 +314,8 @@ class Services:
 def _name_of(fn: Callable[..., object]) -> str:
     inner = fn.func if isinstance(fn, partial) else fn
     owner = getattr(inner, "__self__", None)
-    name = getattr(inner, "__qualname__", None) or repr(inner)
-    return name if owner is None else f"{type(owner).__name__}.{getattr(inner, '__name__', name)}"
+    name = getattr(inner, "__name__", None) or repr(inner)
+    return name if owner is None else f"{type(owner).__name__}.{name}"
 
 
 @asynccontextmanager
