@@ -285,6 +285,14 @@ class ActorSystem:
             raise KeyError(f"no actor kind {kind!r}")
         return ActorRef(self, kind, key)
 
+    def tell_soon_or_fail(self, kind: str, key: str, msg: Any) -> None:
+        """``tell_soon``, or ``msg.fail(error)`` when the actor cannot take it
+        (the system stopping): for callers with nobody to raise to (the bus)."""
+        try:
+            self.ref(kind, key).tell_soon(msg)
+        except ActorError as exc:
+            _Cast(msg).fail(exc)
+
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
 

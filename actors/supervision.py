@@ -170,6 +170,30 @@ def _log_crash(
         )
 
 
+async def hold_until_cancelled(
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    on_stop: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """A service with no tasks of its own that holds something (clients, a
+    registration) while the node runs: ``started``, then wait until cancelled;
+    ``on_stop`` runs shielded on the way out."""
+    try:
+        task_status.started()
+        await trio.sleep_forever()
+    finally:
+        if on_stop is not None:
+            with trio.CancelScope(shield=True):
+                await on_stop()
+
+
+async def every(seconds: float, fn: Callable[[], object]) -> None:
+    """Call ``fn`` every ``seconds`` until cancelled: a service's housekeeping loop."""
+    while True:
+        await trio.sleep(seconds)
+        fn()
+
+
 class ServiceNursery:
     """The nursery a long-lived service spawns its tasks into, while it runs.
 

@@ -66,9 +66,9 @@ from actors.call import (
 )
 from actors.call_link import Adopt, Reforward
 from actors.call_registry import CallRegistry
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.runtime import ActorSystem
-from actors.supervision import ServiceNursery
+from actors.supervision import ServiceNursery, every
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames_calls import CallIceData, CallSdpData
@@ -225,9 +225,7 @@ class ClusterCalls:
 
     async def _expire_forever(self) -> None:
         self._tasks.start_soon(self._sweep_forever)
-        while True:
-            await trio.sleep(0.1)
-            self._expire()
+        await every(0.1, self._expire)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -250,12 +248,7 @@ class ClusterCalls:
                         session.closed.set()
 
     def _tell(self, call_id: str, msg: Any) -> None:
-        try:
-            self.system.ref(CALL, call_id).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+        self.system.tell_soon_or_fail(CALL, call_id, msg)
 
     def _publish(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         self.bus.publish(channel_calls(self.cluster.prefix, node), _encoder.encode(envelope))

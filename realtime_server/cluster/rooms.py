@@ -45,7 +45,7 @@ from typing import Any
 import msgspec
 import trio
 
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.room import (
     ROOM,
     BlocksChanged,
@@ -59,7 +59,7 @@ from actors.room_changes import EV_KEY, Change, ExpireData
 from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
 from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
-from actors.supervision import ServiceNursery
+from actors.supervision import ServiceNursery, every
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import (
@@ -179,9 +179,7 @@ class ClusterRooms:
 
     async def _expire_forwards_forever(self) -> None:
         self._tasks.start_soon(self._renew_forever)
-        while True:
-            await trio.sleep(0.1)
-            self._expire_forwards()
+        await every(0.1, self._expire_forwards)
 
     async def _renew_forever(self) -> None:
         every = self.lease_seconds / 4
@@ -220,12 +218,7 @@ class ClusterRooms:
         self._tasks.start_if_running(fn, *args)
 
     def _tell(self, room: str, msg: Any) -> None:
-        try:
-            self.system.ref(ROOM, room).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+        self.system.tell_soon_or_fail(ROOM, room, msg)
 
     # ----- the link of room actors (actors.room_link.RoomLink) ------------------
 
