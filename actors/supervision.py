@@ -27,6 +27,9 @@ Rules of the house:
       call timers                   NEVER: a timer measures from the transition
                                     that set it; run again it would fire twice
 
+- A service with no tasks of its own that only holds something while the
+  node runs (billing's HTTP clients, /metrics' view of the node) uses
+  ``hold_until_cancelled``; a housekeeping loop uses ``every``.
 - Bounded: an actor's inbox is bounded; ``ActorRef.tell_soon`` queues past a
   full inbox into a bounded overflow drained by one task per actor, and fails
   the message with ``overloaded`` past that bound (see ``actors.runtime``).
@@ -38,8 +41,9 @@ Shutdown order (``open_services``): services stop in the reverse of the order
 they started, each given ``stop_timeout`` seconds to finish its ``finally``.
 A node starts the bus first and the listener last, so it stops:
 
-  1. accepting: the listener (before that, ``node.drain`` stops reading
-     frames, waits until no room has work in flight and closes the sockets)
+  1. accepting: /metrics' view of the node, then the listener (before
+     that, ``node.drain`` stops reading frames, waits until no room has
+     work in flight and closes the sockets with 1001)
   2. housekeeping: story sweeper, admin statistics, billing
   3. AI: the generations are cancelled; each stores its partial answer
   4. trackers: presence (and its cluster part), typing

@@ -41,6 +41,15 @@ class Flaky:
             raise RuntimeError(f"crash {self.runs}")
 
 
+async def supervised(flaky: Flaky, name: str, policy: RestartPolicy) -> tuple[bool, list[bool]]:
+    """Whether ``flaky`` ended on its own, and ``restarting`` after each crash."""
+    seen: list[bool] = []
+    ended = await supervise(
+        flaky.run, name=name, policy=policy, on_crash=lambda _exc, again: seen.append(again)
+    )
+    return ended, seen
+
+
 async def test_a_crash_within_the_budget_is_restarted(autojump_clock):
     flaky = Flaky(crashes=1)
     assert await supervise(flaky.run, name="flaky", policy=RestartPolicy(1, 5.0))
@@ -51,14 +60,8 @@ async def test_more_crashes_than_the_budget_within_the_window_stop_the_child(
     autojump_clock, caplog
 ):
     flaky = Flaky(crashes=100)
-    seen: list[bool] = []
     with caplog.at_level(logging.ERROR, "actors.supervision"):
-        ended = await supervise(
-            flaky.run,
-            name="flaky",
-            policy=RestartPolicy(2, 5.0),
-            on_crash=lambda _exc, restarting: seen.append(restarting),
-        )
+        ended, seen = await supervised(flaky, "flaky", RestartPolicy(2, 5.0))
     assert not ended
     assert flaky.runs == 3  # the first run and 2 restarts
     assert seen == [True, True, False]
@@ -76,14 +79,8 @@ async def test_a_child_never_restarted_says_why(autojump_clock, caplog):
         RestartPolicy(restart=Restart.NEVER)
     policy = RestartPolicy(restart=Restart.NEVER, reason="it would bill twice")
     flaky = Flaky(crashes=1)
-    seen: list[bool] = []
     with caplog.at_level(logging.ERROR, "actors.supervision"):
-        ended = await supervise(
-            flaky.run,
-            name="answer",
-            policy=policy,
-            on_crash=lambda _exc, restarting: seen.append(restarting),
-        )
+        ended, seen = await supervised(flaky, "answer", policy)
     assert not ended and flaky.runs == 1 and seen == [False]
     assert "answer crashed; not restarted: it would bill twice" in caplog.text
 
