@@ -25,6 +25,13 @@ import trio
 
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorRef
+from actors.supervision import Restart, RestartPolicy, ServiceNursery
+
+TIMER_POLICY = RestartPolicy(
+    restart=Restart.NEVER,
+    reason="a timer measures from the transition that set it: run again it would fire"
+    " late or twice; the call's other timers and its end still come",
+)
 
 
 class CallRegistry:
@@ -34,16 +41,10 @@ class CallRegistry:
         self._rooms: dict[str, set[str]] = {}  # room id -> its open calls
         self._room_of: dict[str, str] = {}  # open call id -> room id
         self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("call registry", TIMER_POLICY)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(task_status=task_status)
 
     # ----- busy ----------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class CallRegistry:
         }
 
     def _spawn(self, call_id: str, wait: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
-        if self._nursery is None:
+        if not self._tasks.running:
             raise ActorUnavailable("the call registry is not running")
         scope = trio.CancelScope()
         scopes = self._scopes.setdefault(call_id, set())
@@ -143,5 +144,5 @@ class CallRegistry:
                 if not scopes and self._scopes.get(call_id) is scopes:
                     del self._scopes[call_id]
 
-        self._nursery.start_soon(run)
+        self._tasks.start_soon(run, name=f"timer of {call_id}")
         return scope

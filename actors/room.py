@@ -725,7 +725,9 @@ class RoomActor(RoomExtras, Actor):
             # Runs in the writer's task: hand over, never block.
             committed = Committed(batch, error)
             try:
-                ref.tell_soon(committed)
+                # One batch in the writer at a time: never refused as overload,
+                # or the room would wait for it forever.
+                ref.tell_soon(committed, completion=True)
             except ActorError as gone:  # the actor system is stopping
                 committed.fail(gone)
 

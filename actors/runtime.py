@@ -12,7 +12,15 @@ Rules of the house:
   ``fail()`` called), the actor's ``abandon()`` answers whatever it held in
   its own state, and the actor restarts from storage. More than
   ``max_restarts`` crashes within ``restart_window`` seconds stop it instead;
-  the next address starts it afresh.
+  the next address starts it afresh (``actors.supervision``'s one policy).
+- ``tell_soon`` never blocks and never spawns per message: past a full inbox
+  a message waits in the actor's overflow (FIFO, at most ``overflow_size``),
+  which one task per actor drains into the inbox. Past that bound the
+  message is failed with ``overloaded``: an actor that far behind is told
+  nothing more rather than holding the node's memory. A completion of the
+  actor's own work (``completion=True``, e.g. a write it submitted) is
+  queued past the bound: there is at most one per piece of work in flight,
+  and failing it would leave the actor waiting for it forever.
 - Storage failing is an outage, not a bug: an ``on_start`` that hits one
   refuses to exist for now (``ActorUnavailable``, code ``unavailable``; the
   next address tries again), a crash caused by one fails the messages with
@@ -35,6 +43,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
+from actors.supervision import Restart, RestartBudget, RestartPolicy, ServiceNursery, supervise
 from protocol.errors import ErrorCode
 from realtime_server import metrics
 from storage.outage import StorageHealth, is_outage
@@ -42,6 +51,12 @@ from storage.outage import StorageHealth, is_outage
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A cell's task supervises its actor itself (with the cell's budget, across
+# incarnations); what is left to crash around it would be the runtime's bug.
+_CELL_SHELL = RestartPolicy(
+    restart=Restart.NEVER, reason="a cell restarts its actor itself; this is the runtime's bug"
+)
 
 
 class Failable(Protocol):
@@ -142,9 +157,12 @@ class _Cell:
     key: str
     send: trio.MemorySendChannel[_Envelope]
     receive: trio.MemoryReceiveChannel[_Envelope]
+    budget: RestartBudget
     current: _Envelope | None = None
-    crashes: deque[float] = field(default_factory=deque)
     actor: Actor | None = None  # the incarnation running now, for busy()
+    # tell_soon's messages that met a full inbox, oldest first; one task drains it.
+    overflow: deque[_Cast] = field(default_factory=deque)
+    draining: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +171,8 @@ class SystemStatistics:
     started: int
     crashes: int
     idle_stops: int
+    overloaded: int = 0  # tell_soon messages failed past a full overflow
+    tasks: int = 0  # the system's tasks: one per live actor, one per draining overflow
 
 
 class ActorRef:
@@ -199,25 +219,21 @@ class ActorRef:
                 self._cell = None
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
-    def tell_soon(self, msg: Any) -> None:
+    def tell_soon(self, msg: Any, *, completion: bool = False) -> None:
         """Deliver ``msg`` without blocking the caller, even when the inbox is full.
 
-        For completions (a write finished) that must not be dropped and must
-        not make the caller wait on the actor: past a full inbox a task in the
-        system nursery waits for room.
+        Past a full inbox ``msg`` waits in the actor's bounded overflow (see
+        the module's rules); past that bound it is failed with
+        ``overloaded``, unless it is a ``completion`` of the actor's own work.
         """
-        try:
-            self.tell_nowait(msg)
-        except trio.WouldBlock:
-            self._system._nursery_or_raise().start_soon(self._tell_or_fail, msg)
-
-    async def _tell_or_fail(self, msg: Any) -> None:
-        # A task of the system nursery: an error escaping it would take every
-        # actor down. A message that cannot be delivered is failed instead.
-        try:
-            await self.tell(msg)
-        except ActorError as exc:
-            _Cast(msg).fail(exc)
+        for _ in range(2):
+            cell = self._resolve()
+            try:
+                self._system._offer(cell, _Cast(msg), completion)
+                return
+            except trio.ClosedResourceError:
+                self._cell = None
+        raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
     # OTP's call(msg, timeout): the timeout is part of the contract, not a convenience.
     async def ask(self, msg: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
@@ -244,20 +260,22 @@ class ActorSystem:
         ask_timeout: float = 10.0,
         max_restarts: int = 1,
         restart_window: float = 5.0,
+        overflow_size: int | None = None,
         health: StorageHealth | None = None,
     ) -> None:
         self.inbox_size = inbox_size
         self.idle_seconds = idle_seconds
         self.ask_timeout = ask_timeout
-        self.max_restarts = max_restarts
-        self.restart_window = restart_window
+        self.policy = RestartPolicy(max_restarts, restart_window)
+        self.overflow_size = inbox_size if overflow_size is None else overflow_size
         self.health = health or StorageHealth()
         self._factories: dict[str, ActorFactory] = {}
         self._cells: dict[tuple[str, str], _Cell] = {}
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("actor system", self.policy)
         self._started = 0
         self._crashes = 0
         self._idle_stops = 0
+        self._overloaded = 0
 
     def register(self, kind: str, factory: ActorFactory) -> None:
         self._factories[kind] = factory
@@ -266,6 +284,14 @@ class ActorSystem:
         if kind not in self._factories:
             raise KeyError(f"no actor kind {kind!r}")
         return ActorRef(self, kind, key)
+
+    def tell_soon_or_fail(self, kind: str, key: str, msg: Any) -> None:
+        """``tell_soon``, or ``msg.fail(error)`` when the actor cannot take it
+        (the system stopping): for callers with nobody to raise to (the bus)."""
+        try:
+            self.ref(kind, key).tell_soon(msg)
+        except ActorError as exc:
+            _Cast(msg).fail(exc)
 
     def is_live(self, kind: str, key: str) -> bool:
         return (kind, key) in self._cells
@@ -285,13 +311,21 @@ class ActorSystem:
             if (
                 cell.current is not None
                 or cell.receive.statistics().current_buffer_used
+                or cell.draining
                 or (cell.actor is not None and not cell.actor.may_stop_idle())
             ):
                 count += 1
         return count
 
     def statistics(self) -> SystemStatistics:
-        return SystemStatistics(len(self._cells), self._started, self._crashes, self._idle_stops)
+        return SystemStatistics(
+            len(self._cells),
+            self._started,
+            self._crashes,
+            self._idle_stops,
+            self._overloaded,
+            self._tasks.statistics()["tasks"],
+        )
 
     def census(self) -> dict[str, tuple[int, int, int]]:
         """Per kind: live actors, messages queued in their inboxes, the fullest inbox."""
@@ -304,29 +338,62 @@ class ActorSystem:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host every actor until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
-
-    def _nursery_or_raise(self) -> trio.Nursery:
-        if self._nursery is None:
-            raise ActorUnavailable("the actor system is not running")
-        return self._nursery
+        await self._tasks.serve(task_status=task_status)
 
     def _cell_for(self, kind: str, key: str) -> _Cell:
         cell = self._cells.get((kind, key))
         if cell is None:
-            nursery = self._nursery_or_raise()
+            if not self._tasks.running:
+                raise ActorUnavailable("the actor system is not running")
             send, receive = trio.open_memory_channel[_Envelope](self.inbox_size)
-            cell = _Cell(kind, key, send, receive)
+            cell = _Cell(kind, key, send, receive, self.policy.budget())
             self._cells[(kind, key)] = cell
             self._started += 1
-            nursery.start_soon(self._run, cell, name=f"actor {kind}:{key}")
+            self._tasks.start_soon(self._run, cell, name=f"actor {kind}:{key}", policy=_CELL_SHELL)
         return cell
+
+    def _offer(self, cell: _Cell, env: _Cast, completion: bool) -> None:
+        """``tell_soon``'s queueing: the inbox, else the overflow, else ``overloaded``."""
+        if not cell.overflow and not cell.draining:
+            try:
+                cell.send.send_nowait(env)
+                return
+            except trio.WouldBlock:
+                pass
+        if len(cell.overflow) >= self.overflow_size and not completion:
+            self._overloaded += 1
+            log.warning("%s:%s is overloaded; a message was refused", cell.kind, cell.key)
+            env.fail(
+                ActorError(
+                    f"{cell.kind}:{cell.key} is overloaded; retry shortly.",
+                    code=ErrorCode.OVERLOADED,
+                )
+            )
+            return
+        # FIFO with what waits already: once anything overflows, all later
+        # tell_soon messages queue behind it.
+        cell.overflow.append(env)
+        if not cell.draining:
+            cell.draining = True
+            self._tasks.start_soon(self._drain, cell, name=f"overflow {cell.kind}:{cell.key}")
+
+    async def _drain(self, cell: _Cell) -> None:
+        # Crash-free by construction (it only sends), yet supervised like any task.
+        try:
+            while cell.overflow:
+                env = cell.overflow.popleft()
+                delivered = False
+                try:
+                    await cell.send.send(env)
+                    delivered = True
+                except trio.ClosedResourceError:
+                    pass  # the incarnation stopped; _fail_all failed the rest already
+                finally:
+                    # Also when cancelled (shutdown): the one in hand is answered too.
+                    if not delivered:
+                        env.fail(ActorUnavailable(f"{cell.kind}:{cell.key} stopped"))
+        finally:
+            cell.draining = False
 
     def _unregister(self, cell: _Cell) -> None:
         if self._cells.get((cell.kind, cell.key)) is cell:
@@ -340,32 +407,37 @@ class ActorSystem:
         ref = ActorRef(self, cell.kind, cell.key)
         ref._cell = cell
         actor: Actor | None = None
+
+        async def incarnation() -> None:
+            nonlocal actor
+            actor = cell.actor = self._factories[cell.kind](cell.key, ref)
+            try:
+                await self._start(actor)
+                await self._loop(cell, actor)
+            except ActorUnavailable as exc:  # refused to exist: an end, not a crash
+                self._unregister(cell)
+                self._fail_all(cell, exc)
+                self._abandon(actor, exc)
+
+        def crashed(exc: Exception, restart: bool) -> None:
+            self._crashes += 1
+            error = self._crash_error(cell, exc)
+            self._fail_all(cell, error)
+            if actor is not None:
+                self._abandon(actor, error)
+            metrics.actor_crashed(cell.kind, restarted=restart)
+            if not restart:
+                self._unregister(cell)
+                self._fail_all(cell, error)
+
         try:
-            while True:
-                actor = cell.actor = self._factories[cell.kind](cell.key, ref)
-                try:
-                    await self._start(actor)
-                    await self._loop(cell, actor)
-                    return
-                except ActorUnavailable as exc:
-                    self._unregister(cell)
-                    self._fail_all(cell, exc)
-                    self._abandon(actor, exc)
-                    return
-                except Exception as exc:
-                    self._crashes += 1
-                    error = self._crash_error(cell, exc)
-                    self._fail_all(cell, error)
-                    self._abandon(actor, error)
-                    restart = self._may_restart(cell)
-                    metrics.actor_crashed(cell.kind, restarted=restart)
-                    if not restart:
-                        log.error(
-                            "actor %s:%s over its restart budget; stopped", cell.kind, cell.key
-                        )
-                        self._unregister(cell)
-                        self._fail_all(cell, error)
-                        return
+            await supervise(
+                incarnation,
+                name=f"actor {cell.kind}:{cell.key}",
+                budget=cell.budget,
+                on_crash=crashed,
+                quiet=is_outage,
+            )
         finally:
             # Also on cancellation (shutdown): nobody may be left waiting.
             cell.actor = None  # cell -> actor -> ref -> cell would be a cycle
@@ -389,13 +461,12 @@ class ActorSystem:
             ) from exc
 
     def _crash_error(self, cell: _Cell, exc: Exception) -> ActorCrashed:
+        # The supervisor logged it (an outage in one line, a bug with its traceback).
         if is_outage(exc):
             self.health.failed(exc)
-            log.debug("actor %s:%s stopped by a storage failure: %r", cell.kind, cell.key, exc)
             return ActorCrashed(
                 "Storage is unavailable; retry shortly.", code=ErrorCode.UNAVAILABLE
             )
-        log.exception("actor %s:%s crashed", cell.kind, cell.key)
         return ActorCrashed(f"{cell.kind}:{cell.key} crashed")
 
     @staticmethod
@@ -405,13 +476,6 @@ class ActorSystem:
         except Exception:  # a failing abandon() must not take the runtime down
             log.exception("abandon() of %r raised", actor)
 
-    def _may_restart(self, cell: _Cell) -> bool:
-        now = trio.current_time()
-        cell.crashes.append(now)
-        while cell.crashes and cell.crashes[0] < now - self.restart_window:
-            cell.crashes.popleft()
-        return len(cell.crashes) <= self.max_restarts
-
     def _fail_all(self, cell: _Cell, error: ActorError) -> None:
         if cell.current is not None:
             cell.current.fail(error)
@@ -420,8 +484,11 @@ class ActorSystem:
             try:
                 env = cell.receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
-                return
+                break
             env.fail(error)
+        # Behind the inbox in arrival order, so failed after it.
+        while cell.overflow:
+            cell.overflow.popleft().fail(error)
 
     async def _loop(self, cell: _Cell, actor: Actor) -> None:
         idle = self.idle_seconds if self.idle_seconds > 0 else math.inf
@@ -432,8 +499,13 @@ class ActorSystem:
                 env = await receive.receive()
             if env is None:
                 # The idle timer fired. Trio's cancellation is atomic, so no
-                # message was lost; stop only if the inbox is still empty.
-                if receive.statistics().current_buffer_used == 0 and actor.may_stop_idle():
+                # message was lost; stop only if the inbox (and what waits
+                # to enter it) is still empty.
+                if (
+                    receive.statistics().current_buffer_used == 0
+                    and not cell.draining
+                    and actor.may_stop_idle()
+                ):
                     self._idle_stops += 1
                     self._unregister(cell)
                     return

@@ -31,6 +31,7 @@ from typing import Any
 
 import trio
 
+from actors.supervision import hold_until_cancelled
 from bridge.billing_errors import (
     AlreadySubscribed,
     NothingToCancel,
@@ -545,12 +546,7 @@ class Billing:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Owns the gateways' HTTP clients for as long as the node runs."""
-        try:
-            task_status.started()
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self.aclose()
+        await hold_until_cancelled(task_status=task_status, on_stop=self.aclose)
 
     async def aclose(self) -> None:
         await self.stripe.aclose()

@@ -33,6 +33,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from actors.supervision import hold_until_cancelled
 from protocol.errors import CloseCode
 from protocol.frames import ClientFrame, ServerFrame
 
@@ -307,11 +308,11 @@ async def watch(
 ) -> None:
     """Report ``node``'s live sizes until cancelled (run it in the node's nursery)."""
     _nodes.append(node)
-    task_status.started()
-    try:
-        await trio.sleep_forever()
-    finally:
+
+    async def forget() -> None:
         _nodes.remove(node)
+
+    await hold_until_cancelled(task_status=task_status, on_stop=forget)
 
 
 class _LiveCollector:

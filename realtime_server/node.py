@@ -4,7 +4,7 @@ Task tree::
 
     open_node
     ├── writer nursery          MessageWriter.serve (stops last: in-flight writes finish)
-    └── service nursery
+    └── services (open_services: they stop in the reverse of their start order)
         ├── ActorSystem.serve   every room actor
         ├── ExpirySweeper.serve disappearing messages (issue 18)
         └── serve_node_listener REST (hypercorn) + /ws (gateway)
@@ -28,6 +28,7 @@ from actors.call_registry import CallRegistry
 from actors.room import ROOM, RoomActor, RoomDeps
 from actors.room_expiry import Clock, ExpirySweeper, WallClock
 from actors.runtime import ActorRef, ActorSystem
+from actors.supervision import open_services
 from bridge.app import BridgeServices, create_app
 from bridge.billing_service import Billing
 from bridge.passwords import PasswordHasher
@@ -128,7 +129,7 @@ async def open_node(
         async with trio.open_nursery() as writer_nursery:
             writer = MessageWriter(store)
             await writer_nursery.start(writer.serve)
-            async with trio.open_nursery() as services:
+            async with open_services() as services:
                 if bus is None and settings.redis_url:
                     bus = open_bus(settings)
                 cluster = Cluster(bus, settings.redis_prefix) if bus is not None else None
@@ -427,7 +428,8 @@ async def open_node(
                         await drain(node)
                         if rooms_link is not None:
                             await rooms_link.release()
-                    services.cancel_scope.cancel()
+                        # In the reverse of the start order (actors.supervision).
+                        await services.aclose()
             writer_nursery.cancel_scope.cancel()
 
 

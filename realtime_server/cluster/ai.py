@@ -52,6 +52,7 @@ import trio
 from actors.ai_link import END, START
 from actors.ai_stream import Members, RemoteAttach
 from actors.errors import ActorError
+from actors.supervision import ServiceNursery
 from protocol.errors import ErrorCode
 from realtime_server.cluster.bus import BusUnavailable
 from realtime_server.cluster.envelopes import members_decoder
@@ -176,7 +177,7 @@ class ClusterAi:
         self._waiting: dict[int, _Waiting] = {}
         self._fids = itertools.count(1)
         self._unfreed: list[tuple[str, int]] = []  # slots whose release failed
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("cluster AI")
         self.unpublished = 0  # frames the bus refused (metrics, tests)
         rooms.room_handlers.append(self._on_room)
 
@@ -187,19 +188,16 @@ class ClusterAi:
         self.bus.subscribe(self._channel(self.node_key), self._on_node)
         self.bus.subscribe(f"{self.cluster.prefix}members", self._on_members)
         await self.bus.wait_subscribed()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                while True:
-                    await trio.sleep(1)
-                    self._sweep()
-                    if self._unfreed:
-                        unfreed, self._unfreed = self._unfreed, []
-                        for room_id, token in unfreed:
-                            await self.free_slot(room_id, token)
-            finally:
-                self._nursery = None
+        await self._tasks.serve(self._sweep_forever, task_status=task_status)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await trio.sleep(1)
+            self._sweep()
+            if self._unfreed:
+                unfreed, self._unfreed = self._unfreed, []
+                for room_id, token in unfreed:
+                    await self.free_slot(room_id, token)
 
     def _sweep(self) -> None:
         cutoff = trio.current_time() - self.stale_after
@@ -208,8 +206,7 @@ class ClusterAi:
             self._drop(mirror)
 
     def _spawn(self, fn: Any, *args: Any) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
+        self._tasks.start_if_running(fn, *args)
 
     def _service(self) -> AiService:
         assert self.service is not None, "the node binds the AI service before serving"

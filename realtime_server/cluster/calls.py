@@ -66,8 +66,9 @@ from actors.call import (
 )
 from actors.call_link import Adopt, Reforward
 from actors.call_registry import CallRegistry
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.runtime import ActorSystem
+from actors.supervision import ServiceNursery, every
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames_calls import CallIceData, CallSdpData
@@ -206,7 +207,7 @@ class ClusterCalls:
         self._told: dict[int, set[str]] = {}
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._members_channel = f"{cluster.prefix}members"
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("cluster calls")
         self.unpublished = 0  # frames the bus refused (tests, metrics)
 
     # ----- running ------------------------------------------------------------
@@ -217,17 +218,14 @@ class ClusterCalls:
         self.bus.subscribe(self._members_channel, self._on_members)
         await self.bus.wait_subscribed()
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._sweep_forever)
-                task_status.started()
-                while True:
-                    await trio.sleep(0.1)
-                    self._expire()
+            await self._tasks.serve(self._expire_forever, task_status=task_status)
         finally:
-            self._nursery = None
             self.bus.unsubscribe(self._channel, self._on_message)
             self.bus.unsubscribe(self._members_channel, self._on_members)
+
+    async def _expire_forever(self) -> None:
+        self._tasks.start_soon(self._sweep_forever)
+        await every(0.1, self._expire)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -250,12 +248,7 @@ class ClusterCalls:
                         session.closed.set()
 
     def _tell(self, call_id: str, msg: Any) -> None:
-        try:
-            self.system.ref(CALL, call_id).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+        self.system.tell_soon_or_fail(CALL, call_id, msg)
 
     def _publish(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         self.bus.publish(channel_calls(self.cluster.prefix, node), _encoder.encode(envelope))
@@ -336,8 +329,7 @@ class ClusterCalls:
         leaders = self._told.get(conn)
         if leaders is None:
             leaders = self._told[conn] = set()
-            if self._nursery is not None:
-                self._nursery.start_soon(self._tell_when_closed, session)
+            self._tasks.start_if_running(self._tell_when_closed, session)
         leaders.add(leader)
 
     async def _tell_when_closed(self, session: Session) -> None:

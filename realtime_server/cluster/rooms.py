@@ -45,7 +45,7 @@ from typing import Any
 import msgspec
 import trio
 
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.room import (
     ROOM,
     BlocksChanged,
@@ -59,6 +59,7 @@ from actors.room_changes import EV_KEY, Change, ExpireData
 from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
 from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
+from actors.supervision import ServiceNursery, every
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import (
@@ -154,7 +155,7 @@ class ClusterRooms:
         # read from storage (the bus may lose messages; storage has them all).
         self._seen: dict[str, int] = {}
         self._repairing: dict[str, list[Batch]] = {}
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("cluster rooms")  # repairs and loads: each re-reads
         # Who listens on the channels of this node's rooms: these, and others
         # with tags of their own (AI frames, ``cluster.ai``).
         self.room_handlers: list[Callable[[bytes], None]] = [self._on_room]
@@ -174,16 +175,11 @@ class ClusterRooms:
         self.bus.subscribe(self._members_channel, self._on_members)
         self.bus.on_reconnect(self._reconnected)
         await self.bus.wait_subscribed()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._renew_forever)
-            task_status.started()
-            try:
-                while True:
-                    await trio.sleep(0.1)
-                    self._expire_forwards()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(self._expire_forwards_forever, task_status=task_status)
+
+    async def _expire_forwards_forever(self) -> None:
+        self._tasks.start_soon(self._renew_forever)
+        await every(0.1, self._expire_forwards)
 
     async def _renew_forever(self) -> None:
         every = self.lease_seconds / 4
@@ -219,16 +215,10 @@ class ClusterRooms:
             log.warning("node lease: release failed (rooms move when it runs out): %r", exc)
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
+        self._tasks.start_if_running(fn, *args)
 
     def _tell(self, room: str, msg: Any) -> None:
-        try:
-            self.system.ref(ROOM, room).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+        self.system.tell_soon_or_fail(ROOM, room, msg)
 
     # ----- the link of room actors (actors.room_link.RoomLink) ------------------
 
