@@ -17,7 +17,6 @@ import httpx
 import msgspec
 import pytest
 
-from actors.room_expiry import ManualClock
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
 from protocol.frames_chat import (
@@ -30,6 +29,7 @@ from protocol.frames_chat import (
     PinData,
     RoomDisappearing,
 )
+from realtime_server.clock import ManualClock
 from realtime_server.node import Node, open_node
 from storage.base import now_ms
 from tests import conftest
