@@ -258,7 +258,7 @@ class Gateway:
                         heartbeat=s.heartbeat_interval,
                         max_frame=s.max_frame_bytes,
                         max_text=s.max_message_chars,
-                        ts=now_ms(),
+                        ts=self._now_ms(),
                         plan=plan,
                     ),
                 )

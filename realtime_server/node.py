@@ -168,6 +168,7 @@ async def open_node(
                         cluster,
                         beacon=settings.presence_beacon_seconds,
                         grace=settings.presence_grace,
+                        clock=node_clock.now_ms,
                     )
                     users.elsewhere = cluster_presence.elsewhere
                 # Disappearing messages (issue 18): rooms tell the sweeper of
@@ -301,7 +302,15 @@ async def open_node(
                         stale_after=max(settings.ai_first_token_timeout, settings.ai_idle_timeout)
                         + 2 * settings.node_lease_seconds,
                     )
-                ai = AiService(settings, store, system, hub, binary_frame, link=ai_link)
+                ai = AiService(
+                    settings,
+                    store,
+                    system,
+                    hub,
+                    binary_frame,
+                    link=ai_link,
+                    clock=node_clock.now_ms,
+                )
                 if ai_link is not None:
                     ai_link.service = ai
                     await services.start(ai_link.serve)
