@@ -86,6 +86,7 @@ class AiService:
         frame: Callable[[bytes], bytes],
         quota: Any = None,
         link: AiLink | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -94,6 +95,7 @@ class AiService:
         self.files = ai_files_store(store)
         self.providers = Providers.from_settings(settings)
         self.quota = quota  # billing's QuotaService; the node sets it
+        self.clock = clock  # the node's (realtime_server.clock)
 
         async def post(room_id: str, sender: str, cid: str, text: str) -> Message:
             return await post_as(
@@ -110,6 +112,7 @@ class AiService:
                 idle_timeout=settings.ai_idle_timeout,
                 max_generations=settings.ai_max_generations,
                 link=link,
+                clock=clock,
             )
         )
 
@@ -415,7 +418,7 @@ class AiService:
             kind=AI_KIND,
             name=title,
             created_by=user_id,
-            created_at=now_ms(),
+            created_at=self.clock(),
             members=(RoomMember(user_id, "owner"),),
         )
         return await self.store.create_room(room)

@@ -131,6 +131,7 @@ class StreamDeps:
     idle_timeout: float = 30.0
     max_generations: int = 1000
     link: AiLink | None = None  # other nodes (issue 13); None on a single node
+    clock: Callable[[], int] = now_ms  # the node's (realtime_server.clock): usage periods
 
 
 # ----- messages ------------------------------------------------------------------
@@ -480,7 +481,7 @@ class Generation:
             estimate_tokens(text) if text else 0,
         )
         stored: Message | None = None
-        at = now_ms()
+        at = deps.clock()
         try:
             if text:
                 stored = await deps.post(self.room_id, ai_sender(spec.model), self.id, text)

@@ -95,6 +95,8 @@ class RoomDeps:
     pushed: Callable[[str, set[str], list[Message]], None] | None = None
     # The other nodes (issue 13); None on a single node.
     link: RoomLink | None = None
+    # The node's clock (realtime_server.clock): message times, the delete window.
+    clock: Callable[[], int] = now_ms
 
     @property
     def rich(self) -> RichMessageStore:
@@ -690,7 +692,7 @@ class RoomActor(RoomExtras, Actor):
         pending, self.pending = self.pending, {}
         rows: list[StoredMessage] = []
         items: dict[tuple[str, str], _Pending] = {}
-        ts = now_ms()
+        ts = self.deps.clock()
         ttl = self.disappear_ms
         for key, item in pending.items():
             original = stored.get(key)

@@ -70,7 +70,6 @@ from protocol.frames_chat import (
     ReceiptUpdateData,
     ReplyPreview,
 )
-from storage.base import now_ms
 from storage.errors import StoreError
 from storage.messages_rich import RoomEvent
 from storage.outage import StorageHealth, is_outage
@@ -268,7 +267,7 @@ class RoomChanges:
             change.reply_err(*problem)
             return
         assert m is not None
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         raw = codec.encode(
             MsgEdited(
                 d=EditedData(
@@ -296,14 +295,14 @@ class RoomChanges:
             raw = codec.encode(
                 MsgDeleted(
                     d=DeletedData(
-                        room=self.key, seq=op.seq, by=change.user_id, at=now_ms(), me=True
+                        room=self.key, seq=op.seq, by=change.user_id, at=self.deps.clock(), me=True
                     )
                 )
             )
             self._to_user(change.user_id, raw, None, skip_of(change))
             change.reply_ok()
             return
-        now = now_ms()
+        now = self.deps.clock()
         problem = delete_problem(
             m, change.user_id, self.roles.get(change.user_id), now, self.deps.delete_window_ms
         )
@@ -364,7 +363,7 @@ class RoomChanges:
         if problem is not None:
             change.reply_err(*problem)
             return
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         raw = codec.encode(
             MsgReaction(
                 d=ReactionData(
@@ -404,7 +403,7 @@ class RoomChanges:
         # Counted before the write: once stored, nothing may fail before the
         # event goes out (or the stored receipt would be answered unavailable).
         unread = await self._unread(user, read)
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         receipt = ReceiptUpdateData(room=self.key, ev=ev, user=user, read=read, dlv=dlv)
         raw = codec.encode(ReceiptUpdate(d=receipt))
         await self.deps.rich.set_receipt(

@@ -38,7 +38,7 @@ from protocol.frames_chat import (
     PinnedData,
     RoomDisappearing,
 )
-from storage.base import new_id, now_ms
+from storage.base import new_id
 from storage.messages_rich import RoomEvent
 from storage.room_pins import Pin, pins_store
 
@@ -73,7 +73,7 @@ class RoomExtras(RoomChanges):
             change.reply_ok()  # already so: idempotent, no event
             return
         store = pins_store(self.deps.store)
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         if op.off:
             after = [s for s in pinned if s != op.seq]
             raw = self._pinned(ev, op, change.user_id, at, after)
@@ -105,7 +105,7 @@ class RoomExtras(RoomChanges):
         if ms == self.disappear_ms:
             change.reply_ok()
             return
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         data = DisappearingData(room=self.key, ev=ev, by=change.user_id, ttl=op.ttl, at=at)
         raw = codec.encode(RoomDisappearing(d=data))
         await pins_store(self.deps.store).set_disappearing(

@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -114,6 +114,8 @@ class SubscriptionService:
         quota: QuotaService,
         stripe: StripeGateway,
         konnect: KonnectGateway,
+        *,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self._users = users
@@ -122,7 +124,7 @@ class SubscriptionService:
         self.quota = quota
         self.stripe = stripe
         self.konnect = konnect
-        self._clock = now_ms
+        self._clock = clock  # the node's (realtime_server.clock): periods, renewals
         self._user_locks = _KeyedLocks()
         self._subscription_locks = _KeyedLocks()
         # realtime_server.notifier.Notifier, set by the node (issue 15): a
@@ -531,17 +533,29 @@ def check_settings(s: Settings) -> None:
 class Billing:
     """Plans, quota, subscriptions and both gateways of one node."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, *, clock: Callable[[], int] = now_ms
+    ) -> None:
         check_settings(settings)
         self.plans = plans_from_settings(settings)
         self.store = billing_store(store)
         self.stripe = StripeGateway(settings)
         self.konnect = KonnectGateway(settings)
         self.quota = QuotaService(
-            self.plans, self.store, grace_ms=settings.billing_renewal_grace_seconds * 1000
+            self.plans,
+            self.store,
+            grace_ms=settings.billing_renewal_grace_seconds * 1000,
+            clock=clock,
         )
         self.subscriptions = SubscriptionService(
-            settings, store, self.store, self.plans, self.quota, self.stripe, self.konnect
+            settings,
+            store,
+            self.store,
+            self.plans,
+            self.quota,
+            self.stripe,
+            self.konnect,
+            clock=clock,
         )
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -124,7 +124,9 @@ class Onboarding:
     @classmethod
     def of(cls, services: Any) -> Onboarding:
         if services.onboarding is None:
-            services.onboarding = cls(services)
+            # On the node's clock (ms): OTP expiry and back-off, rate-limit windows.
+            node_ms: Callable[[], int] = services.clock
+            services.onboarding = cls(services, clock=lambda: node_ms() / 1000)
         found: Onboarding = services.onboarding
         return found
 

@@ -63,7 +63,7 @@ from protocol.errors import ErrorCode
 from protocol.frames_ai import AiDone, AiError, AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset
 from storage.ai_files import FileRef
-from storage.base import new_time_id, now_ms
+from storage.base import new_time_id
 
 TAG = "ai"
 _json = msgspec.json.Encoder()
@@ -138,7 +138,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             summary = await ai.metered().summary(claims.user_id)
         except ActorError as exc:
             raise _refusal(exc) from None
-        day, month = periods(now_ms())
+        day, month = periods(services.clock())
         rows = await ai.ai.usage(claims.user_id, [day, month])
         return json_response(
             UsageOut(
@@ -172,7 +172,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         room = await ai.create_room(me, body.title)
         if services.room_changed is not None:
             services.room_changed(room.id, False)
-        at = now_ms()
+        at = services.clock()
         conv = AiConversation(
             room_id=room.id,
             user_id=me,
@@ -258,7 +258,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             changes["folder_id"] = body.folder_id
         if "model" in changes:
             await check_model(me, changes["model"])
-        changes["updated_at"] = now_ms()
+        changes["updated_at"] = services.clock()
         conv = await service().ai.update_conversation(room_id, changes)
         if conv is None:
             raise NotFound("No such conversation.")
@@ -340,7 +340,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 content_type="text/markdown; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
             )
-        body = ExportOut(out(conv), messages, now_ms())
+        body = ExportOut(out(conv), messages, services.clock())
         response = json_response(body)
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
         return response
@@ -420,7 +420,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         responses={201: FolderEnvelope},
     )
     async def create_folder(claims: AccessClaims, body: FolderBody) -> Response:
-        folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, now_ms())
+        folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, services.clock())
         await service().ai.create_folder(folder)
         return json_response(FolderEnvelope(FolderOut.of(folder)), status=201)
 
@@ -477,7 +477,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             body.system_prompt,
             body.temperature,
             body.max_tokens,
-            now_ms(),
+            services.clock(),
         )
         await service().ai.create_preset(preset)
         return json_response(PresetEnvelope(PresetOut.of(preset)), status=201)

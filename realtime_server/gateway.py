@@ -21,7 +21,7 @@ import itertools
 import logging
 import re
 import socket
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -120,6 +120,8 @@ class Gateway:
         self.dispatcher = dispatcher
         # Node services handlers may need (store, writer, ...), by name.
         self.services: dict[str, Any] = services or {}
+        # The node's clock (realtime_server.clock), the one tokens are issued on.
+        self._now_ms: Callable[[], int] = self.services.get("clock", now_ms)
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
         self._all_closed = trio.Event()
@@ -256,7 +258,7 @@ class Gateway:
                         heartbeat=s.heartbeat_interval,
                         max_frame=s.max_frame_bytes,
                         max_text=s.max_message_chars,
-                        ts=now_ms(),
+                        ts=self._now_ms(),
                         plan=plan,
                     ),
                 )
@@ -500,11 +502,12 @@ class Gateway:
         self._set_expiry(session, claims)
         session.push_frame(frames.Ok(re=frame.id))
 
-    @staticmethod
-    def _set_expiry(session: Session, claims: object) -> None:
+    def _set_expiry(self, session: Session, claims: object) -> None:
         expires_at = getattr(claims, "expires_at", None)  # ms since the Unix epoch
         if isinstance(expires_at, int):
-            session.reauthorize(expires_at / 1000 - time.time())
+            # What is left of the token on the node's clock becomes a timer in
+            # the session's writer (trio time: no task per connection).
+            session.reauthorize((expires_at - self._now_ms()) / 1000)
 
     # ----- resume and heartbeat ------------------------------------------------
 

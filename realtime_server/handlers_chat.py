@@ -34,7 +34,8 @@ from storage.base import now_ms
 
 
 async def on_ping(ctx: FrameContext, frame: frames.Ping) -> None:
-    ctx.session.push_frame(frames.Pong(re=frame.id, ts=now_ms()))
+    now = ctx.services.get("clock", now_ms)  # the node's clock, as message times
+    ctx.session.push_frame(frames.Pong(re=frame.id, ts=now()))
 
 
 async def on_hello(ctx: FrameContext, frame: frames.Hello) -> None:

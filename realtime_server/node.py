@@ -13,7 +13,6 @@ Task tree::
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from actors.ai_service import AiService
 from actors.call import CALL, CallActor, CallDeps
 from actors.call_registry import CallRegistry
 from actors.room import ROOM, RoomActor, RoomDeps
-from actors.room_expiry import Clock, ExpirySweeper, WallClock
+from actors.room_expiry import ExpirySweeper
 from actors.runtime import ActorRef, ActorSystem
 from actors.supervision import open_services
 from bridge.app import BridgeServices, create_app
@@ -45,6 +44,7 @@ from realtime_server import (
 )
 from realtime_server import presence as presence_frames
 from realtime_server.admin_stats import LiveStats
+from realtime_server.clock import Clock, WallClock, seconds_of
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.ai import ClusterAi
 from realtime_server.cluster.bus import Bus
@@ -64,7 +64,7 @@ from realtime_server.push.service import serve_push
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
-from storage.base import Store, now_ms
+from storage.base import Store
 from storage.blobs import LocalBlobStore
 from storage.calls import calls_store
 from storage.factory import open_store
@@ -107,9 +107,10 @@ async def open_node(
     bus: Bus | None = None,
     reuse_port: bool = False,
 ) -> AsyncIterator[Node]:
-    """``clock`` is the node's one clock for time-dependent state: when
-    disappearing messages expire, mute expiry, the chat archive (default: the
-    wall clock); tests pass one they move.
+    """``clock`` is the node's one clock for every wall-time rule (see
+    ``realtime_server.clock``): message and story expiry, the delete window,
+    mute expiry, OTP and rate-limit windows, token lifetimes, quotas and plan
+    periods, last seen (default: the wall clock); tests pass one they move.
 
     ``bus`` joins this node to others (issue 13): tests pass an in-process
     ``LocalBus``; otherwise ``REDIS_URL`` makes a Redis one, and neither
@@ -168,6 +169,7 @@ async def open_node(
                         cluster,
                         beacon=settings.presence_beacon_seconds,
                         grace=settings.presence_grace,
+                        clock=node_clock.now_ms,
                     )
                     users.elsewhere = cluster_presence.elsewhere
                 # Disappearing messages (issue 18): rooms tell the sweeper of
@@ -197,6 +199,7 @@ async def open_node(
                     expiring=expiry.scheduled,
                     pushed=push.messages_stored,
                     link=rooms_link,
+                    clock=node_clock.now_ms,
                 )
 
                 def room_factory(key: str, ref: ActorRef) -> RoomActor:
@@ -225,7 +228,7 @@ async def open_node(
                         lease_seconds=settings.node_lease_seconds,
                         ask_timeout=settings.ask_timeout,
                     )
-                elif swept := await calls.end_unfinished("failed", now_ms()):
+                elif swept := await calls.end_unfinished("failed", node_clock.now_ms()):
                     log.info("ended %d calls left unfinished as failed", len(swept))
                 call_deps = CallDeps(
                     store=store,
@@ -234,7 +237,10 @@ async def open_node(
                     registry=call_registry,
                     system=system,
                     frame=binary_frame,
-                    ice_servers=lambda user: ice_servers(settings, user, time.time()),
+                    ice_servers=lambda user: ice_servers(
+                        settings, user, node_clock.now_ms() / 1000
+                    ),
+                    clock=node_clock.now_ms,
                     ring_seconds=settings.call_ring_seconds,
                     reconnect_grace=settings.call_reconnect_grace,
                     max_participants=settings.call_max_participants,
@@ -250,6 +256,7 @@ async def open_node(
                     settings.access_token_ttl,
                     settings.refresh_token_ttl,
                     store,
+                    clock=seconds_of(node_clock),
                 )
                 # A sign-out on another node: its tokens are refused here too.
                 users.revoked = lambda _user, sessions: tokens.signed_out_elsewhere(sessions)
@@ -280,6 +287,7 @@ async def open_node(
                     grace=settings.presence_grace,
                     throttle=settings.presence_throttle,
                     cluster=cluster_presence,
+                    clock=node_clock.now_ms,
                 )
                 await services.start(presence.serve)
                 if cluster_presence is not None:
@@ -295,13 +303,21 @@ async def open_node(
                         stale_after=max(settings.ai_first_token_timeout, settings.ai_idle_timeout)
                         + 2 * settings.node_lease_seconds,
                     )
-                ai = AiService(settings, store, system, hub, binary_frame, link=ai_link)
+                ai = AiService(
+                    settings,
+                    store,
+                    system,
+                    hub,
+                    binary_frame,
+                    link=ai_link,
+                    clock=node_clock.now_ms,
+                )
                 if ai_link is not None:
                     ai_link.service = ai
                     await services.start(ai_link.serve)
                 await services.start(ai.serve)
                 # Billing (issue 6): plans, Stripe and Konnect, AI-message quotas.
-                billing = Billing(settings, store)
+                billing = Billing(settings, store, clock=node_clock.now_ms)
                 await services.start(billing.serve)
                 # Every AI ask goes through billing's quota before a provider is called.
                 ai.quota = billing.quota

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -132,8 +133,10 @@ class PresenceTracker:
         grace: float,
         throttle: float,
         cluster: ClusterPresence | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._cluster = cluster  # the other nodes' part; None on a single node
+        self._clock = clock  # the node's (realtime_server.clock): last seen
         self._store = store
         self._presence = presence_store(store)
         self._hub = hub
@@ -207,7 +210,7 @@ class PresenceTracker:
             return
         st.grace = None
         st.online = False
-        st.last_seen = now_ms()
+        st.last_seen = self._clock()
         if self._cluster is not None and self._cluster.down(st.user_id, st.last_seen):
             # Still online through another node: nothing to tell or store;
             # whichever node is left last does both.

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from actors.room_expiry import Clock, DeadlineSweeper
+from actors.room_expiry import DeadlineSweeper
+from realtime_server.clock import Clock
 from storage.base import Store
 from storage.blobs import BlobNotFound, BlobStore
 from storage.stories import story_store

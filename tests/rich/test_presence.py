@@ -83,6 +83,7 @@ async def test_the_visibility_setting_decides_who_sees_presence(
     node_factory: NodeFactory,
 ) -> None:
     async with node_factory(presence_grace=0.2, presence_throttle=0.0) as node:
+        tracker = node.gateway.services["presence"]
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             ada, bob, eve = await register(http), await register(http), await register(http)
             await create_group(http, ada, bob)  # bob shares a room with ada
@@ -117,7 +118,9 @@ async def test_the_visibility_setting_decides_who_sees_presence(
                         # Ada's own setting never hides others from her.
                         assert await ask(a, bob) == {bob.id: (True, None)}
                         assert await ask(a, ada) == {ada.id: (True, None)}
-                await trio.sleep(0.4)  # ada's grace period ends
+                with trio.fail_after(5):  # ada's grace period ends (trio time)
+                    while tracker.is_online(ada.id):  # noqa: ASYNC110 - a server-side fact
+                        await trio.sleep(0.01)
 
 
 async def test_a_block_hides_presence_both_ways(node: Node, http: httpx.AsyncClient) -> None:
