@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 import trio
@@ -49,7 +49,7 @@ from actors.call_registry import CallRegistry
 from actors.call_rules import Call, CallProblem, Change, Participant, Status
 from actors.errors import ActorError, ActorUnavailable
 from actors.room import post_as
-from actors.runtime import Actor, ActorRef, ActorSystem
+from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Ok
@@ -78,7 +78,7 @@ from storage.fence import ROOM_FENCE
 
 log = logging.getLogger(__name__)
 
-CALL = "call"
+CALL: ActorKind[CallMessage] = ActorKind("call")
 SYSTEM_SENDER = "system"
 
 
@@ -113,7 +113,7 @@ class CallDeps:
 # ----- messages --------------------------------------------------------------
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class CallRequest:
     """A client's request, cast from the gateway; answered on ``session``."""
 
@@ -139,33 +139,33 @@ class CallRequest:
         self.reply_err(error.code, error.message)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Start(CallRequest):
     room: str
     kind: str
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Accept(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Decline(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Join(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Hangup(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Relay(CallRequest):
     payload: CallSdpData | CallIceData
 
@@ -195,6 +195,13 @@ class GraceOver:
 @dataclass(frozen=True, slots=True)
 class RingOver:
     pass
+
+
+CallRequests = Start | Accept | Decline | Join | Hangup | Relay
+"""A device's requests: each answers on its session."""
+
+CallMessage = CallRequests | SessionGone | AccessChanged | GraceOver | RingOver | Reforward | Adopt
+"""Everything a call actor takes (all casts): ``ActorRef[CallMessage]``."""
 
 
 async def access_changed(
@@ -263,8 +270,8 @@ def from_record(record: CallRecord) -> Call:
 # ----- the actor -------------------------------------------------------------
 
 
-class CallActor(Actor):
-    def __init__(self, key: str, ref: ActorRef, deps: CallDeps) -> None:
+class CallActor(Actor[CallMessage]):
+    def __init__(self, key: str, ref: ActorRef[CallMessage], deps: CallDeps) -> None:
         super().__init__(key, ref)
         self.deps = deps
         self.call: Call | None = None
@@ -333,7 +340,7 @@ class CallActor(Actor):
             if record is not None:
                 await self._resume(record)
 
-    async def _route(self, msg: Any) -> Any:
+    async def _route(self, msg: CallMessage) -> CallMessage | None:
         """With several nodes: the message to handle here, or None when it
         was forwarded to the leader (or is the leader's business)."""
         link = self.deps.link
@@ -381,11 +388,12 @@ class CallActor(Actor):
         self.lost = True
         ROOM_FENCE.set(None)
 
-    async def handle_cast(self, msg: Any) -> None:
+    async def handle_cast(self, msg: CallMessage) -> None:
         if self.deps.link is not None:
-            msg = await self._route(msg)
-            if msg is None:
+            routed = await self._route(msg)
+            if routed is None:
                 return
+            msg = routed
         if self.call is None and not isinstance(msg, Start):
             if isinstance(msg, CallRequest):
                 raise ActorUnavailable("No such call.", code=ErrorCode.NOT_FOUND)
@@ -414,8 +422,10 @@ class CallActor(Actor):
                     await self._access_changed(
                         tuple(self._call.participants) if everyone else users
                     )
+                case Reforward() | Adopt():  # for the link (``_route``); none on one node
+                    raise ActorError(f"call cannot take {type(msg).__name__} here")
                 case _:
-                    raise ActorError(f"call cannot take {type(msg).__name__}")
+                    assert_never(msg)
         except (CallProblem, StoreError) as exc:
             # Only reads can raise StoreError here (writes are handled where
             # they happen), so nothing has changed.

@@ -18,13 +18,16 @@ and the registry's ``holder`` then mirrors only the calls led here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorRef
+
+if TYPE_CHECKING:  # actors.call imports this module
+    from actors.call import CallMessage
 
 
 class CallRegistry:
@@ -96,7 +99,9 @@ class CallRegistry:
 
     # ----- timers ----------------------------------------------------------------
 
-    def after(self, call_id: str, seconds: float, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def after(
+        self, call_id: str, seconds: float, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` in ``seconds`` unless cancelled first."""
         # The deadline is fixed now, not when the task first runs: a timer
         # measures from the transition that set it.
@@ -107,7 +112,9 @@ class CallRegistry:
 
         return self._spawn(call_id, wait, ref, msg)
 
-    def when_closed(self, call_id: str, session: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def when_closed(
+        self, call_id: str, session: Any, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` once ``session`` has closed, unless cancelled first."""
         return self._spawn(call_id, session.closed.wait, ref, msg)
 
@@ -123,7 +130,13 @@ class CallRegistry:
             "timers": sum(len(s) for s in self._scopes.values()),
         }
 
-    def _spawn(self, call_id: str, wait: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def _spawn(
+        self,
+        call_id: str,
+        wait: Callable[[], Awaitable[object]],
+        ref: ActorRef[CallMessage],
+        msg: CallMessage,
+    ) -> trio.CancelScope:
         if self._nursery is None:
             raise ActorUnavailable("the call registry is not running")
         scope = trio.CancelScope()

@@ -20,13 +20,17 @@ here runs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from actors.errors import ActorError
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import MessageMeta
 from storage.leases import Holder
+
+if TYPE_CHECKING:  # the room's own messages; actors.room imports this module
+    from actors.room import Post, PostAs
+    from actors.room_changes import Change, ChangeOp
 
 
 class RoomLink(Protocol):
@@ -36,7 +40,7 @@ class RoomLink(Protocol):
         """Take the room's lease if it is free or its holder is dead; who holds it now."""
         ...
 
-    def forward(self, owner: str, room_id: str, msg: Any) -> None:
+    def forward(self, owner: str, room_id: str, msg: Forwarded) -> None:
         """Send a post or change to the leader; raises ``ActorError`` (unavailable) if
         the bus is down. Its answer comes back through the link, or a ``Reforward``."""
         ...
@@ -54,7 +58,7 @@ class RoomLink(Protocol):
         """A frame for one member's devices on other nodes (delete for me, own receipt)."""
         ...
 
-    def taken_back(self, msg: Any) -> None:
+    def taken_back(self, msg: Forwarded) -> None:
         """A forwarded request is handled here after all (this node leads now):
         stop waiting for the old leader's answer."""
         ...
@@ -125,7 +129,7 @@ class RemoteChange:
     origin: str
     fid: int
     user_id: str
-    op: Any  # actors.room_changes.ChangeOp
+    op: ChangeOp
     skip: tuple[str, int] | None
     session: None = None
     request_id: int = 0
@@ -146,18 +150,20 @@ class RemoteChange:
         self.reply_err(error.code, error.message)
 
 
+Forwarded: TypeAlias = "Post | PostAs | RemotePost | Change | RemoteChange"
+"""A request a follower sends to the room's leader."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Reforward:
     """Cast by the link: ``msg`` was forwarded and not answered in time (the
     leader may be dead). The actor claims the room again, then handles it or
     forwards it to whoever leads now; a resend is safe by the cid rule."""
 
-    msg: Any
+    msg: Forwarded
 
     def fail(self, error: ActorError) -> None:
-        fail = getattr(self.msg, "fail", None)
-        if fail is not None:
-            fail(error)
+        self.msg.fail(error)
 
 
 @dataclass(frozen=True, slots=True)

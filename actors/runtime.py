@@ -30,7 +30,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
@@ -42,6 +42,34 @@ from storage.outage import StorageHealth, is_outage
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M")  # the closed union of one actor kind's messages
+R = TypeVar("R")  # what an ``Ask`` is answered with
+
+
+class Ask(Generic[R]):
+    """Base of a message that is answered (``ask``): ``R`` is the answer's type.
+
+    ``class GetPins(Ask[PinsView])`` makes ``await ref.ask(GetPins(...))`` a
+    ``PinsView``. The actor hands its answer back through ``answer``, which
+    makes mypy check it against ``R``; the runtime carries it untyped, so that
+    is the one place that types meet.
+    """
+
+    __slots__ = ()
+
+    def answer(self, value: R) -> R:
+        return value
+
+
+class ActorKind(str, Generic[M]):
+    """The name of an actor kind, carrying the type of its messages.
+
+    ``ROOM: ActorKind[RoomMessage] = ActorKind("room")`` makes
+    ``system.ref(ROOM, key)`` an ``ActorRef[RoomMessage]``. It is a ``str``:
+    logs, metrics and ``census()`` see the plain name.
+    """
+
+    __slots__ = ()
 
 
 class Failable(Protocol):
@@ -78,13 +106,14 @@ class Reply(Generic[T]):
         await self._event.wait()
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        # Set only together with the event (by ``set``), so it is a T here.
+        return cast(T, self._value)
 
 
 @dataclass(slots=True)
 class _Call:
-    msg: Any
-    reply: Reply[Any]
+    msg: object
+    reply: Reply[object]
 
     def fail(self, error: ActorError) -> None:
         self.reply.fail(error)
@@ -92,7 +121,7 @@ class _Call:
 
 @dataclass(slots=True)
 class _Cast:
-    msg: Any
+    msg: object
 
     def fail(self, error: ActorError) -> None:
         fail = getattr(self.msg, "fail", None)
@@ -106,20 +135,25 @@ class _Cast:
 _Envelope = _Call | _Cast
 
 
-class Actor:
-    """Base class of an actor kind. Subclasses override the hooks they need."""
+class Actor(Generic[M]):
+    """Base class of an actor kind, generic over its message union ``M``.
 
-    def __init__(self, key: str, ref: ActorRef) -> None:
+    Subclasses override the hooks they need. ``handle_call`` answers the
+    ``Ask`` members of ``M`` (returning ``msg.answer(value)``, so the value is
+    checked against the message's reply type); ``handle_cast`` takes the rest.
+    """
+
+    def __init__(self, key: str, ref: ActorRef[M]) -> None:
         self.key = key
         self.ref = ref
 
     async def on_start(self) -> None:
         """Load state. Raise ``ActorUnavailable`` to refuse to exist (e.g. no such room)."""
 
-    async def handle_call(self, msg: Any) -> Any:
+    async def handle_call(self, msg: M) -> object:
         raise ActorError(f"{type(self).__name__} does not answer {type(msg).__name__}")
 
-    async def handle_cast(self, msg: Any) -> None:
+    async def handle_cast(self, msg: M) -> None:
         raise ActorError(f"{type(self).__name__} does not take {type(msg).__name__}")
 
     def may_stop_idle(self) -> bool:
@@ -144,7 +178,7 @@ class _Cell:
     receive: trio.MemoryReceiveChannel[_Envelope]
     current: _Envelope | None = None
     crashes: deque[float] = field(default_factory=deque)
-    actor: Actor | None = None  # the incarnation running now, for busy()
+    actor: Actor[Any] | None = None  # the incarnation running now, for busy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +189,9 @@ class SystemStatistics:
     idle_stops: int
 
 
-class ActorRef:
-    """A handle on a virtual actor. Cheap; survives the actor's restarts and idle stops."""
+class ActorRef(Generic[M]):
+    """A handle on a virtual actor taking messages ``M``. Cheap; survives the
+    actor's restarts and idle stops."""
 
     __slots__ = ("_system", "kind", "key", "_cell")
 
@@ -185,11 +220,11 @@ class ActorRef:
                 self._cell = None
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
-    async def tell(self, msg: Any) -> None:
+    async def tell(self, msg: M) -> None:
         """Queue ``msg``; waits only while the inbox is full (backpressure)."""
         await self._send(_Cast(msg))
 
-    def tell_nowait(self, msg: Any) -> None:
+    def tell_nowait(self, msg: M) -> None:
         """Queue ``msg`` or raise ``trio.WouldBlock`` if the inbox is full."""
         for _ in range(2):
             try:
@@ -199,7 +234,7 @@ class ActorRef:
                 self._cell = None
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
-    def tell_soon(self, msg: Any) -> None:
+    def tell_soon(self, msg: M) -> None:
         """Deliver ``msg`` without blocking the caller, even when the inbox is full.
 
         For completions (a write finished) that must not be dropped and must
@@ -211,7 +246,7 @@ class ActorRef:
         except trio.WouldBlock:
             self._system._nursery_or_raise().start_soon(self._tell_or_fail, msg)
 
-    async def _tell_or_fail(self, msg: Any) -> None:
+    async def _tell_or_fail(self, msg: M) -> None:
         # A task of the system nursery: an error escaping it would take every
         # actor down. A message that cannot be delivered is failed instead.
         try:
@@ -220,17 +255,18 @@ class ActorRef:
             _Cast(msg).fail(exc)
 
     # OTP's call(msg, timeout): the timeout is part of the contract, not a convenience.
-    async def ask(self, msg: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    async def ask(self, msg: Ask[R], timeout: float | None = None) -> R:  # noqa: ASYNC109
         """Send ``msg`` and wait for the actor's answer, at most ``timeout`` seconds."""
-        reply: Reply[Any] = Reply()
+        reply: Reply[object] = Reply()
         limit = self._system.ask_timeout if timeout is None else timeout
         with trio.move_on_after(limit):
             await self._send(_Call(msg, reply))
-            return await reply.wait()
+            # The actor answered through ``msg.answer``, which mypy checked is an R.
+            return cast(R, await reply.wait())
         raise AskTimeout(f"{self.kind}:{self.key} did not answer within {limit:g}s")
 
 
-ActorFactory = Callable[[str, ActorRef], Actor]
+ActorFactory = Callable[[str, ActorRef[M]], Actor[M]]
 
 
 class ActorSystem:
@@ -252,17 +288,19 @@ class ActorSystem:
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.health = health or StorageHealth()
-        self._factories: dict[str, ActorFactory] = {}
+        # Kinds of every message type live side by side here: ``register``
+        # and ``ref`` are where each kind's types are tied together.
+        self._factories: dict[str, ActorFactory[Any]] = {}
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._nursery: trio.Nursery | None = None
         self._started = 0
         self._crashes = 0
         self._idle_stops = 0
 
-    def register(self, kind: str, factory: ActorFactory) -> None:
+    def register(self, kind: ActorKind[M], factory: ActorFactory[M]) -> None:
         self._factories[kind] = factory
 
-    def ref(self, kind: str, key: str) -> ActorRef:
+    def ref(self, kind: ActorKind[M], key: str) -> ActorRef[M]:
         if kind not in self._factories:
             raise KeyError(f"no actor kind {kind!r}")
         return ActorRef(self, kind, key)
@@ -337,9 +375,9 @@ class ActorSystem:
         cell.send.close()
 
     async def _run(self, cell: _Cell) -> None:
-        ref = ActorRef(self, cell.kind, cell.key)
+        ref: ActorRef[Any] = ActorRef(self, cell.kind, cell.key)
         ref._cell = cell
-        actor: Actor | None = None
+        actor: Actor[Any] | None = None
         try:
             while True:
                 actor = cell.actor = self._factories[cell.kind](cell.key, ref)
@@ -375,7 +413,7 @@ class ActorSystem:
             if actor is not None:
                 self._abandon(actor, stopped)
 
-    async def _start(self, actor: Actor) -> None:
+    async def _start(self, actor: Actor[Any]) -> None:
         try:
             await actor.on_start()
         except Exception as exc:
@@ -399,7 +437,7 @@ class ActorSystem:
         return ActorCrashed(f"{cell.kind}:{cell.key} crashed")
 
     @staticmethod
-    def _abandon(actor: Actor, error: ActorError) -> None:
+    def _abandon(actor: Actor[Any], error: ActorError) -> None:
         try:
             actor.abandon(error)
         except Exception:  # a failing abandon() must not take the runtime down
@@ -423,7 +461,7 @@ class ActorSystem:
                 return
             env.fail(error)
 
-    async def _loop(self, cell: _Cell, actor: Actor) -> None:
+    async def _loop(self, cell: _Cell, actor: Actor[Any]) -> None:
         idle = self.idle_seconds if self.idle_seconds > 0 else math.inf
         receive = cell.receive
         while True:

@@ -32,6 +32,7 @@ from actors.errors import ActorError
 from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
 from realtime_server.hub import Hub
+from realtime_server.services import NodeServices
 from realtime_server.session import Session
 from realtime_server.settings import Settings
 from storage.errors import Conflict, NotFound, StoreError
@@ -50,7 +51,7 @@ class FrameContext:
     settings: Settings
     system: ActorSystem
     hub: Hub
-    services: dict[str, Any]
+    services: NodeServices
 
     @property
     def user_id(self) -> str:
@@ -101,9 +102,7 @@ def answer_failure(ctx: FrameContext, frame: Any, exc: Exception) -> None:
         case NotFound():
             code, message = ErrorCode.NOT_FOUND, "Something this request refers to does not exist."
         case StoreError():
-            store = ctx.services.get("store")
-            if store is not None:
-                health_of(store).failed(exc)
+            health_of(ctx.services.store).failed(exc)
             log.debug("%s answered unavailable: %r", name, exc)
             code, message = ErrorCode.UNAVAILABLE, "Storage is unavailable; retry shortly."
         case ActorError():

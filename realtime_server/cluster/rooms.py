@@ -52,11 +52,19 @@ from actors.room import (
     MembersChanged,
     Post,
     PostAs,
+    RoomMessage,
     _Pending,
     deliver,
 )
 from actors.room_changes import EV_KEY, Change, ExpireData
-from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
+from actors.room_link import (
+    Answer,
+    Forwarded,
+    Reclaim,
+    Reforward,
+    RemoteChange,
+    RemotePost,
+)
 from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
@@ -105,7 +113,7 @@ _BUS_DOWN = "The node leading this room cannot be reached (bus down); retry shor
 
 @dataclass(slots=True, eq=False)
 class _Forwarded:
-    msg: Any  # Post | PostAs | Change (a local request waiting for the leader)
+    msg: Post | PostAs | Change  # a local request waiting for the leader
     room: str
     key: tuple[str, str, str] | None  # (room, sender, cid) of a post
     deadline: float  # re-forward after this
@@ -222,7 +230,7 @@ class ClusterRooms:
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
 
-    def _tell(self, room: str, msg: Any) -> None:
+    def _tell(self, room: str, msg: RoomMessage) -> None:
         try:
             self.system.ref(ROOM, room).tell_soon(msg)
         except ActorError as exc:
@@ -235,7 +243,7 @@ class ClusterRooms:
     async def claim(self, room_id: str) -> Holder:
         return await self.leases.claim(room_id, self.node_key)
 
-    def forward(self, owner: str, room_id: str, msg: Any) -> None:
+    def forward(self, owner: str, room_id: str, msg: Forwarded) -> None:
         if isinstance(msg, RemotePost):
             # Forwarded to us, and we do not lead (any more): pass it on; its
             # origin keeps the time.
@@ -289,7 +297,7 @@ class ClusterRooms:
             room_id, origin, fid, change.user_id, type(op).__name__, encoder.encode(op), skip
         )
 
-    def taken_back(self, msg: Any) -> None:
+    def taken_back(self, msg: Forwarded) -> None:
         self._untrack(msg)
 
     def batch_committed(self, room_id: str, messages: list[Message]) -> None:
@@ -334,7 +342,7 @@ class ClusterRooms:
 
     # ----- forwarded requests waiting here --------------------------------------
 
-    def _track(self, room: str, msg: Any) -> int:
+    def _track(self, room: str, msg: Post | PostAs | Change) -> int:
         fid = self._fid_of.get(id(msg))
         now = trio.current_time()
         if fid is not None and fid in self._forwards:
@@ -350,7 +358,7 @@ class ClusterRooms:
             self._by_post[key] = fid
         return fid
 
-    def _untrack(self, msg: Any) -> _Forwarded | None:
+    def _untrack(self, msg: Forwarded) -> _Forwarded | None:
         fid = self._fid_of.pop(id(msg), None)
         if fid is None:
             return None
@@ -526,7 +534,8 @@ class ClusterRooms:
             fid = self._by_post.get((room, wire.sender, wire.cid))
             if fid is not None:
                 waiting = self._forwards.get(fid)
-                if waiting is not None:
+                # _by_post names posts only; the isinstance tells mypy so.
+                if waiting is not None and isinstance(waiting.msg, Post | PostAs):
                     self._untrack(waiting.msg)
                     item.waiters.append(waiting.msg)
                     item.since = waiting.since
