@@ -50,6 +50,7 @@ from actors.call_rules import Call, CallProblem, Change, Participant, Status
 from actors.errors import ActorError, ActorUnavailable
 from actors.room import post_as
 from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem
+from actors.sessions import Requester, SessionHub
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Ok
@@ -91,7 +92,7 @@ async def _blocked(store: Store, a: str, b: str) -> bool:
 class CallDeps:
     store: Store
     calls: CallStore
-    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    hub: SessionHub
     registry: CallRegistry
     system: ActorSystem  # to post the missed-call notice in the room
     frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
@@ -117,7 +118,7 @@ class CallDeps:
 class CallRequest:
     """A client's request, cast from the gateway; answered on ``session``."""
 
-    session: Any  # realtime_server.session.Session
+    session: Requester
     request_id: int
 
     @property
@@ -173,7 +174,7 @@ class Relay(CallRequest):
 @dataclass(frozen=True, slots=True, eq=False)
 class SessionGone:
     user: str
-    session: Any
+    session: Requester
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,7 @@ class CallActor(Actor[CallMessage]):
         self.deps = deps
         self.call: Call | None = None
         # user -> the session of the device that is in the call for them
-        self.sessions: dict[str, Any] = {}
+        self.sessions: dict[str, Requester] = {}
         self.watchers: dict[str, trio.CancelScope] = {}
         self.grace: dict[str, tuple[int, trio.CancelScope]] = {}
         self.ring_timer: trio.CancelScope | None = None
@@ -698,7 +699,7 @@ class CallActor(Actor[CallMessage]):
             if change is not None:
                 await self._apply(change)
 
-    async def _session_gone(self, user: str, session: Any) -> None:
+    async def _session_gone(self, user: str, session: Requester) -> None:
         if self.call is None or self.sessions.get(user) is not session:
             return  # that device already left the call, or was replaced
         change = rules.disconnected(self.call, user)
@@ -745,7 +746,7 @@ class CallActor(Actor[CallMessage]):
             if self.deps.registry.claim(user, self.key):
                 self.held.add(user)
 
-    def _attach(self, user: str, session: Any) -> None:
+    def _attach(self, user: str, session: Requester) -> None:
         """``session`` is now the device in the call for ``user``."""
         self.sessions[user] = session
         old = self.watchers.pop(user, None)

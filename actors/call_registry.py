@@ -19,12 +19,13 @@ and the registry's ``holder`` then mirrors only the calls led here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorRef
+from actors.sessions import Requester
 
 if TYPE_CHECKING:  # actors.call imports this module
     from actors.call import CallMessage
@@ -113,7 +114,7 @@ class CallRegistry:
         return self._spawn(call_id, wait, ref, msg)
 
     def when_closed(
-        self, call_id: str, session: Any, ref: ActorRef[CallMessage], msg: CallMessage
+        self, call_id: str, session: Requester, ref: ActorRef[CallMessage], msg: CallMessage
     ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` once ``session`` has closed, unless cancelled first."""
         return self._spawn(call_id, session.closed.wait, ref, msg)

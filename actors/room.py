@@ -47,17 +47,19 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, assert_never
+from typing import assert_never
 
 import msgspec
 import trio
 
 from actors.errors import ActorError, ActorUnavailable, AskTimeout, Rejected
+from actors.once import Once
 from actors.room_changes import Change
 from actors.room_extras import RoomExtras
 from actors.room_link import Reclaim, Reforward, RemoteChange, RemotePost, RoomLink
 from actors.room_rules import SERVER_KINDS, encode_meta, preview_of, to_wire
 from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem, Ask, Reply
+from actors.sessions import MemberSession, SessionHub
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
@@ -84,7 +86,7 @@ _NOT_STORED = "The message was not stored; resend it with the same cid."
 class RoomDeps:
     store: Store
     writer: MessageWriter
-    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    hub: SessionHub
     frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
     cache_size: int = 500
     resume_max: int = 5000
@@ -105,11 +107,14 @@ class RoomDeps:
 # ----- messages --------------------------------------------------------------
 
 
-@dataclass(slots=True, eq=False)
-class Post:
-    """Cast from the gateway: store and fan out a text message, reply to ``session``."""
+class Post(msgspec.Struct, frozen=True, eq=False):
+    """Cast from the gateway: store and fan out a text message, reply to ``session``.
 
-    session: Any  # realtime_server.session.Session
+    A frozen msgspec Struct rather than a dataclass: this is made for every
+    ``msg.send``, and a frozen dataclass's ``__init__`` costs several times more.
+    """
+
+    session: MemberSession
     request_id: int
     sender_id: str
     cid: str
@@ -117,14 +122,12 @@ class Post:
     kind: str = "text"
     meta: MessageMeta | None = None
     reply_to: int | None = None  # seq in this room; the actor adds its preview
-    answered: bool = False  # exactly one answer, whichever path gets there first
+    # Exactly one answer, whichever path gets there first.
+    once: Once = msgspec.field(default_factory=Once)
 
     def claim(self) -> bool:
         """True the first time: the caller is the one to answer."""
-        if self.answered:
-            return False
-        self.answered = True
-        return True
+        return self.once.claim()
 
     def reply_ok(self, message: Message) -> None:
         if self.claim():
@@ -139,8 +142,7 @@ class Post:
         self.reply_err(error.code, error.message)
 
 
-@dataclass(slots=True, eq=False)
-class PostAs:
+class PostAs(msgspec.Struct, frozen=True, eq=False):
     """Cast carrying its own reply slot: post without a socket session.
 
     Used through ``post_as`` by server code (missed-call notices, group
@@ -156,7 +158,7 @@ class PostAs:
     meta: MessageMeta | None = None
     system: bool = False
     reply_to: int | None = None
-    reply: Reply[Message] = field(default_factory=Reply)
+    reply: Reply[Message] = msgspec.field(default_factory=Reply)
     session: None = None  # never a socket: acks go to ``reply``
     request_id: int = 0
 
@@ -349,7 +351,7 @@ class _Batch:
 
 
 def deliver(
-    hub: Any,
+    hub: SessionHub,
     frame: Callable[[bytes], bytes],
     room: str,
     members: set[str],
@@ -373,12 +375,14 @@ def deliver(
     answered here.
     """
     blobs: list[bytes] = []
-    origins: dict[Any, set[int]] = {}
+    # Keyed by the first waiter's session: None for a post without a socket
+    # (never a hub session, so it matches none below).
+    origins: dict[MemberSession | None, set[int]] = {}
     for i, (item, wire) in enumerate(zip(items, wires, strict=True)):
         blobs.append(frame(codec.encode(MsgNew(d=wire))))
         if item.waiters:
             origins.setdefault(item.waiters[0].session, set()).add(i)
-    acks: dict[Any, list[bytes]] = {}
+    acks: dict[MemberSession, list[bytes]] = {}
     for item, wire in zip(items, wires, strict=True):
         for post in item.waiters:
             if post.session is None:

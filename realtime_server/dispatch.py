@@ -23,6 +23,7 @@ Cancellation (``trio.Cancelled``, a ``BaseException``) is never caught.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -87,9 +88,8 @@ def _guarded(handler: Callable[[FrameContext, Any], Awaitable[None]]) -> Handler
         except Exception as exc:  # the one place that answers them all
             answer_failure(ctx, frame, exc)
 
-    guarded.__name__ = getattr(handler, "__name__", "handler")
-    guarded.__wrapped__ = handler  # type: ignore[attr-defined]  # for introspection
-    return guarded
+    # Its name, and __wrapped__ for introspection, are the handler's.
+    return functools.update_wrapper(guarded, handler)
 
 
 def answer_failure(ctx: FrameContext, frame: Any, exc: Exception) -> None:
