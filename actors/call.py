@@ -818,7 +818,7 @@ class CallActor(Actor[CallMessage]):
     def _announce(self, change: Change, users: list[str] | None = None) -> None:
         call = self._call
         frame = CallStateFrame(
-            d=CallStateData(event=change.event, call=rules.view(call), user=change.user)  # type: ignore[arg-type]
+            d=CallStateData(event=change.event, call=rules.view(call), user=change.user)
         )
         if users is None:
             users = [u for u, p in call.participants.items() if p.status is not Status.BUSY]
