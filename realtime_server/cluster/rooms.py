@@ -56,7 +56,7 @@ from actors.room import (
     _Pending,
     deliver,
 )
-from actors.room_changes import EV_KEY, Change, ExpireData
+from actors.room_changes import EV_KEY, Change, ExpireData, Skip
 from actors.room_link import (
     Answer,
     Forwarded,
@@ -290,7 +290,11 @@ class ClusterRooms:
 
     @staticmethod
     def _change_envelope(
-        room_id: str, origin: str, fid: int, change: Change | RemoteChange, skip: Any
+        room_id: str,
+        origin: str,
+        fid: int,
+        change: Change | RemoteChange,
+        skip: tuple[str, int] | None,
     ) -> ForwardChange:
         op = change.op
         return ForwardChange(
@@ -305,10 +309,10 @@ class ClusterRooms:
             self._seen[room_id] = messages[-1].seq
         self._publish_room(room_id, Batch(room_id, messages))
 
-    def event(self, room_id: str, raw: bytes, ev: int, skip: Any, except_user: str | None) -> None:
+    def event(self, room_id: str, raw: bytes, ev: int, skip: Skip, except_user: str | None) -> None:
         self._publish_room(room_id, Event(room_id, raw, ev, self._skip_key(skip), except_user))
 
-    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Any) -> None:
+    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Skip) -> None:
         self._publish_room(room_id, ToUser(room_id, user_id, raw, ev, self._skip_key(skip)))
 
     def answer(self, origin: str, fid: int, result: Answer) -> None:
@@ -333,7 +337,7 @@ class ClusterRooms:
             self.unpublished += 1
             log.warning("room %s: not published (bus down); other nodes get it by resume", room_id)
 
-    def _skip_key(self, skip: Any) -> tuple[str, int] | None:
+    def _skip_key(self, skip: Skip) -> tuple[str, int] | None:
         if isinstance(skip, Session):
             return (self.node_key, skip.info.conn_id)
         if isinstance(skip, tuple):
