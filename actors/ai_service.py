@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -48,11 +48,16 @@ from actors.ai_stream import (
 from actors.errors import ActorError
 from actors.room import post_as
 from actors.runtime import ActorSystem
+from actors.sessions import MemberSession, SessionHub
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from storage.ai import ai_store
 from storage.ai_files import ai_files_store
-from storage.base import Room, Store, new_time_id, now_ms
+from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
+
+if TYPE_CHECKING:  # types only: actors/ starts no billing and reads settings as given
+    from bridge.billing_quota import QuotaDecision, QuotaService
+    from realtime_server.settings import Settings
 
 AI_KIND = "ai"
 
@@ -61,7 +66,7 @@ class AiRefused(ActorError):
     """An AI request refused with a client-facing code (socket ``err`` / REST error)."""
 
 
-def _refusal_text(decision: Any) -> str:
+def _refusal_text(decision: QuotaDecision) -> str:
     """Limit, usage and reset time, in words (billing's summary has the numbers)."""
     s = decision.summary
     daily = getattr(decision, "exhausted", None) == "daily"
@@ -79,12 +84,12 @@ def _refusal_text(decision: Any) -> str:
 class AiService:
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         store: Store,
         system: ActorSystem,
-        hub: Any,
+        hub: SessionHub,
         frame: Callable[[bytes], bytes],
-        quota: Any = None,
+        quota: QuotaService | None = None,
         link: AiLink | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -125,7 +130,7 @@ class AiService:
 
     # ----- models -----
 
-    def metered(self) -> Any:
+    def metered(self) -> QuotaService:
         if self.quota is None:
             raise AiRefused(
                 "AI quotas are not configured on this server.", code=ErrorCode.UNAVAILABLE
@@ -255,7 +260,8 @@ class AiService:
                     )
                 hide = (edit_seq, last)
                 recent = [m for m in recent if m.seq < edit_seq]
-            decision = await self.metered().try_consume(user_id, 1)
+            quota = self.metered()
+            decision = await quota.try_consume(user_id, 1)
             if not decision:
                 raise AiRefused(_refusal_text(decision), code=ErrorCode.AI_QUOTA_EXCEEDED)
             consumed = True
@@ -299,7 +305,6 @@ class AiService:
                 max_tokens=(conv.max_tokens if conv and conv.max_tokens else None)
                 or self.settings.ai_max_output_tokens,
             )
-            quota = self.quota
 
             async def refund() -> None:
                 # To the period the message was counted in, not the one in force
@@ -333,7 +338,7 @@ class AiService:
             self.streams.release(room.id)
             if consumed:
                 with trio.CancelScope(shield=True):
-                    await self.quota.refund(user_id, 1, consumed=decision)
+                    await quota.refund(user_id, 1, consumed=decision)
             raise
 
     # ----- control -----
@@ -384,7 +389,7 @@ class AiService:
             await self.streams.deps.link.stop_room(user_id, room_id)
 
     async def attach(
-        self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
+        self, user_id: str, session: MemberSession, room_id: str, gen_id: str | None, from_: int
     ) -> None:
         gen = self.streams.running_in(room_id)
         link = self.streams.deps.link
@@ -424,9 +429,7 @@ class AiService:
         return await self.store.create_room(room)
 
 
-def _as_stored(m: Message) -> Any:
-    from storage.base import StoredMessage
-
+def _as_stored(m: Message) -> StoredMessage:
     return StoredMessage(
         id=m.id,
         room_id=m.room,
@@ -439,7 +442,7 @@ def _as_stored(m: Message) -> Any:
     )
 
 
-def _to_message(m: Any) -> Message:
+def _to_message(m: StoredMessage) -> Message:
     from actors.room_rules import to_wire
 
     return to_wire(m)

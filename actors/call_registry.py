@@ -18,13 +18,14 @@ and the registry's ``holder`` then mirrors only the calls led here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 import trio
 
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorRef
+from actors.sessions import Requester
 from actors.supervision import Restart, RestartPolicy, ServiceNursery
 
 TIMER_POLICY = RestartPolicy(
@@ -32,6 +33,9 @@ TIMER_POLICY = RestartPolicy(
     reason="a timer measures from the transition that set it: run again it would fire"
     " late or twice; the call's other timers and its end still come",
 )
+
+if TYPE_CHECKING:  # actors.call imports this module
+    from actors.call import CallMessage
 
 
 class CallRegistry:
@@ -97,7 +101,9 @@ class CallRegistry:
 
     # ----- timers ----------------------------------------------------------------
 
-    def after(self, call_id: str, seconds: float, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def after(
+        self, call_id: str, seconds: float, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` in ``seconds`` unless cancelled first."""
         # The deadline is fixed now, not when the task first runs: a timer
         # measures from the transition that set it.
@@ -108,7 +114,9 @@ class CallRegistry:
 
         return self._spawn(call_id, wait, ref, msg)
 
-    def when_closed(self, call_id: str, session: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def when_closed(
+        self, call_id: str, session: Requester, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` once ``session`` has closed, unless cancelled first."""
         return self._spawn(call_id, session.closed.wait, ref, msg)
 
@@ -124,7 +132,13 @@ class CallRegistry:
             "timers": sum(len(s) for s in self._scopes.values()),
         }
 
-    def _spawn(self, call_id: str, wait: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def _spawn(
+        self,
+        call_id: str,
+        wait: Callable[[], Awaitable[object]],
+        ref: ActorRef[CallMessage],
+        msg: CallMessage,
+    ) -> trio.CancelScope:
         if not self._tasks.running:
             raise ActorUnavailable("the call registry is not running")
         scope = trio.CancelScope()

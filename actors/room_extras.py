@@ -23,7 +23,7 @@ Rules (issue 18):
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from actors.room_changes import AnyChange, ExpireData, RoomChanges, skip_of
 from actors.room_rules import manage_problem, pin_problem
@@ -42,6 +42,9 @@ from storage.base import new_id
 from storage.messages_rich import RoomEvent
 from storage.room_pins import Pin, pins_store
 
+if TYPE_CHECKING:  # it imports this module
+    from actors.room import AnyPost
+
 SYSTEM_SENDER = "system"
 
 
@@ -50,7 +53,7 @@ class RoomExtras(RoomChanges):
 
     kind: str  # the room's kind: direct | group
 
-    async def _post(self, post: Any) -> None: ...
+    async def _post(self, post: AnyPost) -> None: ...
 
     async def _other_change(self, change: AnyChange) -> None:
         match change.op:

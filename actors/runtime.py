@@ -38,7 +38,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
@@ -51,6 +51,35 @@ from storage.outage import StorageHealth, is_outage
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M")  # the closed union of one actor kind's messages
+R = TypeVar("R")  # what an ``Ask`` is answered with
+
+
+class Ask(Generic[R]):
+    """Base of a message that is answered (``ask``): ``R`` is the answer's type.
+
+    ``class GetPins(Ask[PinsView])`` makes ``await ref.ask(GetPins(...))`` a
+    ``PinsView``. The actor hands its answer back through ``answer``, which
+    makes mypy check it against ``R``; the runtime carries it untyped, so that
+    is the one place that types meet.
+    """
+
+    __slots__ = ()
+
+    def answer(self, value: R) -> R:
+        return value
+
+
+class ActorKind(str, Generic[M]):
+    """The name of an actor kind, carrying the type of its messages.
+
+    ``ROOM: ActorKind[RoomMessage] = ActorKind("room")`` makes
+    ``system.ref(ROOM, key)`` an ``ActorRef[RoomMessage]``. It is a ``str``:
+    logs, metrics and ``census()`` see the plain name.
+    """
+
+    __slots__ = ()
+
 
 # A cell's task supervises its actor itself (with the cell's budget, across
 # incarnations); what is left to crash around it would be the runtime's bug.
@@ -93,13 +122,14 @@ class Reply(Generic[T]):
         await self._event.wait()
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        # Set only together with the event (by ``set``), so it is a T here.
+        return cast(T, self._value)
 
 
 @dataclass(slots=True)
 class _Call:
-    msg: Any
-    reply: Reply[Any]
+    msg: object
+    reply: Reply[object]
 
     def fail(self, error: ActorError) -> None:
         self.reply.fail(error)
@@ -107,7 +137,7 @@ class _Call:
 
 @dataclass(slots=True)
 class _Cast:
-    msg: Any
+    msg: object
 
     def fail(self, error: ActorError) -> None:
         fail = getattr(self.msg, "fail", None)
@@ -121,20 +151,25 @@ class _Cast:
 _Envelope = _Call | _Cast
 
 
-class Actor:
-    """Base class of an actor kind. Subclasses override the hooks they need."""
+class Actor(Generic[M]):
+    """Base class of an actor kind, generic over its message union ``M``.
 
-    def __init__(self, key: str, ref: ActorRef) -> None:
+    Subclasses override the hooks they need. ``handle_call`` answers the
+    ``Ask`` members of ``M`` (returning ``msg.answer(value)``, so the value is
+    checked against the message's reply type); ``handle_cast`` takes the rest.
+    """
+
+    def __init__(self, key: str, ref: ActorRef[M]) -> None:
         self.key = key
         self.ref = ref
 
     async def on_start(self) -> None:
         """Load state. Raise ``ActorUnavailable`` to refuse to exist (e.g. no such room)."""
 
-    async def handle_call(self, msg: Any) -> Any:
+    async def handle_call(self, msg: M) -> object:
         raise ActorError(f"{type(self).__name__} does not answer {type(msg).__name__}")
 
-    async def handle_cast(self, msg: Any) -> None:
+    async def handle_cast(self, msg: M) -> None:
         raise ActorError(f"{type(self).__name__} does not take {type(msg).__name__}")
 
     def may_stop_idle(self) -> bool:
@@ -159,7 +194,7 @@ class _Cell:
     receive: trio.MemoryReceiveChannel[_Envelope]
     budget: RestartBudget
     current: _Envelope | None = None
-    actor: Actor | None = None  # the incarnation running now, for busy()
+    actor: Actor[Any] | None = None  # the incarnation running now, for busy()
     # tell_soon's messages that met a full inbox, oldest first; one task drains it.
     overflow: deque[_Cast] = field(default_factory=deque)
     draining: bool = False
@@ -175,8 +210,9 @@ class SystemStatistics:
     tasks: int = 0  # the system's tasks: one per live actor, one per draining overflow
 
 
-class ActorRef:
-    """A handle on a virtual actor. Cheap; survives the actor's restarts and idle stops."""
+class ActorRef(Generic[M]):
+    """A handle on a virtual actor taking messages ``M``. Cheap; survives the
+    actor's restarts and idle stops."""
 
     __slots__ = ("_system", "kind", "key", "_cell")
 
@@ -205,11 +241,11 @@ class ActorRef:
                 self._cell = None
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
-    async def tell(self, msg: Any) -> None:
+    async def tell(self, msg: M) -> None:
         """Queue ``msg``; waits only while the inbox is full (backpressure)."""
         await self._send(_Cast(msg))
 
-    def tell_nowait(self, msg: Any) -> None:
+    def tell_nowait(self, msg: M) -> None:
         """Queue ``msg`` or raise ``trio.WouldBlock`` if the inbox is full."""
         for _ in range(2):
             try:
@@ -219,7 +255,7 @@ class ActorRef:
                 self._cell = None
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
-    def tell_soon(self, msg: Any, *, completion: bool = False) -> None:
+    def tell_soon(self, msg: M, *, completion: bool = False) -> None:
         """Deliver ``msg`` without blocking the caller, even when the inbox is full.
 
         Past a full inbox ``msg`` waits in the actor's bounded overflow (see
@@ -236,17 +272,18 @@ class ActorRef:
         raise ActorUnavailable(f"{self.kind}:{self.key} keeps stopping")
 
     # OTP's call(msg, timeout): the timeout is part of the contract, not a convenience.
-    async def ask(self, msg: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    async def ask(self, msg: Ask[R], timeout: float | None = None) -> R:  # noqa: ASYNC109
         """Send ``msg`` and wait for the actor's answer, at most ``timeout`` seconds."""
-        reply: Reply[Any] = Reply()
+        reply: Reply[object] = Reply()
         limit = self._system.ask_timeout if timeout is None else timeout
         with trio.move_on_after(limit):
             await self._send(_Call(msg, reply))
-            return await reply.wait()
+            # The actor answered through ``msg.answer``, which mypy checked is an R.
+            return cast(R, await reply.wait())
         raise AskTimeout(f"{self.kind}:{self.key} did not answer within {limit:g}s")
 
 
-ActorFactory = Callable[[str, ActorRef], Actor]
+ActorFactory = Callable[[str, ActorRef[M]], Actor[M]]
 
 
 class ActorSystem:
@@ -269,7 +306,9 @@ class ActorSystem:
         self.policy = RestartPolicy(max_restarts, restart_window)
         self.overflow_size = inbox_size if overflow_size is None else overflow_size
         self.health = health or StorageHealth()
-        self._factories: dict[str, ActorFactory] = {}
+        # Kinds of every message type live side by side here: ``register``
+        # and ``ref`` are where each kind's types are tied together.
+        self._factories: dict[str, ActorFactory[Any]] = {}
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._tasks = ServiceNursery("actor system", self.policy)
         self._started = 0
@@ -277,15 +316,15 @@ class ActorSystem:
         self._idle_stops = 0
         self._overloaded = 0
 
-    def register(self, kind: str, factory: ActorFactory) -> None:
+    def register(self, kind: ActorKind[M], factory: ActorFactory[M]) -> None:
         self._factories[kind] = factory
 
-    def ref(self, kind: str, key: str) -> ActorRef:
+    def ref(self, kind: ActorKind[M], key: str) -> ActorRef[M]:
         if kind not in self._factories:
             raise KeyError(f"no actor kind {kind!r}")
         return ActorRef(self, kind, key)
 
-    def tell_soon_or_fail(self, kind: str, key: str, msg: Any) -> None:
+    def tell_soon_or_fail(self, kind: ActorKind[M], key: str, msg: M) -> None:
         """``tell_soon``, or ``msg.fail(error)`` when the actor cannot take it
         (the system stopping): for callers with nobody to raise to (the bus)."""
         try:
@@ -404,9 +443,9 @@ class ActorSystem:
         cell.send.close()
 
     async def _run(self, cell: _Cell) -> None:
-        ref = ActorRef(self, cell.kind, cell.key)
+        ref: ActorRef[Any] = ActorRef(self, cell.kind, cell.key)
         ref._cell = cell
-        actor: Actor | None = None
+        actor: Actor[Any] | None = None
 
         async def incarnation() -> None:
             nonlocal actor
@@ -447,7 +486,7 @@ class ActorSystem:
             if actor is not None:
                 self._abandon(actor, stopped)
 
-    async def _start(self, actor: Actor) -> None:
+    async def _start(self, actor: Actor[Any]) -> None:
         try:
             await actor.on_start()
         except Exception as exc:
@@ -470,7 +509,7 @@ class ActorSystem:
         return ActorCrashed(f"{cell.kind}:{cell.key} crashed")
 
     @staticmethod
-    def _abandon(actor: Actor, error: ActorError) -> None:
+    def _abandon(actor: Actor[Any], error: ActorError) -> None:
         try:
             actor.abandon(error)
         except Exception:  # a failing abandon() must not take the runtime down
@@ -490,7 +529,7 @@ class ActorSystem:
         while cell.overflow:
             cell.overflow.popleft().fail(error)
 
-    async def _loop(self, cell: _Cell, actor: Actor) -> None:
+    async def _loop(self, cell: _Cell, actor: Actor[Any]) -> None:
         idle = self.idle_seconds if self.idle_seconds > 0 else math.inf
         receive = cell.receive
         while True:

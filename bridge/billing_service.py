@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -71,6 +71,9 @@ from storage.billing import (
     WebhookEvent,
     billing_store,
 )
+
+if TYPE_CHECKING:  # types only: the bridge does not start the node's services
+    from realtime_server.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +130,10 @@ class SubscriptionService:
         self._clock = clock  # the node's (realtime_server.clock): periods, renewals
         self._user_locks = _KeyedLocks()
         self._subscription_locks = _KeyedLocks()
-        # realtime_server.notifier.Notifier, set by the node (issue 15): a
-        # payment and a plan set to end become the user's notifications, after
-        # the fact is stored and only when this call applied it (never twice).
-        self.notifier: Any = None
+        # Set by the node (issue 15): a payment and a plan set to end become
+        # the user's notifications, after the fact is stored and only when
+        # this call applied it (never twice).
+        self.notifier: Notifier | None = None
 
     def links(self, request_base: str) -> Links:
         public = (self.settings.billing_public_url or request_base).rstrip("/")

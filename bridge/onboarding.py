@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Callable
-from typing import Any
 
 from bridge.errors import BadRequest, TokenInvalid
 from bridge.mailer import EmailSender, build_mailer
@@ -29,6 +28,7 @@ from bridge.oidc import OidcConfig, OidcProvider
 from bridge.onboarding_schemas import MeOut, PrivacyOut, UserCardOut
 from bridge.otp import OtpService
 from bridge.ratelimit import Limits
+from bridge.services import BridgeServices
 from bridge.sms import SmsSender, build_sms
 from bridge.tokens import TokenPair
 from realtime_server.settings import Settings
@@ -96,7 +96,7 @@ def build_google(settings: Settings, clock: Callable[[], float]) -> OidcProvider
 class Onboarding:
     def __init__(
         self,
-        services: Any,  # bridge.services.BridgeServices (not imported: it imports us)
+        services: BridgeServices,
         *,
         clock: Callable[[], float] = time.time,
         sms: SmsSender | None = None,
@@ -122,7 +122,7 @@ class Onboarding:
         self.google = google if google is not None else build_google(settings, clock)
 
     @classmethod
-    def of(cls, services: Any) -> Onboarding:
+    def of(cls, services: BridgeServices) -> Onboarding:
         if services.onboarding is None:
             # On the node's clock (ms): OTP expiry and back-off, rate-limit windows.
             node_ms: Callable[[], int] = services.clock

@@ -20,8 +20,6 @@ webhook only make the server ask the gateway what was actually paid.
 
 from __future__ import annotations
 
-from typing import cast
-
 import msgspec
 from quart import Response, request
 
@@ -43,7 +41,7 @@ from bridge.billing_schemas import (
     SubscriptionOut,
     WebhookAck,
 )
-from bridge.billing_service import Billing, Links
+from bridge.billing_service import Links
 from bridge.routing import Router, json_response, read_body
 from bridge.services import BridgeServices
 from bridge.tokens import AccessClaims
@@ -54,7 +52,7 @@ _GATEWAY_ERRORS = (ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE)
 
 
 def add_routes(router: Router, services: BridgeServices) -> None:
-    billing = cast("Billing | None", services.billing)
+    billing = services.billing
     if billing is None:  # a REST-only app built without billing
         return
     subs = billing.subscriptions

@@ -26,7 +26,7 @@ Pure types, no I/O: imported by ``protocol.frames`` into its unions.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -41,7 +41,7 @@ NotificationKind = Literal[
     "plan.ending",
     "announcement",
 ]
-NOTIFICATION_KINDS: tuple[str, ...] = NotificationKind.__args__  # type: ignore[attr-defined]
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
 
 
 class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):

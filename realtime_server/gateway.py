@@ -53,10 +53,10 @@ from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from realtime_server import metrics
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
+from realtime_server.services import NodeServices
 from realtime_server.session import Session, SessionInfo
 from realtime_server.settings import Settings
 from realtime_server.wsframes import binary_frame
-from storage.base import now_ms
 from storage.presence import presence_store
 
 log = logging.getLogger(__name__)
@@ -111,17 +111,17 @@ class Gateway:
         hub: Hub,
         tokens: TokenVerifier,
         dispatcher: Dispatcher,
-        services: dict[str, Any] | None = None,
+        services: NodeServices,
     ) -> None:
         self.settings = settings
         self.system = system
         self.hub = hub
         self.tokens = tokens
         self.dispatcher = dispatcher
-        # Node services handlers may need (store, writer, ...), by name.
-        self.services: dict[str, Any] = services or {}
+        # Node services handlers may need (store, writer, ...).
+        self.services = services
         # The node's clock (realtime_server.clock), the one tokens are issued on.
-        self._now_ms: Callable[[], int] = self.services.get("clock", now_ms)
+        self._now_ms: Callable[[], int] = services.clock
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
         self._all_closed = trio.Event()
@@ -240,13 +240,12 @@ class Gateway:
             # Registered before the replay asks: live events from now on are
             # held, and anything both held and replayed is sent once.
             self.hub.add(session)
-            cluster_rooms = self.services.get("cluster_rooms")
+            cluster_rooms = self.services.cluster_rooms
             if cluster_rooms is not None:
                 # Several nodes: listening on the user's rooms before any replay.
                 await cluster_rooms.ready(session.user_id)
-            presence = self.services.get("presence")
-            if presence is not None:
-                presence.session_up(session.user_id)  # memory only; broadcasts in background
+            # Memory only; broadcasts in background.
+            self.services.presence.session_up(session.user_id)
             s = self.settings
             session.push_frame(
                 frames.Welcome(
@@ -287,13 +286,11 @@ class Gateway:
 
         Billing trouble never refuses a connection: the welcome goes without it.
         """
-        quota = self.services.get("quota")
-        if quota is None:
-            return None
+        quota = self.services.quota
         try:
             with trio.move_on_after(self.settings.ask_timeout):
                 summary = await quota.summary(user_id)
-                return summary.to_frame()  # type: ignore[no-any-return]
+                return summary.to_frame()
         except Exception:
             log.warning("welcome without plan info: the quota summary failed", exc_info=True)
         return None
@@ -576,8 +573,8 @@ class Gateway:
     async def _member_rooms(self, user_id: str, rooms: list[str]) -> set[str] | None:
         """Which of ``rooms`` the user belongs to, in one query; None if unknown
         (no store, or storage failed: then each room actor answers for itself)."""
-        store = self.services.get("store")
-        if store is None or not rooms:
+        store = self.services.store
+        if not rooms:
             return None
         try:
             with trio.move_on_after(self.settings.ask_timeout):
@@ -599,12 +596,8 @@ class Gateway:
     def _session_ended(self, session: Session) -> None:
         # Both hooks are synchronous and memory-only: a disconnect storm must
         # not wait on storage. Typing clears now; presence after its grace.
-        typing = self.services.get("typing")
-        if typing is not None:
-            typing.session_closed(session)
-        presence = self.services.get("presence")
-        if presence is not None:
-            presence.session_closed(session)
+        self.services.typing.session_closed(session)
+        self.services.presence.session_closed(session)
 
     def close_all(self, code: CloseCode, *, flush: bool = False) -> None:
         """Used at shutdown: every session gets a close frame with ``code``

@@ -30,11 +30,10 @@ from protocol.frames_chat import (
 )
 from protocol.media_kinds import media_kind_problem
 from realtime_server.dispatch import Dispatcher, FrameContext
-from storage.base import now_ms
 
 
 async def on_ping(ctx: FrameContext, frame: frames.Ping) -> None:
-    now = ctx.services.get("clock", now_ms)  # the node's clock, as message times
+    now = ctx.services.clock  # the node's clock, as message times
     ctx.session.push_frame(frames.Pong(re=frame.id, ts=now()))
 
 
@@ -63,7 +62,7 @@ async def _media_problem(
     """Why ``media_id`` cannot be sent by this user to ``room`` as ``kind``, or None."""
     from storage.media import attach_media, media_visible_to
 
-    store = ctx.services["store"]
+    store = ctx.services.store
     info = await media_visible_to(store, media_id, ctx.user_id)
     if info is None:
         return ErrorCode.NOT_FOUND, "No such upload, or you may not share it."
@@ -135,11 +134,7 @@ async def on_receipt(ctx: FrameContext, frame: ReceiptSet) -> None:
         # Reading a chat clears its "marked unread" flag (issue 18).
         services = ctx.services
         await clear_marked_unread(
-            services["store"],
-            services.get("push_to_user"),
-            ctx.user_id,
-            frame.d.room,
-            services.get("clock", now_ms)(),
+            services.store, services.push_to_user, ctx.user_id, frame.d.room, services.clock()
         )
     await ctx.system.ref(ROOM, frame.d.room).tell(
         Change(ctx.session, frame.id, ctx.user_id, frame.d)
@@ -186,7 +181,7 @@ async def on_forward(ctx: FrameContext, frame: Forward) -> None:
         from storage.media import attach_media
 
         for room in targets:
-            await attach_media(ctx.services["store"], content.media, room)
+            await attach_media(ctx.services.store, content.media, room)
     copies: list[frames.Message] = []
     for room in targets:
         # One cid per target, derived from the request's: a resent forward

@@ -176,7 +176,7 @@ class TypingTracker:
 
 
 async def on_typing_start(ctx: FrameContext, frame: TypingStart) -> None:
-    tracker: TypingTracker = ctx.services["typing"]
+    tracker: TypingTracker = ctx.services.typing
     try:
         problem = await tracker.start(ctx.session, frame.d.room)
     except StoreError:
@@ -185,7 +185,7 @@ async def on_typing_start(ctx: FrameContext, frame: TypingStart) -> None:
 
 
 async def on_typing_stop(ctx: FrameContext, frame: TypingStop) -> None:
-    tracker: TypingTracker = ctx.services["typing"]
+    tracker: TypingTracker = ctx.services.typing
     _answer(ctx, frame.id, tracker.stop(ctx.session, frame.d.room))
 
 

@@ -24,7 +24,7 @@ import trio
 from actors.ai_service import AiService
 from actors.call import CALL, CallActor, CallDeps
 from actors.call_registry import CallRegistry
-from actors.room import ROOM, RoomActor, RoomDeps
+from actors.room import ROOM, RoomActor, RoomDeps, RoomMessage
 from actors.room_expiry import ExpirySweeper
 from actors.runtime import ActorRef, ActorSystem
 from actors.supervision import open_services
@@ -61,6 +61,7 @@ from realtime_server.listener import HttpLimits, ListenerControl, serve_node_lis
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.push.service import serve_push
+from realtime_server.services import NodeServices
 from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
@@ -202,7 +203,7 @@ async def open_node(
                     clock=node_clock.now_ms,
                 )
 
-                def room_factory(key: str, ref: ActorRef) -> RoomActor:
+                def room_factory(key: str, ref: ActorRef[RoomMessage]) -> RoomActor:
                     return RoomActor(key, ref, deps)
 
                 system.register(ROOM, room_factory)
@@ -386,19 +387,19 @@ async def open_node(
                     hub,
                     tokens,
                     dispatcher,
-                    services={
-                        "store": store,
-                        "writer": writer,
-                        "tokens": tokens,
-                        "typing": typing,
-                        "presence": presence,
-                        "ai": ai,
-                        "quota": billing.quota,
-                        "clock": node_clock.now_ms,
-                        "push_to_user": push_to_user,
-                        "stats": stats,
-                        "cluster_rooms": rooms_link,
-                    },
+                    services=NodeServices(
+                        store=store,
+                        writer=writer,
+                        tokens=tokens,
+                        typing=typing,
+                        presence=presence,
+                        ai=ai,
+                        quota=billing.quota,
+                        clock=node_clock.now_ms,
+                        push_to_user=push_to_user,
+                        stats=stats,
+                        cluster_rooms=rooms_link,
+                    ),
                 )
                 stats.connections = lambda: gateway.connections
                 listener = ListenerControl()

@@ -48,7 +48,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import trio
@@ -57,7 +56,8 @@ from actors.call import (
     CALL,
     Accept,
     AccessChanged,
-    CallRequest,
+    CallMessage,
+    CallRequests,
     Decline,
     Hangup,
     Join,
@@ -147,7 +147,9 @@ class RemoteInfo:
 class RemoteSession:
     __slots__ = ("node", "info", "user_id", "closed", "_send", "__weakref__")
 
-    def __init__(self, node: str, info: RemoteInfo, send: Callable[[str, Any], None]) -> None:
+    def __init__(
+        self, node: str, info: RemoteInfo, send: Callable[[str, Forward | ToSession | Gone], None]
+    ) -> None:
         self.node = node
         self.info = info
         self.user_id = info.user_id
@@ -165,7 +167,7 @@ class RemoteSession:
 
 @dataclass(slots=True, eq=False)
 class _Waiting:
-    msg: CallRequest
+    msg: CallRequests
     call: str
     deadline: float  # re-forward after this
     give_up: float  # answer unavailable after this
@@ -247,13 +249,13 @@ class ClusterCalls:
                     if session.node == node:
                         session.closed.set()
 
-    def _tell(self, call_id: str, msg: Any) -> None:
+    def _tell(self, call_id: str, msg: CallMessage) -> None:
         self.system.tell_soon_or_fail(CALL, call_id, msg)
 
     def _publish(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         self.bus.publish(channel_calls(self.cluster.prefix, node), _encoder.encode(envelope))
 
-    def _send(self, node: str, envelope: Any) -> None:
+    def _send(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         """For remote sessions: a lost push is logged, never raised into the actor."""
         try:
             self._publish(node, envelope)
@@ -266,8 +268,7 @@ class ClusterCalls:
     async def claim(self, key: str) -> Holder:
         return await self.leases.claim(key, self.node_key)
 
-    def forward(self, leader: str, call_id: str, msg: Any) -> None:
-        assert isinstance(msg, CallRequest)
+    def forward(self, leader: str, call_id: str, msg: CallRequests) -> None:
         session = msg.session
         # A remote device's request reaches us when we led once and no longer
         # do: pass it on; its own node keeps the time and watches the device.
@@ -306,8 +307,8 @@ class ClusterCalls:
             )
         self._watch(session, leader)
 
-    def settled(self, msg: Any) -> None:
-        session = getattr(msg, "session", None)
+    def settled(self, msg: CallRequests) -> None:
+        session = msg.session
         if isinstance(session, Session):
             key = (session.info.conn_id, msg.request_id)
             waiting = self._waiting.get(key)
@@ -403,7 +404,7 @@ class ClusterCalls:
             session = self._remote[key] = RemoteSession(msg.origin, info, self._send)
         return session
 
-    def _request(self, msg: Forward) -> CallRequest | None:
+    def _request(self, msg: Forward) -> CallRequests | None:
         session = self._remote_session(msg)
         match msg.op:
             case "start":
@@ -434,5 +435,5 @@ _OPS: dict[type, str] = {
 }
 
 
-def _op(msg: CallRequest) -> str:
+def _op(msg: CallRequests) -> str:
     return _OPS[type(msg)]

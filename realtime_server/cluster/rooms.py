@@ -52,11 +52,19 @@ from actors.room import (
     MembersChanged,
     Post,
     PostAs,
+    RoomMessage,
     _Pending,
     deliver,
 )
-from actors.room_changes import EV_KEY, Change, ExpireData
-from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
+from actors.room_changes import EV_KEY, Change, ExpireData, Skip
+from actors.room_link import (
+    Answer,
+    Forwarded,
+    Reclaim,
+    Reforward,
+    RemoteChange,
+    RemotePost,
+)
 from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
 from actors.supervision import ServiceNursery, every
@@ -106,7 +114,7 @@ _BUS_DOWN = "The node leading this room cannot be reached (bus down); retry shor
 
 @dataclass(slots=True, eq=False)
 class _Forwarded:
-    msg: Any  # Post | PostAs | Change (a local request waiting for the leader)
+    msg: Post | PostAs | Change  # a local request waiting for the leader
     room: str
     key: tuple[str, str, str] | None  # (room, sender, cid) of a post
     deadline: float  # re-forward after this
@@ -217,7 +225,7 @@ class ClusterRooms:
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         self._tasks.start_if_running(fn, *args)
 
-    def _tell(self, room: str, msg: Any) -> None:
+    def _tell(self, room: str, msg: RoomMessage) -> None:
         self.system.tell_soon_or_fail(ROOM, room, msg)
 
     # ----- the link of room actors (actors.room_link.RoomLink) ------------------
@@ -225,7 +233,7 @@ class ClusterRooms:
     async def claim(self, room_id: str) -> Holder:
         return await self.leases.claim(room_id, self.node_key)
 
-    def forward(self, owner: str, room_id: str, msg: Any) -> None:
+    def forward(self, owner: str, room_id: str, msg: Forwarded) -> None:
         if isinstance(msg, RemotePost):
             # Forwarded to us, and we do not lead (any more): pass it on; its
             # origin keeps the time.
@@ -272,14 +280,18 @@ class ClusterRooms:
 
     @staticmethod
     def _change_envelope(
-        room_id: str, origin: str, fid: int, change: Change | RemoteChange, skip: Any
+        room_id: str,
+        origin: str,
+        fid: int,
+        change: Change | RemoteChange,
+        skip: tuple[str, int] | None,
     ) -> ForwardChange:
         op = change.op
         return ForwardChange(
             room_id, origin, fid, change.user_id, type(op).__name__, encoder.encode(op), skip
         )
 
-    def taken_back(self, msg: Any) -> None:
+    def taken_back(self, msg: Forwarded) -> None:
         self._untrack(msg)
 
     def batch_committed(self, room_id: str, messages: list[Message]) -> None:
@@ -287,10 +299,10 @@ class ClusterRooms:
             self._seen[room_id] = messages[-1].seq
         self._publish_room(room_id, Batch(room_id, messages))
 
-    def event(self, room_id: str, raw: bytes, ev: int, skip: Any, except_user: str | None) -> None:
+    def event(self, room_id: str, raw: bytes, ev: int, skip: Skip, except_user: str | None) -> None:
         self._publish_room(room_id, Event(room_id, raw, ev, self._skip_key(skip), except_user))
 
-    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Any) -> None:
+    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Skip) -> None:
         self._publish_room(room_id, ToUser(room_id, user_id, raw, ev, self._skip_key(skip)))
 
     def answer(self, origin: str, fid: int, result: Answer) -> None:
@@ -315,7 +327,7 @@ class ClusterRooms:
             self.unpublished += 1
             log.warning("room %s: not published (bus down); other nodes get it by resume", room_id)
 
-    def _skip_key(self, skip: Any) -> tuple[str, int] | None:
+    def _skip_key(self, skip: Skip) -> tuple[str, int] | None:
         if isinstance(skip, Session):
             return (self.node_key, skip.info.conn_id)
         if isinstance(skip, tuple):
@@ -324,7 +336,7 @@ class ClusterRooms:
 
     # ----- forwarded requests waiting here --------------------------------------
 
-    def _track(self, room: str, msg: Any) -> int:
+    def _track(self, room: str, msg: Post | PostAs | Change) -> int:
         fid = self._fid_of.get(id(msg))
         now = trio.current_time()
         if fid is not None and fid in self._forwards:
@@ -340,7 +352,7 @@ class ClusterRooms:
             self._by_post[key] = fid
         return fid
 
-    def _untrack(self, msg: Any) -> _Forwarded | None:
+    def _untrack(self, msg: Forwarded) -> _Forwarded | None:
         fid = self._fid_of.pop(id(msg), None)
         if fid is None:
             return None
@@ -516,7 +528,8 @@ class ClusterRooms:
             fid = self._by_post.get((room, wire.sender, wire.cid))
             if fid is not None:
                 waiting = self._forwards.get(fid)
-                if waiting is not None:
+                # _by_post names posts only; the isinstance tells mypy so.
+                if waiting is not None and isinstance(waiting.msg, Post | PostAs):
                     self._untrack(waiting.msg)
                     item.waiters.append(waiting.msg)
                     item.since = waiting.since

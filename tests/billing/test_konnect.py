@@ -49,7 +49,7 @@ async def test_a_user_upgrades_through_konnect_for_a_fixed_period(
     sub = await my_subscription(api, alice)
     assert (sub["plan"], sub["provider"], sub["quota"]["remaining"]) == ("premium", "konnect", 1000)
     assert sub["period_end"] - sub["period_start"] == MONTH_MS
-    quota = billing_node.gateway.services["quota"]
+    quota = billing_node.gateway.services.quota
     assert await quota.try_consume(alice.id, 21)  # more than the free plan allows
     [payment] = (await api.get("/billing/payments", headers=auth(alice))).json()["payments"]
     assert (payment["provider"], payment["reference"], payment["amount"]) == (

@@ -31,7 +31,7 @@ from tests.e2e.helpers import auth, register
 
 
 def quota(node: Node) -> Any:
-    return node.gateway.services["quota"]
+    return node.gateway.services.quota
 
 
 async def payments(api: httpx.AsyncClient, account: Any) -> list[dict[str, Any]]:

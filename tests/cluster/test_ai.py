@@ -38,7 +38,7 @@ SLOWER = {"ai_offline_delay": 0.3}
 
 
 def service_streams(node: Node) -> int:
-    return len(node.gateway.services["ai"].streams)
+    return len(node.gateway.services.ai.streams)
 
 
 async def all_ended(nodes: list[Node]) -> None:

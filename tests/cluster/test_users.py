@@ -228,7 +228,7 @@ async def test_online_on_either_node_and_offline_once_the_last_device_on_the_las
         r = await http.get("/me/presence", headers=auth(ada))
         assert r.json()["last_seen"] == got.d.last_seen
         for node in (a, b):
-            tracker = node.gateway.services["presence"]
+            tracker = node.gateway.services.presence
             assert tracker.broadcasts[ada.id] == 2  # online, then offline
 
 

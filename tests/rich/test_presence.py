@@ -62,7 +62,7 @@ async def test_online_while_any_device_is_connected_and_no_flapping(
             ada, bob = await register(http), await register(http)
             await create_group(http, ada, bob)
             laptop = await login(http, ada, "laptop")
-        tracker = node.gateway.services["presence"]
+        tracker = node.gateway.services.presence
         async with open_client(node.ws_url, bob.access_token) as b:
             await ask(b, ada)
             async with open_client(node.ws_url, ada.access_token):
@@ -156,7 +156,7 @@ async def test_presence_broadcasts_are_throttled_and_the_latest_state_wins(
             # The rest of the flapping collapsed into one broadcast a window later.
             assert last.d.online is False and trio.current_time() - t0 >= 0.5
             await assert_no_push_of(b, Presence, 1.2)
-            assert node.gateway.services["presence"].broadcasts[ada.id] == 2
+            assert node.gateway.services.presence.broadcasts[ada.id] == 2
 
 
 async def test_a_session_hears_only_users_it_asked_about(
