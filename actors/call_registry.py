@@ -18,7 +18,7 @@ and the registry's ``holder`` then mirrors only the calls led here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -35,6 +35,9 @@ class CallRegistry:
         self._room_of: dict[str, str] = {}  # open call id -> room id
         self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
         self._nursery: trio.Nursery | None = None
+        # Several nodes: tells the other nodes that these users' access
+        # changed (a block), for the calls they lead (set by the cluster link).
+        self.elsewhere: Callable[[tuple[str, ...]], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
