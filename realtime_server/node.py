@@ -381,6 +381,7 @@ async def open_node(
                         "push_to_user": push_to_user,
                         "stats": stats,
                         "cluster_rooms": rooms_link,
+                        "users": users if cluster is not None else None,
                     },
                 )
                 stats.connections = lambda: gateway.connections

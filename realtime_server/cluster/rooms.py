@@ -560,6 +560,10 @@ class ClusterRooms:
             log.warning(
                 "rooms of %s not loaded (%r); they hear their rooms after resume", user_id, exc
             )
+        except BusUnavailable:
+            # Subscribed locally: the bus subscribes again when back, and the
+            # reconnect re-read repairs what was missed meanwhile.
+            log.warning("rooms of %s: the bus is down; their subscriptions wait for it", user_id)
         finally:
             done.set()
             if self._loading.get(user_id) is done and not self.hub.is_online(user_id):
@@ -589,7 +593,10 @@ class ClusterRooms:
     async def _note_tip(self, room: str) -> None:
         """Where the room stands as this node starts listening: from here on a
         missing seq is a loss to repair, not history (that is resume's job)."""
-        await self.bus.wait_subscribed()
+        try:
+            await self.bus.wait_subscribed()
+        except BusUnavailable:
+            pass  # noted anyway: the reconnect's repair starts from this tip
         try:
             tip = await self.store.last_seq(room)
         except StoreError:
