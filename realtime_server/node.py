@@ -57,6 +57,7 @@ from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
+from realtime_server.notification_prune import NotificationSweeper
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.push.service import serve_push
@@ -321,6 +322,15 @@ async def open_node(
                 media_blobs = LocalBlobStore(Path(settings.data_dir) / "media")
                 stories = StorySweeper(store, media_blobs, node_clock)
                 await services.start(stories.serve)
+                # Notifications: read ones past retention, and beyond a user's cap, go.
+                await services.start(
+                    NotificationSweeper(
+                        store,
+                        node_clock,
+                        retention_days=settings.notifications_retention_days,
+                        max_per_user=settings.notifications_max_per_user,
+                    ).serve
+                )
 
                 def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
                     # On every node (issue 13): that device may be connected anywhere.
