@@ -11,6 +11,7 @@ single node has no link (``None``) and none of this runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 # What a published batch of frames is (``AiLink.frames``).
@@ -50,4 +51,8 @@ class AiLink(Protocol):
         self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
     ) -> bool:
         """Attach ``session`` to the room's generation on another node; False if none runs."""
+        ...
+
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generations other nodes run now in these rooms: room -> generation id."""
         ...

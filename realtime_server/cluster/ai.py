@@ -43,7 +43,9 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -117,16 +119,26 @@ class AttachAsk(msgspec.Struct, tag="ai.attach", gc=False):
     from_: int
 
 
+class RunningAsk(msgspec.Struct, tag="ai.running", gc=False):
+    """On ``n:<node>/ai``: which generations run there in ``rooms`` (REST's ``running``)."""
+
+    origin: str
+    fid: int
+    rooms: list[str]
+
+
 class AiAnswer(msgspec.Struct, tag="ai.ok", gc=False):
-    """On ``n:<origin>/ai``: how request ``fid`` went (``code`` empty: ok)."""
+    """On ``n:<origin>/ai``: how request ``fid`` went (``code`` empty: ok);
+    ``running``: the answer to a ``RunningAsk`` (room -> generation id)."""
 
     fid: int
     code: str = ""
     text: str = ""
+    running: dict[str, str] | None = None
 
 
 _room_decoder = msgspec.msgpack.Decoder(AiFrames | AiAttached)
-_node_decoder = msgspec.msgpack.Decoder(StopAsk | AttachAsk | AiAnswer)
+_node_decoder = msgspec.msgpack.Decoder(StopAsk | AttachAsk | RunningAsk | AiAnswer)
 _encoder = msgspec.msgpack.Encoder()
 # The room channel carries the rooms' traffic too (many more messages than
 # ours): the tag is the first key of every envelope, so a look at its bytes
@@ -156,6 +168,7 @@ class _Waiting:
     done: trio.Event = field(default_factory=trio.Event)
     code: str = ""
     text: str = ""
+    running: dict[str, str] | None = None
 
 
 class ClusterAi:
@@ -416,6 +429,36 @@ class ClusterAi:
             ) from exc
         return [str(r[0]) for r in rows]
 
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generations other live nodes run in these rooms: what this node
+        mirrors, else one query for the slots' holders and one ask per holder."""
+        found = {r: self._room_gen[r] for r in room_ids if r in self._room_gen}
+        rest = [r for r in room_ids if r not in found]
+        if not rest:
+            return found
+        db = self.store.db
+        d = db.dialect
+        try:
+            rows = await db.fetch(
+                "SELECT l.room_id, l.node_key FROM room_leases l"
+                " JOIN node_leases n ON n.node_key = l.node_key"
+                f" AND n.expires_at >= {d.now_ms()}"
+                f" WHERE {d.in_list('l.room_id')} AND l.node_key <> ?",
+                (d.array(f"ai:{r}" for r in rest), self.node_key),
+            )
+        except StoreError as exc:
+            raise ActorError(
+                "Cannot find the AI answers' nodes now; retry shortly.",
+                code=ErrorCode.UNAVAILABLE,
+            ) from exc
+        by_node: dict[str, list[str]] = {}
+        for key, node in rows:
+            by_node.setdefault(str(node), []).append(str(key).removeprefix("ai:"))
+        for node, rooms in sorted(by_node.items()):
+            answer = await self._ask(node, partial(RunningAsk, self.node_key, rooms=rooms))
+            found.update(answer.running or {})
+        return found
+
     async def attach(
         self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
     ) -> bool:
@@ -446,17 +489,24 @@ class ClusterAi:
                 self._spawn(self._serve_stop, msg)
             case AttachAsk():
                 self._spawn(self._serve_attach, msg)
-            case AiAnswer(fid, code, text):
+            case RunningAsk(origin, fid, rooms):
+                streams = self._service().streams
+                running = {r: g.id for r in rooms if (g := streams.running_in(r)) is not None}
+                self._publish_answer(origin, AiAnswer(fid, running=running))
+            case AiAnswer(fid, code, text, running):
                 waiting = self._waiting.get(fid)
                 if waiting is not None:
-                    waiting.code, waiting.text = code, text
+                    waiting.code, waiting.text, waiting.running = code, text, running
                     waiting.done.set()
 
     def _answer(self, origin: str, fid: int, code: str = "", text: str = "") -> None:
+        self._publish_answer(origin, AiAnswer(fid, code, text))
+
+    def _publish_answer(self, origin: str, answer: AiAnswer) -> None:
         try:
-            self.bus.publish(self._channel(origin), _encoder.encode(AiAnswer(fid, code, text)))
+            self.bus.publish(self._channel(origin), _encoder.encode(answer))
         except BusUnavailable:
-            log.debug("AI answer %d to %s lost: bus down", fid, origin)
+            log.debug("AI answer %d to %s lost: bus down", answer.fid, origin)
 
     async def _serve_stop(self, msg: StopAsk) -> None:
         service = self._service()

@@ -352,3 +352,25 @@ async def test_over_redis_a_device_on_another_node_attaches_and_stops(
             # The laptop's deltas continue the phone's first ones, with no gap.
             assert rest.indexes[0] == 2 and rest.indexes == list(range(2, 2 + len(rest.deltas)))
             assert rest.end == seen.end
+
+
+async def test_rest_shows_the_answer_running_on_another_node(local_cluster: LocalCluster) -> None:
+    """``running`` of a conversation names the answer wherever it runs: node 1's
+    REST API, with no device of the user on node 1, asks node 0."""
+    async with local_cluster(2, **SLOWER) as (_, nodes):
+        async with (
+            two_devices(nodes[0]) as (http, alice, _laptop, room),
+            httpx.AsyncClient(base_url=nodes[1].http_url, timeout=10) as http_1,
+        ):
+            async with open_client(nodes[0].ws_url, alice.access_token) as phone:
+                await ask(phone, room, "Go on and on")
+                seen = await read_answer(phone, until_deltas=1)
+                r = await http_1.get(f"/ai/conversations/{room}", headers=auth(alice))
+                assert r.status_code == 200, r.text
+                assert r.json()["conversation"]["running"] == seen.gen
+                r = await http_1.get("/ai/conversations", headers=auth(alice))
+                assert [c["running"] for c in r.json()["conversations"]] == [seen.gen]
+                await stop(phone, seen.gen)
+            await all_ended(nodes)
+            r = await http_1.get(f"/ai/conversations/{room}", headers=auth(alice))
+            assert r.json()["conversation"]["running"] is None
