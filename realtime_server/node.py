@@ -51,6 +51,7 @@ from realtime_server.cluster.calls import ClusterCalls
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
 from realtime_server.cluster.rooms import ClusterRooms
+from realtime_server.cluster.stats import ClusterStats
 from realtime_server.cluster.users import UserChannels
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
@@ -316,7 +317,15 @@ async def open_node(
                     interval=settings.admin_stats_interval,
                     ai=ai,
                     calls=call_registry,
+                    cluster=(
+                        None
+                        if cluster is None
+                        else ClusterStats(cluster, interval=settings.admin_stats_interval)
+                    ),
+                    presence=cluster_presence,
                 )
+                if stats.cluster is not None:
+                    await services.start(stats.cluster.serve)
                 await services.start(stats.serve)
                 # Stories (issue 15): expired ones leave storage and the blob store.
                 media_blobs = LocalBlobStore(Path(settings.data_dir) / "media")
