@@ -27,9 +27,10 @@ class AiLink(Protocol):
         """Give the slot taken with ``token`` back (never raises)."""
         ...
 
-    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes) -> None:
+    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes, n: int = 0) -> None:
         """Frames the generation pushed to its local sessions (already framed for the
-        socket): the same bytes go to member sessions on other nodes."""
+        socket): the same bytes go to member sessions on other nodes. ``n``:
+        deltas sent so far (what an ``ai.error`` says if this node dies)."""
         ...
 
     def attach_reply(

@@ -28,6 +28,14 @@ the generation itself keeps, and pushes the same bytes to each. A member
 removed from the room stops receiving at once (the mirror pushes only to the
 room's current local members).
 
+A generating node that dies: every lease period this node checks the node
+lease of each generation it mirrors; when it has run out (killed, cut off,
+paused past its lease), or when no frame came for ``stale_after``, the
+mirrored sessions get a terminal ``ai.error`` (``unavailable``) instead of
+silence, and the mirror goes. The prompt is stored; the answer is not (ask
+again). A paused node that comes back later may still store its answer: it
+arrives as a normal message.
+
 Attach and stop from another node: the attaching node finds the slot's
 holder (its mirror, else the lease row) and asks it on ``n:<node>/ai``; the
 generation answers in its own loop with ``AiAttached`` on ``r:<room>``, so
@@ -54,7 +62,9 @@ import trio
 from actors.ai_link import END, START
 from actors.ai_stream import Members, RemoteAttach
 from actors.errors import ActorError
+from protocol import codec
 from protocol.errors import ErrorCode
+from protocol.frames_ai import AiError, AiErrorData
 from realtime_server.cluster.bus import BusUnavailable
 from realtime_server.cluster.envelopes import members_decoder
 from storage.errors import StoreError
@@ -69,6 +79,7 @@ log = logging.getLogger(__name__)
 ENDED_MEMORY = 4096  # generations seen ending here, for a late stop's ``ok``
 _BUS_DOWN = "The node running this AI answer cannot be reached (bus down); retry shortly."
 _SILENT = "The node running this AI answer did not answer; retry shortly."
+_LOST_NODE = "The server running this AI answer stopped before it ended; ask again."
 
 
 # ----- on the bus ------------------------------------------------------------------
@@ -83,6 +94,7 @@ class AiFrames(msgspec.Struct, tag="ai.f", gc=False):
     node: str
     kind: int
     data: bytes
+    n: int = 0  # deltas sent so far
 
 
 class AiAttached(msgspec.Struct, tag="ai.a", gc=False):
@@ -160,6 +172,7 @@ class _Mirror:
     node: str
     sessions: dict[int, Any] = field(default_factory=dict)
     touched: float = 0.0
+    n: int = 0  # deltas sent so far, as its node last said
 
 
 @dataclass(slots=True, eq=False)
@@ -204,9 +217,13 @@ class ClusterAi:
             self._nursery = nursery
             task_status.started()
             try:
+                checked = trio.current_time()
                 while True:
                     await trio.sleep(1)
                     self._sweep()
+                    if trio.current_time() - checked >= self.rooms.lease_seconds:
+                        checked = trio.current_time()
+                        await self._check_nodes()
                     if self._unfreed:
                         unfreed, self._unfreed = self._unfreed, []
                         for room_id, token in unfreed:
@@ -218,7 +235,38 @@ class ClusterAi:
         cutoff = trio.current_time() - self.stale_after
         for mirror in [m for m in self._mirrors.values() if m.touched < cutoff]:
             log.warning("AI answer %s of %s: its end never came; dropped", mirror.gen, mirror.node)
-            self._drop(mirror)
+            self._fail(mirror)
+
+    async def _check_nodes(self) -> None:
+        """End the mirrors of generations whose node's lease ran out (it died)."""
+        for node in sorted({m.node for m in self._mirrors.values()}):
+            try:
+                alive = await self.leases.alive(node)
+            except StoreError as exc:
+                log.debug("AI: node %s not checked (%r)", node, exc)
+                continue
+            if alive:
+                continue
+            for mirror in [m for m in self._mirrors.values() if m.node == node]:
+                log.warning(
+                    "AI answer %s: its node %s is gone; ended as unavailable", mirror.gen, node
+                )
+                self._fail(mirror)
+
+    def _fail(self, mirror: _Mirror) -> None:
+        """A terminal ``ai.error`` to the mirror's sessions, and the mirror goes."""
+        error = AiError(
+            d=AiErrorData(
+                gen=mirror.gen,
+                room=mirror.room,
+                code=ErrorCode.UNAVAILABLE.value,
+                text=_LOST_NODE,
+                n=mirror.n,
+            )
+        )
+        self._push(mirror, self.rooms.frame(codec.encode(error)))
+        self._drop(mirror)
+        self._ended[mirror.gen] = None
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         if self._nursery is not None:
@@ -254,8 +302,8 @@ class ClusterAi:
 
     # ----- frames out --------------------------------------------------------------
 
-    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes) -> None:
-        self._publish_room(room_id, AiFrames(room_id, gen_id, self.node_key, kind, data))
+    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes, n: int = 0) -> None:
+        self._publish_room(room_id, AiFrames(room_id, gen_id, self.node_key, kind, data, n))
 
     def attach_reply(
         self, room_id: str, gen_id: str, origin: str, fid: int, data: bytes, ended: bool
@@ -296,6 +344,7 @@ class ClusterAi:
             if found is None:
                 return  # nobody here had it (nor attached to it)
             mirror = found
+        mirror.n = max(mirror.n, msg.n)
         self._push(mirror, msg.data)
         if msg.kind == END:
             self._drop(mirror)
