@@ -341,7 +341,8 @@ async def test_posts_forwarded_in_one_tick_cross_the_bus_as_one_message(
         (alice, bob), room = await group_on(nodes[0], 2)
         spy = network.attach("spy/1")
         heard: list[bytes] = []
-        spy.subscribe(nodes[0].cluster.node_channel(key(nodes[0])), heard.append)  # type: ignore[union-attr]
+        assert nodes[0].cluster is not None
+        spy.subscribe(nodes[0].cluster.node_channel(key(nodes[0])), heard.append)
         async with (
             trio.open_nursery() as spying,
             open_client(nodes[0].ws_url, alice.access_token) as a,
