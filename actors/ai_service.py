@@ -25,7 +25,7 @@ every ask is refused with ``unavailable``: AI is never unmetered by accident.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -387,6 +387,21 @@ class AiService:
                 pass  # it ended meanwhile
         elif self.streams.deps.link is not None:
             await self.streams.deps.link.stop_room(user_id, room_id)
+
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generation running now in each of these rooms (room -> id), on this
+        node or another; rooms with none are left out. Raises ``ActorError``
+        (``unavailable``) when another node that runs one cannot be asked."""
+        found: dict[str, str] = {}
+        for room_id in room_ids:
+            gen = self.streams.running_in(room_id)
+            if gen is not None:
+                found[room_id] = gen.id
+        link = self.streams.deps.link
+        rest = [r for r in room_ids if r not in found]
+        if link is not None and rest:
+            found.update(await link.running(rest))
+        return found
 
     async def attach(
         self, user_id: str, session: MemberSession, room_id: str, gen_id: str | None, from_: int

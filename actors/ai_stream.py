@@ -285,7 +285,7 @@ class Generation:
         ]
         data = b"".join([frame(encode(f)) for f in frames])
         if self.deps.link is not None:
-            self.deps.link.frames(room, gen, DELTAS, data)
+            self.deps.link.frames(room, gen, DELTAS, data, len(deltas))
         gone = None
         for key, session in self.sessions.items():
             if session.close_code is not None:

@@ -216,6 +216,10 @@ async def access_changed(
     Only live calls are told: this never spawns an actor.
     """
     users = tuple(dict.fromkeys(users))
+    if room is None and registry.elsewhere is not None:
+        # A block: a call led on another node keeps the pair apart too (a
+        # membership change reaches them on the rooms' ``members`` channel).
+        registry.elsewhere(users)
     ids = set(registry.calls_in(room)) if room is not None else set()
     ids.update(h for u in users if (h := registry.holder(u)) is not None)
     for call_id in sorted(ids):

@@ -46,6 +46,9 @@ class CallRegistry:
         self._room_of: dict[str, str] = {}  # open call id -> room id
         self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
         self._tasks = ServiceNursery("call registry", TIMER_POLICY)
+        # Several nodes: tells the other nodes that these users' access
+        # changed (a block), for the calls they lead (set by the cluster link).
+        self.elsewhere: Callable[[tuple[str, ...]], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._tasks.serve(task_status=task_status)

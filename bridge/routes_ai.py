@@ -104,9 +104,17 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         except ActorError as exc:
             raise _refusal(exc) from None
 
-    def out(conv: AiConversation) -> ConversationOut:
-        running = service().streams.running_in(conv.room_id)
-        return ConversationOut.of(conv, running.id if running else None)
+    async def outs(convs: list[AiConversation]) -> list[ConversationOut]:
+        # ``running``: the answer running now on any node (issue 13).
+        try:
+            running = await service().running([c.room_id for c in convs])
+        except ActorError as exc:
+            raise _refusal(exc) from None
+        return [ConversationOut.of(c, running.get(c.room_id)) for c in convs]
+
+    async def out(conv: AiConversation) -> ConversationOut:
+        [one] = await outs([conv])
+        return one
 
     # ----- models and usage -----
 
@@ -193,7 +201,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             with trio.CancelScope(shield=True):
                 await ai.ai.delete_conversation(room.id)
             raise
-        return json_response(ConversationEnvelope(out(conv)), status=201)
+        return json_response(ConversationEnvelope(await out(conv)), status=201)
 
     @router.route(
         "GET",
@@ -211,7 +219,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             limit=query.limit,
             offset=query.offset,
         )
-        return json_response(ConversationList([out(c) for c in convs]))
+        return json_response(ConversationList(await outs(convs)))
 
     @router.route(
         "GET",
@@ -222,7 +230,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
     )
     async def get_conversation(claims: AccessClaims, room_id: str) -> Response:
         conv = await own_conversation(claims.user_id, room_id)
-        return json_response(ConversationEnvelope(out(conv)))
+        return json_response(ConversationEnvelope(await out(conv)))
 
     @router.route(
         "PATCH",
@@ -262,7 +270,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         conv = await service().ai.update_conversation(room_id, changes)
         if conv is None:
             raise NotFound("No such conversation.")
-        return json_response(ConversationEnvelope(out(conv)))
+        return json_response(ConversationEnvelope(await out(conv)))
 
     @router.route(
         "DELETE",
@@ -340,7 +348,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 content_type="text/markdown; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
             )
-        body = ExportOut(out(conv), messages, services.clock())
+        body = ExportOut(await out(conv), messages, services.clock())
         response = json_response(body)
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
         return response

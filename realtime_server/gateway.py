@@ -240,6 +240,11 @@ class Gateway:
             # Registered before the replay asks: live events from now on are
             # held, and anything both held and replayed is sent once.
             self.hub.add(session)
+            users = self.services.users
+            if users is not None:
+                # Several nodes: what another node sends this user from now on
+                # (after welcome) reaches this session (bounded wait, issue 13).
+                await users.ready(session.user_id, self.settings.ask_timeout)
             cluster_rooms = self.services.cluster_rooms
             if cluster_rooms is not None:
                 # Several nodes: listening on the user's rooms before any replay.

@@ -52,12 +52,14 @@ from realtime_server.cluster.calls import ClusterCalls
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
 from realtime_server.cluster.rooms import ClusterRooms
+from realtime_server.cluster.stats import ClusterStats
 from realtime_server.cluster.users import UserChannels
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
+from realtime_server.notification_prune import NotificationSweeper
 from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.push.service import serve_push
@@ -333,12 +335,29 @@ async def open_node(
                     interval=settings.admin_stats_interval,
                     ai=ai,
                     calls=call_registry,
+                    cluster=(
+                        None
+                        if cluster is None
+                        else ClusterStats(cluster, interval=settings.admin_stats_interval)
+                    ),
+                    presence=cluster_presence,
                 )
+                if stats.cluster is not None:
+                    await services.start(stats.cluster.serve)
                 await services.start(stats.serve)
                 # Stories (issue 15): expired ones leave storage and the blob store.
                 media_blobs = LocalBlobStore(Path(settings.data_dir) / "media")
                 stories = StorySweeper(store, media_blobs, node_clock)
                 await services.start(stories.serve)
+                # Notifications: read ones past retention, and beyond a user's cap, go.
+                await services.start(
+                    NotificationSweeper(
+                        store,
+                        node_clock,
+                        retention_days=settings.notifications_retention_days,
+                        max_per_user=settings.notifications_max_per_user,
+                    ).serve
+                )
 
                 def revoke_sockets(user_id: str, session_ids: Sequence[str]) -> None:
                     # On every node (issue 13): that device may be connected anywhere.
@@ -399,6 +418,7 @@ async def open_node(
                         push_to_user=push_to_user,
                         stats=stats,
                         cluster_rooms=rooms_link,
+                        users=users if cluster is not None else None,
                     ),
                 )
                 stats.connections = lambda: gateway.connections

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # these modules import the dispatcher, which imports this one
     from bridge.tokens import TokenService
     from realtime_server.admin_stats import LiveStats
     from realtime_server.cluster.rooms import ClusterRooms
+    from realtime_server.cluster.users import UserChannels
     from realtime_server.handlers_typing import TypingTracker
     from realtime_server.presence import PresenceTracker
     from storage.base import Store
@@ -40,3 +41,5 @@ class NodeServices:
     stats: LiveStats
     # Several nodes (issue 13): the room link; None on a single node.
     cluster_rooms: ClusterRooms | None = None
+    # Several nodes: the per-user channels (welcome waits for them); None on one node.
+    users: UserChannels | None = None

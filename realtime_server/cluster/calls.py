@@ -29,6 +29,10 @@
   deployment's ``members`` channel (``ClusterRooms.members_changed``); the
   calls this node leads in that room re-check every participant, so a
   removed member is out of a call led on another node at once.
+- **Blocks.** A block between two members of a group call is announced on
+  the deployment's ``call-access`` channel (``AccessNotice``, the pair): the
+  node leading a call that holds either of them re-reads who is kept apart,
+  so their signaling is refused wherever each device is connected.
 - **Orphans.** Every few lease periods (and at start) the node looks for
   unfinished calls whose leader is gone and starts their actor
   (``Adopt``): the claim makes this node their leader, which ends them as
@@ -125,8 +129,15 @@ class Gone(msgspec.Struct, tag="call.gone", gc=False):
     conn: int
 
 
+class AccessNotice(msgspec.Struct, tag="call.access", gc=False):
+    """On ``call-access``: ``users`` blocked or unblocked one another."""
+
+    users: list[str]
+
+
 CallTraffic = Forward | ToSession | Gone
 _decoder = msgspec.msgpack.Decoder(CallTraffic)
+_access_decoder = msgspec.msgpack.Decoder(AccessNotice)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -209,6 +220,8 @@ class ClusterCalls:
         self._told: dict[int, set[str]] = {}
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._members_channel = f"{cluster.prefix}members"
+        self._access_channel = f"{cluster.prefix}call-access"
+        registry.elsewhere = self.access_changed
         self._tasks = ServiceNursery("cluster calls")
         self.unpublished = 0  # frames the bus refused (tests, metrics)
 
@@ -218,12 +231,14 @@ class ClusterCalls:
         """Listen on this node's call channel, time out forwards, sweep orphans."""
         self.bus.subscribe(self._channel, self._on_message)
         self.bus.subscribe(self._members_channel, self._on_members)
+        self.bus.subscribe(self._access_channel, self._on_access)
         await self.bus.wait_subscribed()
         try:
             await self._tasks.serve(self._expire_forever, task_status=task_status)
         finally:
             self.bus.unsubscribe(self._channel, self._on_message)
             self.bus.unsubscribe(self._members_channel, self._on_members)
+            self.bus.unsubscribe(self._access_channel, self._on_access)
 
     async def _expire_forever(self) -> None:
         self._tasks.start_soon(self._sweep_forever)
@@ -323,6 +338,14 @@ class ClusterCalls:
             self.unpublished += 1
             log.warning("call push for %s in %s not published (bus down)", user, room)
 
+    def access_changed(self, users: tuple[str, ...]) -> None:
+        """A block made here: the calls the other nodes lead re-check the pair."""
+        try:
+            self.bus.publish(self._access_channel, _encoder.encode(AccessNotice(list(users))))
+        except BusUnavailable:
+            self.unpublished += 1
+            log.warning("calls: a block between %s not announced (bus down)", users)
+
     # ----- local devices that talk to leaders elsewhere ------------------------------
 
     def _watch(self, session: Session, leader: str) -> None:
@@ -395,6 +418,19 @@ class ClusterCalls:
         for call_id in self.registry.calls_in(notice.room):
             if self.system.is_live(CALL, call_id):
                 self._tell(call_id, AccessChanged((), everyone=True))
+
+    def _on_access(self, payload: bytes) -> None:
+        try:
+            notice = _access_decoder.decode(payload)
+        except msgspec.DecodeError:
+            log.warning("call-access channel: undecodable message dropped")
+            return
+        users = tuple(notice.users)
+        # The leader holds every participant in its registry (``holder``).
+        calls = {c for u in users if (c := self.registry.holder(u)) is not None}
+        for call_id in sorted(calls):
+            if self.system.is_live(CALL, call_id):
+                self._tell(call_id, AccessChanged(users))
 
     def _remote_session(self, msg: Forward) -> RemoteSession:
         key = (msg.origin, msg.conn)

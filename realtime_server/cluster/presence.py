@@ -204,6 +204,10 @@ class ClusterPresence:
         """Whether another node has a session of the user now (not only its grace)."""
         return user_id in self._active
 
+    def active_elsewhere_users(self) -> list[str]:
+        """Users with a session on another node now (admin statistics)."""
+        return list(self._active)
+
     def recent_last_seen(self, user_id: str) -> int | None:
         return self._recent.get(user_id)
 

@@ -22,6 +22,10 @@ The node's part, beside the room actors' (``actors.room_link``):
   dead) and handles or re-forwards it. A resend of the same post is safe: the
   leader answers a known cid with the stored message. After ``ASK_TIMEOUT``
   the sender hears ``unavailable``.
+- **One message per tick.** What a node forwards to one leader within one
+  scheduler tick goes out as ONE bus message (``Forwards``), in order: under
+  load the bus carries a few messages per tick, not one per post. The leader
+  handles the items one by one, exactly as if they had come alone.
 - **Node lease.** Renewed every quarter of ``NODE_LEASE_SECONDS``, on a
   connection of its own (a loaded pool must not let it lapse). A renewal
   that finds the lease had run out (the process was paused or cut off) logs
@@ -86,6 +90,7 @@ from realtime_server.cluster.envelopes import (
     Event,
     ForwardChange,
     ForwardPost,
+    Forwards,
     Members,
     ToUser,
     encoder,
@@ -159,6 +164,9 @@ class ClusterRooms:
         self._fid_of: dict[int, int] = {}  # id(request) -> fid, while it waits
         self._by_post: dict[tuple[str, str, str], int] = {}
         self._fids = itertools.count(1)
+        # Forwards of this tick, per leader, until ``_flush_forwards`` sends them.
+        self._outbox: dict[str, list[ForwardPost | ForwardChange]] = {}
+        self._outbox_ready = trio.Event()
         # Room -> highest seq fanned out here; batches buffered while a gap is
         # read from storage (the bus may lose messages; storage has them all).
         self._seen: dict[str, int] = {}
@@ -187,6 +195,7 @@ class ClusterRooms:
 
     async def _expire_forwards_forever(self) -> None:
         self._tasks.start_soon(self._renew_forever)
+        self._tasks.start_soon(self._flush_forwards)
         await every(0.1, self._expire_forwards)
 
     async def _renew_forever(self) -> None:
@@ -272,11 +281,35 @@ class ClusterRooms:
             else:
                 skip = self._skip_key(msg.session)
                 envelope = self._change_envelope(room_id, self.node_key, fid, msg, skip)
-        try:
-            self.bus.publish(self.cluster.node_channel(owner), encoder.encode(envelope))
-        except BusUnavailable:
+        if not self.bus.up:
             self._untrack(msg)
-            raise ActorUnavailable(_BUS_DOWN, code=ErrorCode.UNAVAILABLE) from None
+            raise ActorUnavailable(_BUS_DOWN, code=ErrorCode.UNAVAILABLE)
+        self._outbox.setdefault(owner, []).append(envelope)
+        self._outbox_ready.set()
+
+    async def _flush_forwards(self) -> None:
+        """Send what was forwarded since the last flush: one message per leader."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+            outbox, self._outbox = self._outbox, {}
+            for owner, items in outbox.items():
+                envelope = items[0] if len(items) == 1 else Forwards(items)
+                try:
+                    self.bus.publish(self.cluster.node_channel(owner), encoder.encode(envelope))
+                except BusUnavailable:
+                    for item in items:
+                        self._not_forwarded(item)
+
+    def _not_forwarded(self, item: ForwardPost | ForwardChange) -> None:
+        """The bus went down before ``item`` left: its sender hears ``unavailable``
+        (one passed on from another node is left to its origin's timeout)."""
+        if item.origin != self.node_key:
+            return
+        waiting = self._forwards.get(item.fid)
+        if waiting is not None:
+            self._untrack(waiting.msg)
+            waiting.msg.reply_err(ErrorCode.UNAVAILABLE, _BUS_DOWN)
 
     @staticmethod
     def _change_envelope(
@@ -403,6 +436,16 @@ class ClusterRooms:
             log.warning("node channel: undecodable message dropped")
             return
         match msg:
+            case Forwards(items):
+                for item in items:
+                    self._forwarded(item)
+            case ForwardPost() | ForwardChange():
+                self._forwarded(msg)
+            case Answered():
+                self._answered(msg)
+
+    def _forwarded(self, msg: ForwardPost | ForwardChange) -> None:
+        match msg:
             case ForwardPost():
                 post = RemotePost(
                     self,
@@ -427,8 +470,6 @@ class ClusterRooms:
                 self._tell(
                     msg.room, RemoteChange(self, msg.origin, msg.fid, msg.user, op, msg.skip)
                 )
-            case Answered():
-                self._answered(msg)
 
     def _on_room(self, payload: bytes) -> None:
         try:
@@ -563,6 +604,10 @@ class ClusterRooms:
             log.warning(
                 "rooms of %s not loaded (%r); they hear their rooms after resume", user_id, exc
             )
+        except BusUnavailable:
+            # Subscribed locally: the bus subscribes again when back, and the
+            # reconnect re-read repairs what was missed meanwhile.
+            log.warning("rooms of %s: the bus is down; their subscriptions wait for it", user_id)
         finally:
             done.set()
             if self._loading.get(user_id) is done and not self.hub.is_online(user_id):
@@ -592,7 +637,10 @@ class ClusterRooms:
     async def _note_tip(self, room: str) -> None:
         """Where the room stands as this node starts listening: from here on a
         missing seq is a loss to repair, not history (that is resume's job)."""
-        await self.bus.wait_subscribed()
+        try:
+            await self.bus.wait_subscribed()
+        except BusUnavailable:
+            pass  # noted anyway: the reconnect's repair starts from this tip
         try:
             tip = await self.store.last_seq(room)
         except StoreError:

@@ -22,7 +22,7 @@ async def test_a_crashing_typing_task_is_logged_and_the_tracker_serves_on(
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             ada, bob = await register(http), await register(http)
             room = await create_group(http, ada, bob)
-        tracker = node.gateway.services["typing"]
+        tracker = node.gateway.services.typing
         calls: list[bytes] = []
 
         def remote(_user: str, data: bytes) -> None:

@@ -83,7 +83,7 @@ async def test_the_visibility_setting_decides_who_sees_presence(
     node_factory: NodeFactory,
 ) -> None:
     async with node_factory(presence_grace=0.2, presence_throttle=0.0) as node:
-        tracker = node.gateway.services["presence"]
+        tracker = node.gateway.services.presence
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             ada, bob, eve = await register(http), await register(http), await register(http)
             await create_group(http, ada, bob)  # bob shares a room with ada
