@@ -42,6 +42,7 @@ from bridge.access import install as install_access
 from bridge.errors import handle_exception
 from bridge.routing import Router
 from bridge.services import BridgeServices
+from bridge.url_rules import SharedBuilderRule
 
 __all__ = ["BridgeServices", "create_app"]
 
@@ -50,6 +51,9 @@ def create_app(services: BridgeServices) -> QuartTrio:
     # No static folder: this app serves JSON only, and a static route would be
     # one more path the OpenAPI document does not describe.
     app = QuartTrio("bridge", static_folder=None)
+    # Before any route: each node's rules reuse the URL builders compiled for
+    # the first app in this process (bridge/url_rules.py says why that is safe).
+    app.url_rule_class = SharedBuilderRule
     # Quart refuses a larger body by Content-Length before reading it, and
     # stops reading a chunked one as soon as it crosses the limit.
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes
