@@ -24,23 +24,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import Connection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Message,
-    Ping,
-    Pong,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import AcceptConnection, RejectConnection, Request
 
 from actors.errors import ActorError
 from actors.room import ROOM, Replay, ReplayResult
@@ -56,7 +44,7 @@ from realtime_server.hub import Hub
 from realtime_server.services import NodeServices
 from realtime_server.session import Session, SessionInfo
 from realtime_server.settings import Settings
-from realtime_server.wsframes import binary_frame
+from realtime_server.wsframes import CLOSE, DATA, PING, ServerFrames, binary_frame
 from storage.presence import presence_store
 
 log = logging.getLogger(__name__)
@@ -89,8 +77,8 @@ class _Closed(Exception):
 @dataclass(slots=True, eq=False)
 class _Conn:
     stream: trio.SocketStream
-    # The handshake's WSConnection, then (once accepted) only its frame protocol.
-    ws: WSConnection | Connection
+    # The frame protocol once the upgrade is accepted (wsproto does only the upgrade).
+    ws: ServerFrames
     max_frame: int
     session: Session | None = None
     last_rx: float = 0.0
@@ -156,8 +144,11 @@ class Gateway:
     async def handle(self, stream: trio.SocketStream, initial: bytes) -> None:
         """Serve one upgraded connection; ``initial`` is what was read so far."""
         ws = WSConnection(ConnectionType.SERVER)
-        conn = _Conn(stream, ws, self.settings.max_frame_bytes, last_rx=trio.current_time())
         ws.receive_data(initial)
+        # Bytes after the request head are the client's first frames (a
+        # client may send hello without waiting for our answer).
+        end = initial.find(b"\r\n\r\n")
+        trailing = initial[end + 4 :] if end >= 0 else b""
         del initial
         request = next(ws.events(), None)
         if not isinstance(request, Request):
@@ -178,9 +169,13 @@ class Gateway:
         # Past the upgrade only the frame protocol is needed. Dropping the
         # HTTP handshake (h11 state, request headers) saves ~2.7 KB of every
         # idle connection (README "Performance", connections scenario).
-        assert ws.connection is not None
-        conn.ws = ws.connection
-        del ws, request
+        conn = _Conn(
+            stream,
+            ServerFrames(trailing),
+            self.settings.max_frame_bytes,
+            last_rx=trio.current_time(),
+        )
+        del ws, request, trailing
         self._conns.add(conn)
         metrics.connection_opened()
         try:
@@ -195,7 +190,6 @@ class Gateway:
                 self._session_ended(conn.session)
             with trio.CancelScope(shield=True):
                 await _linger(stream)
-                _release(conn.ws)
                 self._conns.discard(conn)
                 if not self._conns:
                     self._all_closed.set()
@@ -306,22 +300,26 @@ class Gateway:
         """The next complete client message, or the error it earned."""
         ws = conn.ws
         while True:
-            for event in ws.events():
-                if isinstance(event, Message):
-                    done = self._collect(conn, event)
+            while (event := ws.next_event()) is not None:
+                kind = event[0]
+                if kind == DATA:
+                    done = self._collect(conn, event[1], event[2], event[3])
                     if done is not None:
                         return done
-                elif isinstance(event, Ping):
-                    await self._send_control(conn, ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    reply = _try_send(ws, event.response())
+                elif kind == PING:
+                    pong = ws.pong(event[1])
+                    if pong:
+                        await self._send_control(conn, pong)
+                elif kind == CLOSE:
+                    # The peer's close, or its protocol error (code and reason
+                    # said back, as RFC 6455 section 7.1.7 has it).
+                    reply = ws.close(event[1], event[2])
                     if conn.session is not None:
                         conn.session.close(CloseCode.NORMAL, reply)
                     elif reply:
                         await _send_quietly(conn.stream, reply)
                     raise _Closed
-                elif isinstance(event, Pong):
-                    pass
+                # PONG: nothing to do (any byte received counts as life, below).
             if self.draining:
                 raise _Closed
             data = b""
@@ -331,20 +329,15 @@ class Gateway:
             if not data:  # EOF, or begin_drain() stopped the wait
                 raise _Closed
             conn.last_rx = trio.current_time()
-            try:
-                ws.receive_data(data)
-            except RemoteProtocolError:
-                raise _Closed from None
+            ws.receive_data(data)
 
     def _collect(
-        self, conn: _Conn, event: Message[Any]
+        self, conn: _Conn, chunk: bytes, text: bool, finished: bool
     ) -> bytes | bytearray | ProtocolError | None:
         if conn.parts is None:
+            if finished and len(chunk) <= conn.max_frame and not text:
+                return chunk  # the usual case: a whole binary message in one frame
             conn.parts, conn.size, conn.oversize = [], 0, False
-        # wsproto may hand a frame's payload over as a bytearray: kept as is, no copy.
-        chunk: bytes | bytearray = (
-            event.data if isinstance(event, BytesMessage) else event.data.encode()
-        )
         conn.size += len(chunk)
         if conn.size > conn.max_frame:
             # Keep reading to the end of the message but keep none of it.
@@ -352,7 +345,7 @@ class Gateway:
             conn.parts.clear()
         elif not conn.oversize:
             conn.parts.append(chunk)
-        if not event.message_finished:
+        if not finished:
             return None
         parts, size, oversize = conn.parts, conn.size, conn.oversize
         conn.parts = None
@@ -361,12 +354,11 @@ class Gateway:
                 ErrorCode.FRAME_TOO_LARGE,
                 f"Frame of {size} bytes is over the limit of {conn.max_frame} bytes.",
             )
-        if isinstance(event, TextMessage):
+        if text:
             return ProtocolError(
                 ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text."
             )
-        first = parts[0] if len(parts) == 1 else None
-        return first if isinstance(first, bytes) else b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _send_control(self, conn: _Conn, data: bytes) -> None:
         if conn.session is not None:
@@ -424,7 +416,7 @@ class Gateway:
         return None
 
     async def _reject(self, conn: _Conn, code: CloseCode, reason: str) -> None:
-        data = _try_send(conn.ws, CloseConnection(code=int(code), reason=_clip_reason(reason)))
+        data = conn.ws.close(int(code), _clip_reason(reason))
         if data:
             await _send_quietly(conn.stream, data)
 
@@ -594,7 +586,7 @@ class Gateway:
         if trio.current_time() - conn.last_rx > s.heartbeat_interval + s.heartbeat_timeout:
             session.close(CloseCode.HEARTBEAT_TIMEOUT)
             return
-        data = _try_send(conn.ws, Ping(b"hb"))
+        data = conn.ws.ping(b"hb")
         if data:
             session.push(data)
 
@@ -612,28 +604,8 @@ class Gateway:
                 conn.session.close(code, flush=flush)
 
 
-def _release(ws: WSConnection | Connection) -> None:
-    """Break wsproto's one reference cycle (its frame parser is a generator
-    that holds the FrameProtocol that holds it), so a closed connection is
-    freed by reference counting at once. With serve's GC tuning (gc.freeze,
-    thresholds 50000/50/1000) a cycle that reached the old generation while
-    the connection lived would otherwise stay until a full collection: the
-    3.7 KB per connect-and-drop of issue 12, item 23."""
-    connection = ws if isinstance(ws, Connection) else ws.connection
-    parser = getattr(getattr(connection, "_proto", None), "_parse_more", None)
-    if parser is not None:
-        parser.close()
-
-
-def _close_frame(ws: WSConnection | Connection, code: CloseCode) -> bytes:
-    return _try_send(ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code])))
-
-
-def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
-    try:
-        return ws.send(event)
-    except LocalProtocolError:  # already closing: nothing more may be sent
-        return b""
+def _close_frame(ws: ServerFrames, code: CloseCode) -> bytes:
+    return ws.close(int(code), _clip_reason(CLOSE_REASONS[code]))
 
 
 async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
