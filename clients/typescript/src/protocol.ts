@@ -10,7 +10,10 @@ export interface AdminStats {
   readonly t: "admin.stats";
 }
 
-/** The live node's figures (this node only, when several run). */
+/**
+ * The deployment's live figures: with several nodes, the sum over every
+ * node heard from recently (`nodes`); `interval` is this node's window.
+ */
 export interface AdminStatsData {
   readonly ai_generations: number;
   readonly calls: number;
@@ -18,6 +21,11 @@ export interface AdminStatsData {
   readonly interval: number;
   /** Messages stored and fanned out, over the last interval. */
   readonly messages_per_second: number;
+  /**
+   * Nodes counted: this one and those heard from recently.
+   * @default 1 (absent on the wire when it is the default)
+   */
+  readonly nodes?: number;
   readonly online_users: number;
   /** Room actors alive (touched in the last ACTOR_IDLE_SECONDS). */
   readonly rooms_live: number;
