@@ -1,0 +1,2 @@
+"""Calls' services outside the call actor: ICE servers and TURN credentials.
+"""

@@ -1,0 +1,2 @@
+"""The chat list's rules that REST and the socket share.
+"""

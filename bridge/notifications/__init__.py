@@ -1,0 +1,2 @@
+"""Notifications: stored, then pushed to the users' online sessions.
+"""
