@@ -14,7 +14,7 @@ A failure after step 3 refunds the quota; a failure after step 2 frees the slot.
 Resending an ask with the same ``cid`` returns the stored prompt and starts
 nothing: the first ask's answer is (or is becoming) the answer.
 
-Quota and models: billing's ``QuotaService`` (``bridge.billing_quota``; the
+Quota and models: billing's ``QuotaService`` (``bridge.billing.quota``; the
 node sets ``AiService.quota``): ``try_consume`` before the provider is called,
 ``refund`` when a failure produced nothing, ``allows_model`` for the plan's
 models. The built-in ``offline`` model is allowed on every plan (it costs

@@ -77,7 +77,7 @@ from protocol.frames_ai import (
     AiStartData,
     AiUsage,
 )
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.ai import AiAnswer, AiStore
 from storage.base import now_ms
 

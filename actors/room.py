@@ -61,7 +61,7 @@ from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
 from storage.errors import Conflict, Fenced, StoreError
@@ -69,7 +69,7 @@ from storage.fence import ROOM_FENCE
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.room_pins import Pin
-from storage.writer import MessageWriter
+from storage.sql.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import trio
 
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
 from protocol.errors import ErrorCode
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.outage import StorageHealth, is_outage
 
 log = logging.getLogger(__name__)

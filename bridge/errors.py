@@ -44,8 +44,8 @@ from quart import Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from protocol.errors import ERROR_MESSAGES, ErrorCode
-from realtime_server import metrics
-from realtime_server.logs import request_id
+from realtime_server.base import metrics
+from realtime_server.base.logs import request_id
 from storage.errors import Conflict, StoreError
 from storage.errors import NotFound as StoreNotFound
 

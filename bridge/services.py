@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.runtime import ActorSystem
-from bridge.passwords import PasswordHasher
-from bridge.tokens import TokenService
-from realtime_server.settings import Settings
+from bridge.accounts.passwords import PasswordHasher
+from bridge.accounts.tokens import TokenService
+from realtime_server.base.settings import Settings
 from storage.base import Store, now_ms
 from storage.blobs import BlobStore
 
@@ -29,8 +29,8 @@ class BridgeServices:
     # Where uploads go; None means LocalBlobStore under DATA_DIR/media.
     blobs: BlobStore | None = None
     ai: Any = None  # actors.ai_service.AiService: AI conversations (issue 4)
-    billing: Any = None  # bridge.billing_service.Billing: plans, payments, quota (issue 6)
-    # Onboarding (issue 8): bridge.onboarding.Onboarding, built from settings on
+    billing: Any = None  # bridge.billing.service.Billing: plans, payments, quota (issue 6)
+    # Onboarding (issue 8): bridge.accounts.onboarding.Onboarding, built from settings on
     # first use when None; and how a signed-out session's sockets get closed
     # at once: revoke_sockets(user_id, session_ids), set by the node.
     onboarding: Any = None
@@ -43,7 +43,7 @@ class BridgeServices:
     # online devices: push_to_user(user_id, encoded_frame). None without a node.
     clock: Callable[[], int] = now_ms
     push_to_user: Callable[[str, bytes], None] | None = None
-    # Notifications (issue 15): realtime_server.notifier.Notifier (stores and
+    # Notifications (issue 15): bridge.notifications.notifier.Notifier (stores and
     # pushes; built without live pushes when None) and the node's
     # realtime_server.admin_stats.LiveStats (None without a node).
     notifier: Any = None
@@ -61,7 +61,7 @@ class BridgeServices:
         """The usual wiring: token and password services configured from ``settings``.
 
         ``settings.jwt_secret`` must be resolved already
-        (``realtime_server.settings.resolve_jwt_secret``).
+        (``realtime_server.base.settings.resolve_jwt_secret``).
         """
         return cls(
             settings=settings,

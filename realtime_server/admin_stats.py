@@ -23,7 +23,7 @@ import trio
 from actors.runtime import ActorSystem
 from protocol import codec
 from protocol.frames_notify import AdminStats, AdminStatsData
-from realtime_server import metrics
+from realtime_server.base import metrics
 from realtime_server.hub import Hub
 from realtime_server.session import Session
 from storage.errors import StoreError

@@ -28,11 +28,12 @@ from actors.call_registry import CallRegistry
 from actors.room import ROOM, RoomActor, RoomDeps
 from actors.room_expiry import Clock, ExpirySweeper, WallClock
 from actors.runtime import ActorRef, ActorSystem
+from bridge.accounts.passwords import PasswordHasher
+from bridge.accounts.tokens import TokenService
 from bridge.app import BridgeServices, create_app
-from bridge.billing_service import Billing
-from bridge.passwords import PasswordHasher
-from bridge.tokens import TokenService
-from bridge.turn import ice_servers
+from bridge.billing.service import Billing
+from bridge.calls.turn import ice_servers
+from bridge.notifications.notifier import Notifier
 from protocol.errors import CloseCode
 from realtime_server import (
     handlers_ai,
@@ -40,10 +41,11 @@ from realtime_server import (
     handlers_chat,
     handlers_notify,
     handlers_typing,
-    metrics,
 )
 from realtime_server import presence as presence_frames
 from realtime_server.admin_stats import LiveStats
+from realtime_server.base import metrics
+from realtime_server.base.settings import Settings, resolve_jwt_secret
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.ai import ClusterAi
 from realtime_server.cluster.bus import Bus
@@ -57,18 +59,16 @@ from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
-from realtime_server.notifier import Notifier
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.push.service import serve_push
-from realtime_server.settings import Settings, resolve_jwt_secret
 from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
 from storage.base import Store, now_ms
 from storage.blobs import LocalBlobStore
 from storage.calls import calls_store
-from storage.factory import open_store
 from storage.outage import health_of
-from storage.writer import MessageWriter
+from storage.sql.factory import open_store
+from storage.sql.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 

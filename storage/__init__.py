@@ -14,12 +14,12 @@ The design (issue 19)::
     one read connection)                    (pool; the writer's own connection)
 
 - **Sans-I/O operations.** A multi-statement operation is a plain generator
-  (``storage.statements``), in the style of h11 and wsproto: it never sees a
+  (``storage.sql.statements``), in the style of h11 and wsproto: it never sees a
   connection, a thread or an ``await``. The SQLite driver runs it to the end
   inside one thread call, so a transaction can never span a trio checkpoint;
   the PostgreSQL driver runs it inside one asyncio task, so it crosses the
   trio/asyncio bridge once per operation instead of once per statement.
-- **A dialect object** (``storage.dialect``) carries what really differs:
+- **A dialect object** (``storage.sql.dialect``) carries what really differs:
   ``?`` -> ``$n``, list and table parameters (``json_each`` vs
   ``ANY``/``unnest``), ``greatest``, row locks and advisory locks, byte-wise
   collation, full-text search, constraint names for ``Conflict``. The hot
@@ -38,6 +38,6 @@ subset both databases accept (SQLite 3.35+ has ``RETURNING`` and
 
 Only this package imports sqlite3 or asyncpg; the asyncio bridge
 (trio-asyncio, which asyncpg needs under trio) lives in
-``storage.asyncio_bridge``. Migrations stay one folder per database
-(``storage/migrations/<dialect>``), applied by ``storage.migrate``.
+``storage.sql.asyncio_bridge``. Migrations stay one folder per database
+(``storage/migrations/<dialect>``), applied by ``storage.sql.migrate``.
 """

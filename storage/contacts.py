@@ -296,7 +296,7 @@ async def contact_ids(store: Store, user_id: str) -> list[str]:
 
 
 def direct_key(a: str, b: str) -> str:
-    """How ``rooms.direct_key`` names a pair (see bridge.routes_rooms)."""
+    """How ``rooms.direct_key`` names a pair (see bridge.routes.rooms)."""
     return ":".join(sorted((a, b)))
 
 

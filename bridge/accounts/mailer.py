@@ -9,7 +9,7 @@
   "content": [{"type": "text/plain", "value"}]}``; SendGrid answers 202 with
   an empty body, or 4xx/5xx with ``{"errors": [{"message", "field"}]}``.
 
-The same rules as ``bridge.sms``: missing secrets answer 503
+The same rules as ``bridge.accounts.sms``: missing secrets answer 503
 ``not_configured``; a refusal raises ``DeliveryFailed`` (502).
 """
 
@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridge.sms import OUTBOX_SIZE, DeliveryFailed, NotConfigured
-from realtime_server.settings import Settings
+from bridge.accounts.sms import OUTBOX_SIZE, DeliveryFailed, NotConfigured
+from realtime_server.base.settings import Settings
 
 log = logging.getLogger(__name__)
 

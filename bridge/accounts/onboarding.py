@@ -23,15 +23,15 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from bridge.accounts.mailer import EmailSender, build_mailer
+from bridge.accounts.oidc import OidcConfig, OidcProvider
+from bridge.accounts.otp import OtpService
+from bridge.accounts.ratelimit import Limits
+from bridge.accounts.sms import SmsSender, build_sms
+from bridge.accounts.tokens import TokenPair
 from bridge.errors import BadRequest, TokenInvalid
-from bridge.mailer import EmailSender, build_mailer
-from bridge.oidc import OidcConfig, OidcProvider
-from bridge.onboarding_schemas import MeOut, PrivacyOut, UserCardOut
-from bridge.otp import OtpService
-from bridge.ratelimit import Limits
-from bridge.sms import SmsSender, build_sms
-from bridge.tokens import TokenPair
-from realtime_server.settings import Settings
+from bridge.routes.schemas_onboarding import MeOut, PrivacyOut, UserCardOut
+from realtime_server.base.settings import Settings
 from storage.challenges import challenges_store
 from storage.contacts import UserCard, contacts_store
 from storage.onboarding import Profile, onboarding_store

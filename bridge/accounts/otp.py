@@ -7,7 +7,7 @@ Rules:
 - Only ``HMAC-SHA256(key, purpose | target | code)`` is stored, with a key
   derived from the server secret: a leaked table cannot be brute-forced
   offline (a 6-digit code is a million guesses).
-- Limits are checked before anything else happens (``bridge.ratelimit``): a
+- Limits are checked before anything else happens (``bridge.accounts.ratelimit``): a
   refused request creates no code and sends nothing.
 - If delivery fails the new code is deleted, so no code exists that its
   owner never received. (The previous code was replaced already; asking
@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bridge.accounts.mailer import EmailSender
+from bridge.accounts.ratelimit import Limits
+from bridge.accounts.sms import SmsSender
 from bridge.errors import BadRequest, BridgeError, RestCode
-from bridge.mailer import EmailSender
-from bridge.ratelimit import Limits
-from bridge.sms import SmsSender
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 from storage.base import Store
 from storage.challenges import CodeVerdict, OtpCode, challenges_store
 

@@ -63,10 +63,10 @@ import time
 from collections.abc import Callable
 
 from bridge.errors import RateLimited
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 from storage.base import Store
 from storage.challenges import LimitRule, challenges_store
-from storage.schema import fold
+from storage.sql.schema import fold
 
 DAY_MS = 24 * 3600 * 1000
 MINUTE_MS = 60 * 1000

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import BridgeError, RestCode
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 
 if TYPE_CHECKING:
     import httpx

@@ -13,7 +13,7 @@ Hierarchy (code -> HTTP status through ``bridge.errors.STATUS``)::
     └── PaymentNotFound       not_found    404  unknown order / payment reference
 
 The gateway-facing errors say which gateway failed; none of them leaves
-anything half done (see ``bridge.billing_service``).
+anything half done (see ``bridge.billing.service``).
 """
 
 from __future__ import annotations

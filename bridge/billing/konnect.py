@@ -8,7 +8,7 @@ Two calls, both with the ``x-api-key`` header against ``KONNECT_API_BASE``:
   webhook carries nothing but a ``payment_ref`` and no signature, so this call
   is the only thing billing ever trusts.
 
-Failures become ``bridge.billing_errors``: no answer in time, a network error
+Failures become ``bridge.billing.errors``: no answer in time, a network error
 or a 5xx is ``GatewayUnavailable``; a 404 for a payment is ``PaymentNotFound``;
 any other refusal is logged (it means our settings are wrong) and answered as
 ``GatewayUnavailable`` without Konnect's text.
@@ -20,8 +20,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bridge.billing_errors import BillingDisabled, GatewayUnavailable, PaymentNotFound
-from realtime_server.settings import Settings
+from bridge.billing.errors import BillingDisabled, GatewayUnavailable, PaymentNotFound
+from realtime_server.base.settings import Settings
 
 if TYPE_CHECKING:
     import httpx

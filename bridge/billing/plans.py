@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from realtime_server.settings import SettingsError
+from realtime_server.base.settings import SettingsError
 
 if TYPE_CHECKING:
-    from realtime_server.settings import Settings
+    from realtime_server.base.settings import Settings
     from storage.billing import SubscriptionRecord
 
 PLAN_NAMES = ("free", "basic", "premium")

@@ -28,7 +28,7 @@ Semantics:
   succeed as the monthly and daily caps allow, and a refused call changes
   nothing. ``n`` messages are counted against both caps at once.
 - The caps come from the plan in force *now*, read from the subscription
-  record (``bridge.billing_plans.entitlement``). Counters are keyed by the
+  record (``bridge.billing.plans.entitlement``). Counters are keyed by the
   plan's period (the calendar month on the free plan, the paid period
   otherwise) and by the UTC day, so they reset when the period or day changes.
   Each period keeps its own count: a paid interlude in a free month (free,
@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.billing_plans import Entitlement, PlanBook, entitlement
+from bridge.billing.plans import Entitlement, PlanBook, entitlement
 from protocol.frames import PlanInfo
 from storage.base import now_ms
 from storage.billing import NO_CAP, BillingStore, Usage

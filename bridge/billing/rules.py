@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bridge.billing_plans import ACTIVE_STATUSES, Entitlement, Plan
+from bridge.billing.plans import ACTIVE_STATUSES, Entitlement, Plan
 from storage.billing import Order, SubscriptionRecord
 
 STRIPE = "stripe"

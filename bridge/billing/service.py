@@ -31,16 +31,16 @@ from typing import Any
 
 import trio
 
-from bridge.billing_errors import (
+from bridge.billing.errors import (
     AlreadySubscribed,
     NothingToCancel,
     PaymentMismatch,
     PaymentNotFound,
 )
-from bridge.billing_konnect import KonnectGateway
-from bridge.billing_plans import CURRENCY, Plan, PlanBook, plans_from_settings
-from bridge.billing_quota import QuotaService
-from bridge.billing_rules import (
+from bridge.billing.konnect import KonnectGateway
+from bridge.billing.plans import CURRENCY, Plan, PlanBook, plans_from_settings
+from bridge.billing.quota import QuotaService
+from bridge.billing.rules import (
     KONNECT,
     STRIPE,
     cancel_konnect,
@@ -51,15 +51,15 @@ from bridge.billing_rules import (
     parse_stripe_subscription,
     read_stripe_event,
 )
-from bridge.billing_schemas import (
+from bridge.billing.stripe import StripeGateway
+from bridge.errors import BadRequest
+from bridge.routes.schemas_billing import (
     KonnectCheckoutOut,
     QuotaOut,
     StripeCheckoutOut,
     SubscriptionOut,
 )
-from bridge.billing_stripe import StripeGateway
-from bridge.errors import BadRequest
-from realtime_server.settings import Settings, SettingsError
+from realtime_server.base.settings import Settings, SettingsError
 from storage.base import Store, new_id, now_ms
 from storage.billing import (
     BillingStore,
@@ -124,7 +124,7 @@ class SubscriptionService:
         self._clock = now_ms
         self._user_locks = _KeyedLocks()
         self._subscription_locks = _KeyedLocks()
-        # realtime_server.notifier.Notifier, set by the node (issue 15): a
+        # bridge.notifications.notifier.Notifier, set by the node (issue 15): a
         # payment and a plan set to end become the user's notifications, after
         # the fact is stored and only when this call applied it (never twice).
         self.notifier: Any = None

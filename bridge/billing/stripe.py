@@ -7,7 +7,7 @@ Every POST carries an idempotency key derived from what it does (the order,
 the subscription), so a retry, ours or the library's, never creates or
 charges twice.
 
-Failures become ``bridge.billing_errors``: no answer in time, a network error
+Failures become ``bridge.billing.errors``: no answer in time, a network error
 or a 5xx is ``GatewayUnavailable`` (retry later; nothing was changed on our
 side), an unknown object is ``PaymentNotFound``. Webhook payloads are verified
 with ``stripe.Webhook.construct_event`` on the raw body.
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from bridge.billing_errors import (
+from bridge.billing.errors import (
     BillingDisabled,
     GatewayUnavailable,
     PaymentNotFound,
     SignatureInvalid,
 )
 from bridge.errors import BadRequest
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 
 if TYPE_CHECKING:
     import stripe

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 
 from protocol.frames_calls import IceServer
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 
 
 def split_urls(value: str) -> list[str]:

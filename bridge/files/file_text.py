@@ -4,7 +4,7 @@ Rules:
 - Accepted: plain text and Markdown (UTF-8), PDF (pypdf) and DOCX
   (python-docx). The type comes from the bytes (``%PDF-``, a ZIP holding
   ``word/document.xml``, or UTF-8 without NUL), as for media
-  (``bridge.media``). A name ending in one of the accepted extensions
+  (``bridge.files.media``). A name ending in one of the accepted extensions
   (``.txt .md .markdown .pdf .docx``) or a declared part Content-Type that the
   bytes contradict is refused with 415 ``media_type_mismatch`` (a ``.pdf``
   that is not a PDF); bytes of any other type with 415
@@ -33,7 +33,7 @@ from typing import Final
 import trio
 
 from bridge.errors import BadRequest, RestCode
-from bridge.media import MediaTooLarge, MediaTypeError
+from bridge.files.media import MediaTooLarge, MediaTypeError
 
 TEXT: Final = "text/plain"
 MARKDOWN: Final = "text/markdown"

@@ -4,7 +4,7 @@
   ``A-Z a-z 0-9 . _ : -``), else a fresh random one. It is answered in the
   ``X-Request-Id`` header, put in every JSON error body (bridge/errors.py),
   and stamped on every log record emitted while serving the request (the
-  context variable in realtime_server/logs.py; one trio task per request).
+  context variable in realtime_server/base/logs.py; one trio task per request).
 - One access log line per request, on logger ``bridge.access`` at INFO, with
   ``method``, ``path``, ``route`` (the template, e.g. ``/rooms/<room_id>``),
   ``status`` and ``duration_ms`` as fields (JSON) or in the text.
@@ -23,8 +23,8 @@ import time
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
-from realtime_server import metrics
-from realtime_server.logs import request_id
+from realtime_server.base import metrics
+from realtime_server.base.logs import request_id
 
 HEADER = "X-Request-Id"
 _SANE = re.compile(r"[A-Za-z0-9._:-]{1,64}")

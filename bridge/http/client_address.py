@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from quart import current_app, request
 
-from realtime_server.settings import Network, parse_networks
+from realtime_server.base.settings import Network, parse_networks
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPV6_PREFIX = 64

@@ -36,7 +36,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from bridge.errors import Forbidden
-from realtime_server.settings import Settings, SettingsError
+from realtime_server.base.settings import Settings, SettingsError
 
 __all__ = ["AllowList", "install", "parse_origins", "ws_origin_allowed"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from bridge.errors import STATUS, Code, ErrorBody, RestCode, default_message
-from bridge.routing import Body, Operation
+from bridge.http.routing import Body, Operation
 from protocol.errors import ErrorCode
 
 TITLE = "Realtime messaging REST API"

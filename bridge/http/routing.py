@@ -21,8 +21,8 @@ import msgspec
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from bridge.accounts.tokens import TokenService
 from bridge.errors import BadRequest, Code, RestCode, TokenInvalid
-from bridge.tokens import TokenService
 
 View = Callable[..., Awaitable[Response]]
 
@@ -46,7 +46,7 @@ class Body:
 
 @dataclass(frozen=True)
 class Operation:
-    """What ``bridge.openapi`` needs to know about one route."""
+    """What ``bridge.http.openapi`` needs to know about one route."""
 
     method: str
     path: str  # Quart syntax: /rooms/<room_id>

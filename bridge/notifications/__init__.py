@@ -1,2 +1,1 @@
-"""Notifications: stored, then pushed to the users' online sessions.
-"""
+"""Notifications: stored, then pushed to the users' online sessions."""

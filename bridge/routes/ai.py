@@ -30,9 +30,10 @@ from actors.ai_providers import OFFLINE_MODEL
 from actors.ai_service import AiService
 from actors.ai_stream import periods
 from actors.errors import ActorError
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BridgeError, NotFound
-from bridge.routing import Body, Router, empty_response, json_response
-from bridge.schemas_ai import (
+from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.routes.schemas_ai import (
     AiMessageList,
     AiMessageOut,
     ConversationEnvelope,
@@ -58,7 +59,6 @@ from bridge.schemas_ai import (
     UsagePeriodOut,
 )
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from protocol.frames_ai import AiDone, AiError, AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset

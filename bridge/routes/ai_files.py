@@ -1,13 +1,13 @@
 """Files in AI projects over REST: upload, list, read back the text, remove.
 
-A project is a preset (``bridge.routes_ai``). Its files are its owner's
+A project is a preset (``bridge.routes.ai``). Its files are its owner's
 alone: every route answers 404 ``not_found`` for a preset that does not exist
 or is someone else's, and for a file that is not in the preset, exactly as
 the other AI routes do, so ids cannot be probed. Only the text extracted on
-upload is kept (``bridge.file_text``), cut into chunks (``actors.ai_files``);
+upload is kept (``bridge.files.file_text``), cut into chunks (``actors.ai_files``);
 the conversations of the project get the chunks relevant to each question.
 
-Upload limits, as for media (``bridge.routes_media``): the request body is
+Upload limits, as for media (``bridge.routes.media``): the request body is
 cut off past ``AI_FILE_MAX_BYTES`` plus the multipart overhead (this module's
 request class), the file must be at most ``AI_FILE_MAX_BYTES`` and its text
 at most ``AI_FILE_MAX_CHARS``: 413 ``payload_too_large`` and nothing stored;
@@ -23,13 +23,13 @@ from quart import Response, request
 from quart_trio.wrappers import TrioRequest
 
 from actors.ai_files import chunk_text
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BridgeError, NotFound, RestCode
-from bridge.file_text import ACCEPTED, classify, extract
-from bridge.media import MULTIPART_OVERHEAD, read_one_file
-from bridge.routes_media import clean_filename
-from bridge.routing import Body, Router, empty_response, json_response
+from bridge.files.file_text import ACCEPTED, classify, extract
+from bridge.files.media import MULTIPART_OVERHEAD, read_one_file
+from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.routes.media import clean_filename
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.ai import AiPreset, ai_store
 from storage.ai_files import AiFile, ai_files_store
@@ -80,7 +80,7 @@ class AiFileText(msgspec.Struct):
 def allow_file_uploads(router: Router, limit: int) -> None:
     """Raise the body limit of ``POST /ai/presets/{id}/files`` only, keeping the
     app's request class (media and avatars install theirs: see
-    ``bridge.routes_profile.allow_large_avatar_bodies``)."""
+    ``bridge.routes.profile.allow_large_avatar_bodies``)."""
     base: type[TrioRequest] = router.app.request_class
 
     class AiFileUploadRequest(base):  # type: ignore[valid-type, misc]

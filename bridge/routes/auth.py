@@ -5,7 +5,7 @@ wrong password, and spends a password verify either way, so neither the
 answer nor its timing tells which logins exist.
 
 Login, sign-up and refresh pass the velocity limits first
-(``bridge.ratelimit``): 429 ``rate_limited`` with ``Retry-After``, and a
+(``bridge.accounts.ratelimit``): 429 ``rate_limited`` with ``Retry-After``, and a
 refused try checks no password. A right password clears the back-off of that
 login from that address.
 
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from quart import Response
 
-from bridge.client_address import client_ip
+from bridge.accounts.onboarding import Onboarding
+from bridge.accounts.tokens import TokenPair
 from bridge.errors import InvalidCredentials, RestCode
-from bridge.onboarding import Onboarding
-from bridge.routing import Router, empty_response, json_response
-from bridge.schemas import (
+from bridge.http.client_address import client_ip
+from bridge.http.routing import Router, empty_response, json_response
+from bridge.routes.schemas import (
     AuthResponse,
     LoginRequest,
     RefreshRequest,
@@ -31,7 +32,6 @@ from bridge.schemas import (
     UserOut,
 )
 from bridge.services import BridgeServices
-from bridge.tokens import TokenPair
 from protocol.errors import ErrorCode
 from storage.base import User, new_id, now_ms
 

@@ -1,6 +1,6 @@
 """Billing: plans, checkouts through Stripe and Konnect, webhooks, status, cancel, history.
 
-Routes (``bridge.billing_service`` holds the rules; this module is HTTP only):
+Routes (``bridge.billing.service`` holds the rules; this module is HTTP only):
 
     GET  /billing/plans                         public: the plans and their limits
     GET  /billing/subscription                  your plan, period and AI quota
@@ -25,7 +25,10 @@ from typing import cast
 import msgspec
 from quart import Response, request
 
-from bridge.billing_schemas import (
+from bridge.accounts.tokens import AccessClaims
+from bridge.billing.service import Billing, Links
+from bridge.http.routing import Router, json_response, read_body
+from bridge.routes.schemas_billing import (
     CheckoutRequest,
     KonnectCheckoutOut,
     KonnectPaymentOut,
@@ -43,10 +46,7 @@ from bridge.billing_schemas import (
     SubscriptionOut,
     WebhookAck,
 )
-from bridge.billing_service import Billing, Links
-from bridge.routing import Router, json_response, read_body
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 
 TAG = "billing"

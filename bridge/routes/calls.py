@@ -13,11 +13,11 @@ from typing import Annotated
 import msgspec
 from quart import Response
 
+from bridge.accounts.tokens import AccessClaims
+from bridge.calls.turn import ice_servers
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
-from bridge.routing import Router, json_response
+from bridge.http.routing import Router, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
-from bridge.turn import ice_servers
 from protocol.errors import ErrorCode
 from protocol.frames_calls import IceServer
 from storage.base import now_ms

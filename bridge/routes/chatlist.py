@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from quart import Response
 
-from bridge.chatlist import MUTE_DURATIONS, push_settings, settings_data
+from bridge.accounts.tokens import AccessClaims
+from bridge.chats.chatlist import MUTE_DURATIONS, push_settings, settings_data
 from bridge.errors import BadRequest, BridgeError, NotFound, RestCode
-from bridge.routing import Router, json_response
-from bridge.schemas import MessageOut, RoomSummaryOut
-from bridge.schemas_chatlist import (
+from bridge.http.routing import Router, json_response
+from bridge.routes.schemas import MessageOut, RoomSummaryOut
+from bridge.routes.schemas_chatlist import (
     ChatList,
     ChatListQuery,
     ChatSummaryOut,
@@ -26,7 +27,6 @@ from bridge.schemas_chatlist import (
     StarredQuery,
 )
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames_chatlist import ChatSettingsData, MsgStarred, StarredData

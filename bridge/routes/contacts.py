@@ -1,7 +1,7 @@
 """Contacts, phone-number discovery, blocks and user search.
 
 Discovery: the client sends SHA-256 hashes of its address book's numbers
-(E.164 text; see ``bridge.phones``) and learns which belong to users. At most
+(E.164 text; see ``bridge.accounts.phones``) and learns which belong to users. At most
 DISCOVER_MAX_HASHES per request and DISCOVER_PER_DAY per user and day, so
 walking the numbering plan to list our users is out of reach; a refused
 request answers nothing at all. Matches leave out incomplete accounts and
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.accounts.onboarding import Onboarding
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, NotFound
-from bridge.onboarding import Onboarding
-from bridge.onboarding_schemas import (
+from bridge.http.routing import Router, empty_response, json_response
+from bridge.routes.schemas_onboarding import (
     AddContactRequest,
     BlockRequest,
     ContactEnvelope,
@@ -33,9 +35,7 @@ from bridge.onboarding_schemas import (
     SearchQuery,
     UserList,
 )
-from bridge.routing import Router, empty_response, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.contacts import ascii_fold
 

@@ -28,11 +28,11 @@ from typing import Annotated, Any
 import msgspec
 from quart import Response
 
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
-from bridge.routing import Router, empty_response, json_response
-from bridge.schemas import NO_NUL, RoomName, RoomOut, UserId
+from bridge.http.routing import Router, empty_response, json_response
+from bridge.routes.schemas import NO_NUL, RoomName, RoomOut, UserId
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.base import Room, Store, new_id, now_ms
 from storage.contacts import group_add_refusals

@@ -7,7 +7,7 @@ that does not exist, so ids cannot be probed.
 
 Upload limits: the request body is cut off past ``max_upload_bytes`` plus the
 multipart overhead (the route's own request class, see
-``bridge.media.upload_request_class``), and the file itself must be at most
+``bridge.files.media.upload_request_class``), and the file itself must be at most
 ``max_upload_bytes``; either way the answer is 413 ``payload_too_large`` and
 nothing is stored.
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 import msgspec
 from quart import Response, request
 
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import NotFound, RestCode
-from bridge.media import (
+from bridge.files.media import (
     IMAGE_TYPES,
     MULTIPART_OVERHEAD,
     check_type,
@@ -30,9 +31,8 @@ from bridge.media import (
     read_one_file,
     upload_request_class,
 )
-from bridge.routing import Body, Router, json_response
+from bridge.http.routing import Body, Router, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.base import new_id, now_ms
 from storage.blobs import BlobNotFound, BlobStore, LocalBlobStore

@@ -20,11 +20,11 @@ import msgspec
 from quart import Response
 
 from actors.room_rules import to_wire
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, NotFound
-from bridge.routing import Router, json_response
-from bridge.schemas import MAX_SEQ, HistoryQuery
+from bridge.http.routing import Router, json_response
+from bridge.routes.schemas import MAX_SEQ, HistoryQuery
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import Reaction

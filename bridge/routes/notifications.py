@@ -16,15 +16,15 @@ from typing import Annotated
 import msgspec
 from quart import Response
 
-from bridge.billing_plans import ACTIVE_STATUSES, plans_from_settings
+from bridge.accounts.tokens import AccessClaims
+from bridge.billing.plans import ACTIVE_STATUSES, plans_from_settings
 from bridge.errors import BadRequest, Forbidden, NotFound
-from bridge.routing import Router, json_response
+from bridge.http.routing import Router, json_response
+from bridge.notifications.notifier import Notifier, to_wire
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from protocol.frames_notify import AdminStatsData, Notification
 from realtime_server.hub import Hub
-from realtime_server.notifier import Notifier, to_wire
 from realtime_server.wsframes import binary_frame
 from storage.notifications import ADMIN, FIRST_PAGE, PlanRule, ReadResult, notification_store
 

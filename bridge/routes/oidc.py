@@ -30,11 +30,14 @@ import secrets
 
 from quart import Response, request
 
-from bridge.client_address import client_ip
+from bridge.accounts.oidc import IdClaims, IdTokenInvalid
+from bridge.accounts.onboarding import Onboarding
+from bridge.accounts.sms import NotConfigured
 from bridge.errors import BadRequest, RestCode
-from bridge.oidc import IdClaims, IdTokenInvalid
-from bridge.onboarding import Onboarding
-from bridge.onboarding_schemas import (
+from bridge.http.client_address import client_ip
+from bridge.http.routing import Router, json_response
+from bridge.routes.phone import auth_response
+from bridge.routes.schemas_onboarding import (
     GoogleCallbackQuery,
     GoogleStart,
     GoogleStartQuery,
@@ -43,10 +46,7 @@ from bridge.onboarding_schemas import (
     NonceRequest,
     OnboardingAuth,
 )
-from bridge.routes_phone import auth_response
-from bridge.routing import Router, json_response
 from bridge.services import BridgeServices
-from bridge.sms import NotConfigured
 from protocol.errors import ErrorCode
 from storage.base import new_id
 from storage.challenges import LimitRule, OidcState

@@ -1,6 +1,6 @@
 """Operations endpoints: Prometheus metrics and the browsable API docs.
 
-``/metrics`` answers the Prometheus text format (realtime_server/metrics.py
+``/metrics`` answers the Prometheus text format (realtime_server/base/metrics.py
 lists what is counted). Like ``/health`` it needs no token: scrapers rarely
 carry one, and it holds counts, never user data. Keep it off the public
 internet at the proxy if the counts themselves are sensitive.
@@ -17,9 +17,9 @@ from importlib import resources
 
 from quart import Response
 
-from bridge.routing import Body, Router
+from bridge.http.routing import Body, Router
 from bridge.services import BridgeServices
-from realtime_server import metrics
+from realtime_server.base import metrics
 
 _HTML = "text/html; charset=utf-8"
 

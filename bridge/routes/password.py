@@ -14,10 +14,15 @@ from __future__ import annotations
 
 from quart import Response
 
-from bridge.client_address import client_ip
+from bridge.accounts.onboarding import Onboarding
+from bridge.accounts.otp import Purpose
+from bridge.accounts.phones import normalise
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, RestCode
-from bridge.onboarding import Onboarding
-from bridge.onboarding_schemas import (
+from bridge.http.client_address import client_ip
+from bridge.http.routing import Router, empty_response, json_response
+from bridge.routes.phone import CODE_ERRORS
+from bridge.routes.schemas_onboarding import (
     ChangePasswordRequest,
     CodeRequest,
     CodeSent,
@@ -25,15 +30,10 @@ from bridge.onboarding_schemas import (
     MeOut,
     ResetPasswordRequest,
 )
-from bridge.otp import Purpose
-from bridge.phones import normalise
-from bridge.routes_phone import CODE_ERRORS
-from bridge.routing import Router, empty_response, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.onboarding import Profile
-from storage.schema import fold
+from storage.sql.schema import fold
 
 
 def _one_target(email: str | None, phone: str | None) -> None:

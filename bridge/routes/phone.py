@@ -6,17 +6,21 @@ password yet) and answers 201; later ones sign in (200). Until
 works but nobody can find it.
 
 Every code request and try passes the velocity limits first
-(``bridge.ratelimit``): a refused one sends nothing and changes nothing.
+(``bridge.accounts.ratelimit``): a refused one sends nothing and changes nothing.
 """
 
 from __future__ import annotations
 
 from quart import Response
 
-from bridge.client_address import client_ip
+from bridge.accounts.onboarding import Onboarding, check_username
+from bridge.accounts.otp import Purpose
+from bridge.accounts.phones import normalise, phone_hash
+from bridge.accounts.tokens import AccessClaims, TokenPair
 from bridge.errors import BridgeError, RestCode
-from bridge.onboarding import Onboarding, check_username
-from bridge.onboarding_schemas import (
+from bridge.http.client_address import client_ip
+from bridge.http.routing import Router, json_response
+from bridge.routes.schemas_onboarding import (
     CodeSent,
     CompleteProfileRequest,
     MeOut,
@@ -24,11 +28,7 @@ from bridge.onboarding_schemas import (
     PhoneCodeRequest,
     PhoneVerifyRequest,
 )
-from bridge.otp import Purpose
-from bridge.phones import normalise, phone_hash
-from bridge.routing import Router, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims, TokenPair
 from protocol.errors import ErrorCode
 from storage.base import new_id
 from storage.errors import Conflict

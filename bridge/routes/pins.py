@@ -17,10 +17,10 @@ from actors.errors import ActorError
 from actors.room import ROOM, GetPins, PinsView
 from actors.room_changes import ChangeDone, ChangeOp, change_as
 from actors.runtime import ActorSystem
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, BridgeError, NotFound
-from bridge.routing import Router, json_response
+from bridge.http.routing import Router, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import DISAPPEAR_TTLS, DisappearData, DisappearTtl, PinData

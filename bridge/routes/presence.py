@@ -13,9 +13,9 @@ from typing import Literal
 import msgspec
 from quart import Response
 
-from bridge.routing import Router, json_response
+from bridge.accounts.tokens import AccessClaims
+from bridge.http.routing import Router, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from storage.presence import presence_store
 
 Visibility = Literal["everyone", "contacts", "nobody"]

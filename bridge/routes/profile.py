@@ -11,7 +11,7 @@ A block, either way, hides photo, bio and presence between the two people.
 
 Avatars are uploaded as the raw request body (any of JPEG, PNG, WebP, GIF;
 ``Content-Type`` is not trusted) up to AVATAR_MAX_BYTES, and stored as our
-own square JPEG (``bridge.avatars``).
+own square JPEG (``bridge.files.avatars``).
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from __future__ import annotations
 from quart import Response, request
 from quart_trio.wrappers import TrioRequest
 
-from bridge.avatars import process_avatar
+from bridge.accounts.onboarding import Onboarding, check_username, photo_visible
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, NotFound, RestCode
-from bridge.onboarding import Onboarding, check_username, photo_visible
-from bridge.onboarding_schemas import (
+from bridge.files.avatars import process_avatar
+from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.routes.schemas_onboarding import (
     MeOut,
     PrivacyOut,
     PrivacyRequest,
     PublicProfile,
     UpdateProfileRequest,
 )
-from bridge.routing import Body, Router, empty_response, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.onboarding import Avatar, ProfileChanges
 

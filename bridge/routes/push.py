@@ -16,10 +16,10 @@ from typing import Annotated, Literal
 import msgspec
 from quart import Response
 
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, NotFound
-from bridge.routing import Router, empty_response, json_response
+from bridge.http.routing import Router, empty_response, json_response
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from storage.push_tokens import PushToken, push_token_store
 

@@ -14,11 +14,12 @@ from quart import Response
 
 from actors.errors import ActorError
 from actors.room_changes import change_as
-from bridge import routes_chatlist
-from bridge.chatlist import clear_marked_unread
+from bridge.accounts.tokens import AccessClaims
+from bridge.chats.chatlist import clear_marked_unread
 from bridge.errors import BadRequest, BridgeError, Forbidden, NotFound
-from bridge.routing import Router, json_response
-from bridge.schemas import (
+from bridge.http.routing import Router, json_response
+from bridge.routes import chatlist as routes_chatlist
+from bridge.routes.schemas import (
     MAX_SEQ,
     CreateDirectRoom,
     CreateGroupRoom,
@@ -32,7 +33,6 @@ from bridge.schemas import (
     RoomOut,
 )
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 from protocol.frames_chat import ReceiptData
 from storage.base import Room, RoomMember, Store, new_id, now_ms

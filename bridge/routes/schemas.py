@@ -2,7 +2,7 @@
 
 These classes are the single source of truth: requests are decoded into them
 (strictly: no type coercion, unknown fields refused), responses are encoded
-from them, and ``bridge.openapi`` generates the published schema from them.
+from them, and ``bridge.http.openapi`` generates the published schema from them.
 Limits live in the ``Annotated`` metadata so the schema shows them too.
 """
 

@@ -1,4 +1,4 @@
-"""REST bodies and answers of the AI routes (``bridge.routes_ai``)."""
+"""REST bodies and answers of the AI routes (``bridge.routes.ai``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from bridge.schemas import NO_NUL
+from bridge.routes.schemas import NO_NUL
 from protocol.frames_ai import AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset
 

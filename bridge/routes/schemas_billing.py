@@ -11,8 +11,8 @@ from typing import Annotated
 
 import msgspec
 
-from bridge.billing_plans import CURRENCY, Plan
-from bridge.billing_quota import QuotaSummary
+from bridge.billing.plans import CURRENCY, Plan
+from bridge.billing.quota import QuotaSummary
 from storage.billing import Order, Payment
 
 PlanName = Annotated[

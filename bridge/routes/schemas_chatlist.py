@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from bridge.schemas import MessageOut, RoomListQuery, RoomSummaryOut
+from bridge.routes.schemas import MessageOut, RoomListQuery, RoomSummaryOut
 from protocol.frames_chatlist import ChatSettingsData
 
 MuteChoice = Literal["8h", "1w", "always", "off"]

@@ -1,8 +1,8 @@
 """Request and response bodies of the onboarding API (issue 8), as msgspec Structs.
 
-Same conventions as ``bridge.schemas``: requests refuse unknown fields, limits
+Same conventions as ``bridge.routes.schemas``: requests refuse unknown fields, limits
 sit in ``Annotated`` metadata so OpenAPI shows them, times are milliseconds.
-Usernames are checked in code (``bridge.onboarding.check_username``) rather
+Usernames are checked in code (``bridge.accounts.onboarding.check_username``) rather
 than by a pattern here, so that a look-alike letter from another alphabet
 gets an answer that names it.
 """
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from bridge.schemas import Device, DisplayName, Email, Password, UserId
+from bridge.routes.schemas import Device, DisplayName, Email, Password, UserId
 
 Privacy = Literal["everyone", "contacts", "nobody"]
 PhoneText = Annotated[

@@ -1,6 +1,6 @@
 """Your signed-in devices, and signing one (or all others) out from here.
 
-A session is a refresh-token family (``bridge.tokens``): one per sign-in on a
+A session is a refresh-token family (``bridge.accounts.tokens``): one per sign-in on a
 device, living on through refreshes. Signing one out revokes its refresh
 tokens, refuses its access tokens on this node from now on, and closes its
 open sockets at once with 4104 ``SESSION_REVOKED`` (``Onboarding.end_sessions``).
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.accounts.onboarding import Onboarding
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import NotFound
-from bridge.onboarding import Onboarding
-from bridge.onboarding_schemas import SessionList, SessionOut
-from bridge.routing import Router, empty_response, json_response
+from bridge.http.routing import Router, empty_response, json_response
+from bridge.routes.schemas_onboarding import SessionList, SessionOut
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 
 

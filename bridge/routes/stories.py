@@ -30,12 +30,12 @@ from typing import Annotated
 import msgspec
 from quart import Response
 
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BadRequest, BridgeError, NotFound
-from bridge.routes_media import blob_store_for
-from bridge.routing import Body, Router, empty_response, json_response
-from bridge.schemas import UserId
+from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.routes.media import blob_store_for
+from bridge.routes.schemas import UserId
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol import codec
 from protocol.emoji import is_emoji
 from protocol.errors import ErrorCode

@@ -15,9 +15,9 @@ import trio
 from quart import Response
 
 from bridge.errors import error_response
-from bridge.openapi import build_openapi
-from bridge.routing import Router, json_response
-from bridge.schemas import Health, Status
+from bridge.http.openapi import build_openapi
+from bridge.http.routing import Router, json_response
+from bridge.routes.schemas import Health, Status
 from bridge.services import BridgeServices
 from storage.errors import StoreError
 

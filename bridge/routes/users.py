@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from quart import Response
 
+from bridge.accounts.tokens import AccessClaims
 from bridge.errors import NotFound, TokenInvalid
-from bridge.routing import Router, json_response
-from bridge.schemas import PublicUser, UpdateMeRequest, UserOut
+from bridge.http.routing import Router, json_response
+from bridge.routes.schemas import PublicUser, UpdateMeRequest, UserOut
 from bridge.services import BridgeServices
-from bridge.tokens import AccessClaims
 from protocol.errors import ErrorCode
 
 # A valid token whose user is gone (deleted by an admin) is no longer a sign-in.

@@ -7,7 +7,7 @@ record was emitted while serving a REST request, and ``exc`` (the formatted
 traceback) when there is one. Standard library only.
 
 The request id lives in a context variable: set by the REST layer for the
-request's task (bridge/access.py), read by every record logged from it.
+request's task (bridge/http/access.py), read by every record logged from it.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ from storage.base import Store
 from storage.errors import StoreError
 from storage.leases import Holder, Leases
 from storage.memberships import memberships
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Measure message insert throughput on a database: ``python -m storage.bench URL``.
+"""Measure message insert throughput on a database: ``python -m storage.sql.bench URL``.
 
 Two numbers:
 - ``insert_messages``: rows/s of direct batch inserts of a fixed size, the

@@ -2,7 +2,7 @@
 
 Outcome: the server KEEPS asyncpg, with one bridge crossing per whole
 operation, no pool reset and the writer on its own connection
-(``storage.driver_postgres``). This micro-benchmark alone favours psycopg in
+(``storage.sql.driver_postgres``). This micro-benchmark alone favours psycopg in
 a thread (its recommendation, kept below as written), but the driver built
 that way lost end to end: ``realtime-server bench rooms --database postgres``,
 4 alternating pairs in one session, psycopg driver against this asyncpg one:
@@ -15,7 +15,7 @@ never waits for the GIL. psycopg is in the ``dev`` extra for this script only.
 Needs the ``dev`` extra (psycopg 3.3.9) and optionally ``uvloop`` for the
 floor. Run (creates a scratch schema ``bench_drivers_<pid>`` and drops it)::
 
-    flock /work/wt/bench.lock python -m storage.bench_drivers \
+    flock /work/wt/bench.lock python -m storage.sql.bench_drivers \
         --dsn postgresql://postgres@127.0.0.1:5432/test [--no-fsync-wait]
 
 Everything runs from one process, side by side; each figure is the median of

@@ -1,7 +1,7 @@
 """``Database``: what domain code holds to reach storage, on either backend.
 
 Domain stores (users, rooms, billing, ...) are written once against this
-class. It runs operations (``storage.statements``) through a ``Driver``:
+class. It runs operations (``storage.sql.statements``) through a ``Driver``:
 
 - ``fetch``/``fetchone``/``fetchval``/``execute``/``executemany``: one
   statement, one round trip, autocommit;

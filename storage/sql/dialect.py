@@ -22,7 +22,7 @@ differ:
 - full-text search (``text_search``): SQLite's FTS5 table beside the
   content table, PostgreSQL's ``to_tsvector`` over an expression index;
 - the hot-path bulk insert, which stays dialect-specific SQL on purpose
-  (see ``storage.store.insert_messages_op``).
+  (see ``storage.sql.store.insert_messages_op``).
 
 Placeholders are ``?`` in domain SQL; ``postgres_placeholders`` rewrites
 them to ``$1..$n`` once per statement text.

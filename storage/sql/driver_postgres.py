@@ -1,7 +1,7 @@
 """The PostgreSQL driver: runs operations on asyncpg, one bridge crossing each.
 
 asyncpg is asyncio code; it runs on one asyncio loop hosted in the trio run
-(``storage.asyncio_bridge``). A whole operation, every statement of it and
+(``storage.sql.asyncio_bridge``). A whole operation, every statement of it and
 its transaction, is driven inside ONE asyncio task: one crossing, one pool
 checkout, instead of one per statement.
 
@@ -17,7 +17,7 @@ Rules:
 - Reads of several statements use one snapshot (repeatable read, read only),
   like SQLite's read transaction.
 
-Why asyncpg (issue 19, item 2; ``storage.bench_drivers`` has the method and
+Why asyncpg (issue 19, item 2; ``storage.sql.bench_drivers`` has the method and
 the full tables). Measured side by side on this 2-core machine:
 
 ==============================================  ============  ===========

@@ -13,7 +13,7 @@ Rules:
   apply cannot interleave.
 
 Run by ``Store.migrate()`` at start-up, or by hand:
-``python -m storage.migrate [DATABASE_URL]``.
+``python -m storage.sql.migrate [DATABASE_URL]``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 # pool's everyday command timeout is far too short for that.
 _TIMEOUT = 3600.0
 
-_POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('storage.migrate:' || current_schema()))"
+_POSTGRES_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('storage.sql.migrate:' || current_schema()))"
+)
 
 
 def migration_files(dialect: str) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ results::
         members = yield Fetch("SELECT ... FROM room_members WHERE room_id = ?", (room_id,))
         return room_from_row(row, ...)
 
-and a driver (``storage.driver_sqlite``, ``storage.driver_postgres``) runs it
+and a driver (``storage.sql.driver_sqlite``, ``storage.sql.driver_postgres``) runs it
 inside one transaction: in SQLite's storage thread, or in one crossing into
 PostgreSQL's driver. The generator never sees a connection, a thread or an
 ``await``, so the same code runs on both, and a transaction can never span a

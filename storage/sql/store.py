@@ -1,7 +1,7 @@
 """``SqlStore``: the ``Store`` of ``storage.base``, written once for both databases.
 
 Users, refresh tokens, rooms and messages. Every method is either one
-statement through ``Database`` or an operation (``storage.statements``) run
+statement through ``Database`` or an operation (``storage.sql.statements``) run
 in one transaction; the SQL is the dialect-neutral subset both databases
 accept, with the differences asked of ``self.db.dialect``.
 """

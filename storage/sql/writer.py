@@ -44,7 +44,7 @@ from enum import Enum
 
 import trio
 
-from realtime_server import metrics
+from realtime_server.base import metrics
 
 from .base import Store, StoredMessage
 from .errors import Conflict, NotFound, StoreError

@@ -16,7 +16,7 @@ from bridge.errors import (
     classify,
     default_message,
 )
-from bridge.schemas import RegisterRequest
+from bridge.routes.schemas import RegisterRequest
 from storage.errors import Conflict, MigrationError, StoreError
 from storage.errors import NotFound as StoreNotFound
 

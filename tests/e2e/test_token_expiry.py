@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from bridge.tokens import TokenService
+from bridge.accounts.tokens import TokenService
 from protocol.client import ConnectionClosed, ServerError, open_client
 from protocol.errors import CloseCode
 from tests.e2e.conftest import NodeFactory
