@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .dialect import register_unique
-from .statements import Row
+from storage.sql.dialect import register_unique
+from storage.sql.statements import Row
 
 if TYPE_CHECKING:
+    from storage.sql.database import Database
+
     from .base import Store
-    from .database import Database
 
 CONVERSATION_FIELDS = frozenset(
     {

@@ -24,13 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .dialect import register_unique
+from storage.sql.dialect import register_unique
+from storage.sql.statements import Execute, ExecuteMany, FetchOne, Op, Row
+
 from .errors import NotFound
-from .statements import Execute, ExecuteMany, FetchOne, Op, Row
 
 if TYPE_CHECKING:
+    from storage.sql.database import Database
+
     from .base import Store
-    from .database import Database
 
 
 @dataclass(frozen=True, slots=True)

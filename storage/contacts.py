@@ -29,9 +29,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.statements import Execute, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .statements import Execute, FetchOne, Op
 
 # Columns of a UserCard, then whether the card's user has the viewer in
 # their contacts (needed to apply "contacts" privacy to the photo).

@@ -31,11 +31,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.schema import fold
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .base import Store, now_ms
-from .database import Database
-from .dialect import Dialect
-from .schema import fold
-from .statements import Execute, Fetch, FetchOne, Op
 
 ADMIN = "admin"
 # Past every real id: the cursor of the first page.

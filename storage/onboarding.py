@@ -31,11 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect, register_unique
+from storage.sql.schema import fold
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect, register_unique
-from .schema import fold
-from .statements import Execute, Fetch, FetchOne, Op
 
 PRIVACY_LEVELS = ("everyone", "contacts", "nobody")
 

@@ -19,9 +19,9 @@ import time
 
 import trio
 
-from .base import Room, RoomMember, Store, StoredMessage, User, new_id, now_ms
-from .factory import open_store
-from .writer import MessageWriter
+from storage.base import Room, RoomMember, Store, StoredMessage, User, new_id, now_ms
+from storage.sql.factory import open_store
+from storage.sql.writer import MessageWriter
 
 
 def _messages(room_id: str, sender_id: str, first_seq: int, count: int) -> list[StoredMessage]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from .dialect import Dialect
-from .fence import ROOM_FENCE, fenced
-from .statements import (
+from storage.fence import ROOM_FENCE, fenced
+from storage.sql.dialect import Dialect
+from storage.sql.statements import (
     Execute,
     ExecuteMany,
     Fetch,

@@ -49,10 +49,10 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import trio
 
-from .asyncio_bridge import AsyncioBridge, open_asyncio_bridge
-from .dialect import POSTGRES, Dialect, postgres_placeholders
-from .errors import Conflict, NotFound, StoreError
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
+from storage.errors import Conflict, NotFound, StoreError
+from storage.sql.asyncio_bridge import AsyncioBridge, open_asyncio_bridge
+from storage.sql.dialect import POSTGRES, Dialect, postgres_placeholders
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
 
 T = TypeVar("T")
 

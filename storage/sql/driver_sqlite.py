@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 import trio
 
-from .dialect import SQLITE, Dialect
-from .errors import Conflict, NotFound, StoreError
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
+from storage.errors import Conflict, NotFound, StoreError
+from storage.sql.dialect import SQLITE, Dialect
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Script, Statement
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ def _execute(conn: sqlite3.Connection, statement: Statement) -> Any:
         conn.executemany(statement.sql, statement.rows)
         return None
     if isinstance(statement, Script):
-        from .migrate import split_sqlite_script
+        from storage.sql.migrate import split_sqlite_script
 
         for part in split_sqlite_script(statement.sql):
             conn.execute(part)

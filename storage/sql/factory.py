@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .base import Store
-from .database import Database
-from .store import SqlStore
+from storage.base import Store
+from storage.sql.database import Database
+from storage.sql.store import SqlStore
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -29,13 +29,13 @@ async def open_store(
     # Backends are imported lazily so a SQLite install never loads asyncpg or
     # trio-asyncio (which patches asyncio's loop policy on import).
     if database_url.startswith(SQLITE_PREFIX):
-        from .driver_sqlite import open_sqlite_driver
+        from storage.sql.driver_sqlite import open_sqlite_driver
 
         path = database_url[len(SQLITE_PREFIX) :]
         async with open_sqlite_driver(path, synchronous=sqlite_synchronous) as driver:
             yield SqlStore(Database(driver))
     elif database_url.startswith(POSTGRES_PREFIXES):
-        from .driver_postgres import open_postgres_driver
+        from storage.sql.driver_postgres import open_postgres_driver
 
         async with (
             open_postgres_driver(database_url) as pg_driver,

@@ -24,10 +24,10 @@ import sqlite3
 import sys
 from importlib import resources
 
-from .base import MigrationReport, now_ms
-from .database import Database
-from .errors import MigrationError, StoreError
-from .statements import Execute, FetchOne, Op, Script
+from storage.base import MigrationReport, now_ms
+from storage.errors import MigrationError, StoreError
+from storage.sql.database import Database
+from storage.sql.statements import Execute, FetchOne, Op, Script
 
 DIALECTS = ("sqlite", "postgres")
 _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
@@ -148,7 +148,7 @@ async def migrate(db: Database) -> MigrationReport:
 
 
 async def _main(database_url: str) -> None:
-    from .factory import open_store
+    from storage.sql.factory import open_store
 
     async with open_store(database_url) as store:
         report = await store.migrate()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from .base import Room, RoomMember, RoomSummary, StoredMessage
+from storage.base import Room, RoomMember, RoomSummary, StoredMessage
 
 T = TypeVar("T")
 

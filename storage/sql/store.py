@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from . import migrate
-from .base import (
+from storage.base import (
     MigrationReport,
     RefreshToken,
     Room,
@@ -20,11 +19,12 @@ from .base import (
     StoredMessage,
     User,
 )
-from .database import Database
-from .dialect import Dialect
-from .errors import NotFound
-from .fence import fenced
-from .schema import (
+from storage.errors import NotFound
+from storage.fence import fenced
+from storage.sql import migrate
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.schema import (
     MESSAGE_COLUMNS,
     ROOM_COLUMNS,
     TOKEN_COLUMNS,
@@ -36,7 +36,7 @@ from .schema import (
     room_tips,
     summary_from_row,
 )
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Row
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Row
 
 _LIST_ROOMS = f"""
 SELECT {prefixed("r", ROOM_COLUMNS)},

@@ -45,10 +45,9 @@ from enum import Enum
 import trio
 
 from realtime_server.base import metrics
-
-from .base import Store, StoredMessage
-from .errors import Conflict, NotFound, StoreError
-from .outage import health_of
+from storage.base import Store, StoredMessage
+from storage.errors import Conflict, NotFound, StoreError
+from storage.outage import health_of
 
 log = logging.getLogger(__name__)
 
