@@ -17,8 +17,8 @@ Every name starts with ``realtime_``; README "Operations" lists them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -35,9 +35,6 @@ from prometheus_client.process_collector import ProcessCollector
 
 from protocol.errors import CloseCode
 from protocol.frames import ClientFrame, ServerFrame
-
-if TYPE_CHECKING:
-    from realtime_server.node import Node
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -299,11 +296,50 @@ def http_request(method: str, route: str, status: int, seconds: float) -> None:
 
 # ----- what is read at scrape time ------------------------------------------------------
 
-_nodes: list[Node] = []
+
+# What a scrape reads from a running node, as Protocols: this module sits under
+# everything (realtime_server.base), so it names no node, actor or writer class;
+# realtime_server.node.Node fits WatchedNode.
+class _Count(Protocol):
+    @property
+    def started(self) -> int: ...
+
+
+class _Queue(Protocol):
+    @property
+    def queued(self) -> int: ...
+
+
+class _Actors(Protocol):
+    def statistics(self) -> _Count: ...
+    def census(self) -> Mapping[str, tuple[int, int, int]]: ...
+
+
+class _Writer(Protocol):
+    def statistics(self) -> _Queue: ...
+
+
+class _Gateway(Protocol):
+    @property
+    def connections(self) -> int: ...
+
+
+class WatchedNode(Protocol):
+    @property
+    def gateway(self) -> _Gateway: ...
+    @property
+    def hub(self) -> Sized: ...
+    @property
+    def system(self) -> _Actors: ...
+    @property
+    def writer(self) -> _Writer: ...
+
+
+_nodes: list[WatchedNode] = []
 
 
 async def watch(
-    node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    node: WatchedNode, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Report ``node``'s live sizes until cancelled (run it in the node's nursery)."""
     _nodes.append(node)
