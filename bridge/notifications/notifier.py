@@ -11,6 +11,9 @@ the admin announcement uses. Rules:
 - Several nodes (issue 13): ``users`` (``cluster.users.UserChannels``) also
   reaches the users' sessions on the other nodes; counts returned are this
   node's sessions.
+- It reaches sessions through two Protocols, ``Sessions`` (this node's: the
+  hub) and ``Reach`` (every node's), so this domain service names nothing of
+  the node; without a node (REST-only) ``Notifier.stored_only`` pushes to no one.
 - Events of other features go through ``notify_quietly``: the call, the
   group change or the payment already happened, so a storage failure here
   is logged, never turned into a failure of what the user asked for.
@@ -19,8 +22,8 @@ the admin announcement uses. Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -43,9 +46,6 @@ from storage.notifications import (
 )
 from storage.notifications import Notification as StoredNotification
 
-if TYPE_CHECKING:
-    from realtime_server.cluster.users import UserChannels
-
 log = logging.getLogger(__name__)
 
 
@@ -61,18 +61,49 @@ def to_wire(n: StoredNotification) -> Notification:
     )
 
 
+class Session(Protocol):
+    def push(self, data: bytes) -> None: ...
+
+
+class Sessions(Protocol):
+    """This node's sessions of users (``realtime_server.hub.Hub``)."""
+
+    def sessions_of(self, user_id: str) -> Iterable[Session]: ...
+    def all_sessions(self) -> Iterable[Session]: ...
+
+
+class Reach(Protocol):
+    """Every node's sessions of users (``realtime_server.cluster.users.UserChannels``)."""
+
+    def send(self, user_id: str, data: bytes) -> int: ...
+    def send_many(self, user_ids: Collection[str], data: bytes) -> int: ...
+    def send_all(self, data: bytes) -> int: ...
+
+
+class _NoSessions:
+    def sessions_of(self, user_id: str) -> Iterable[Session]:
+        return ()
+
+    def all_sessions(self) -> Iterable[Session]:
+        return ()
+
+
 class Notifier:
     def __init__(
-        self, store: Store, hub: Any, frame: Callable[[bytes], bytes], clock: Callable[[], int]
+        self,
+        store: Store,
+        hub: Sessions,
+        frame: Callable[[bytes], bytes],
+        clock: Callable[[], int],
     ) -> None:
         self.store = notification_store(store)
         self._users = store
-        self._hub = hub  # realtime_server.hub.Hub
+        self._hub = hub
         self._frame = frame
         self._clock = clock
         # Every node's sessions of a user (cluster.users.UserChannels), set by
         # the node; None: this node's only, through the hub.
-        self.users: UserChannels | None = None
+        self.users: Reach | None = None
         # Push to offline devices (issue 15, part 3): (user ids, kind, title,
         # body) after each stored notification; set by the node, non-blocking.
         self.offline_push: Callable[[Sequence[str], str, str, str], None] | None = None
@@ -83,7 +114,12 @@ class Notifier:
         data = msgspec.to_builtins(ref) if ref is not None else {}
         return NewNotification(new_notification_id(), kind, title, self._clock(), body, data)
 
-    def _push(self, n: NewNotification, sessions: Iterable[Any]) -> int:
+    @classmethod
+    def stored_only(cls, store: Store, clock: Callable[[], int]) -> Notifier:
+        """Without a node (REST-only): notifications are stored, pushed to no one."""
+        return cls(store, _NoSessions(), bytes, clock)
+
+    def _push(self, n: NewNotification, sessions: Iterable[Session]) -> int:
         data = self._frame(codec.encode(NotifyNew(d=to_wire(n.stored()))))
         pushed = 0
         for session in sessions:
@@ -97,7 +133,7 @@ class Notifier:
         data = self._frame(codec.encode(NotifyNew(d=to_wire(n.stored()))))
         return self.users.send_many(user_ids, data)
 
-    def _sessions_of(self, user_ids: Iterable[str]) -> Iterable[Any]:
+    def _sessions_of(self, user_ids: Iterable[str]) -> Iterable[Session]:
         return [s for u in user_ids for s in self._hub.sessions_of(u)]
 
     async def notify(

@@ -24,8 +24,6 @@ from bridge.notifications.notifier import Notifier, to_wire
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from protocol.frames_notify import AdminStatsData, Notification
-from realtime_server.hub import Hub
-from realtime_server.wsframes import binary_frame
 from storage.notifications import ADMIN, FIRST_PAGE, PlanRule, ReadResult, notification_store
 
 MAX_READ_IDS = 100
@@ -79,9 +77,7 @@ class AnnouncementOut(msgspec.Struct):
 def add_routes(router: Router, services: BridgeServices) -> None:
     store = services.store
     notes = notification_store(store)
-    notifier: Notifier = services.notifier or Notifier(
-        store, Hub(), binary_frame, lambda: services.clock()
-    )
+    notifier: Notifier = services.notifier or Notifier.stored_only(store, lambda: services.clock())
     plans = services.billing.plans if services.billing is not None else None
     plans = plans or plans_from_settings(services.settings)
 

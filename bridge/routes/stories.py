@@ -51,9 +51,8 @@ from protocol.frames_stories import (
     StoryViewData,
     StoryViewed,
 )
-from realtime_server.story_expiry import delete_blobs
 from storage.base import Room, RoomMember, new_id
-from storage.blobs import BlobNotFound
+from storage.blobs import BlobNotFound, delete_blobs
 from storage.media import media_store
 from storage.stories import Highlight, story_store
 from storage.stories import Story as StoredStory
