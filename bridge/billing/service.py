@@ -38,8 +38,8 @@ from bridge.billing.errors import (
     PaymentNotFound,
 )
 from bridge.billing.konnect import KonnectGateway
-from bridge.billing.plans import CURRENCY, Plan, PlanBook, plans_from_settings
-from bridge.billing.quota import QuotaService
+from bridge.billing.plans import CURRENCY, Entitlement, Plan, PlanBook, plans_from_settings
+from bridge.billing.quota import QuotaService, QuotaSummary
 from bridge.billing.rules import (
     KONNECT,
     STRIPE,
@@ -53,12 +53,6 @@ from bridge.billing.rules import (
 )
 from bridge.billing.stripe import StripeGateway
 from bridge.errors import BadRequest
-from bridge.routes.schemas_billing import (
-    KonnectCheckoutOut,
-    QuotaOut,
-    StripeCheckoutOut,
-    SubscriptionOut,
-)
 from realtime_server.base.settings import Settings, SettingsError
 from storage.base import Store, new_id, now_ms
 from storage.billing import (
@@ -93,6 +87,24 @@ class _KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, waiters - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A user's plan in force and what is left of its quota (REST shows it as
+    ``SubscriptionOut``)."""
+
+    entitlement: Entitlement
+    quota: QuotaSummary
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """An open checkout: our order, the gateway's reference, and where the user pays."""
+
+    order: Order
+    ref: str  # Stripe's session id, or Konnect's payment reference
+    pay_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,18 +148,8 @@ class SubscriptionService:
 
     # ----- status ------------------------------------------------------------------
 
-    async def status(self, user_id: str) -> SubscriptionOut:
-        ent, summary = await self.quota.snapshot(user_id)
-        return SubscriptionOut(
-            plan=ent.plan.name,
-            status=ent.status,
-            provider=ent.provider,
-            period_start=ent.period_start,
-            period_end=ent.period_end,
-            cancel_at_period_end=ent.cancel_at_period_end,
-            models=list(ent.plan.models),
-            quota=QuotaOut.of(summary),
-        )
+    async def status(self, user_id: str) -> Standing:
+        return Standing(*await self.quota.snapshot(user_id))
 
     async def payments(self, user_id: str, *, limit: int, offset: int) -> list[Payment]:
         return await self.store.list_payments(user_id, limit=limit, offset=offset)
@@ -172,7 +174,7 @@ class SubscriptionService:
 
     async def stripe_checkout(
         self, user_id: str, plan_name: str, links: Links
-    ) -> tuple[StripeCheckoutOut, bool]:
+    ) -> tuple[Checkout, bool]:
         """(checkout, created): an open session for the same plan is reused."""
         plan = self._paid_plan(plan_name)
         self.stripe.client  # noqa: B018 - refuses at once when Stripe is not configured
@@ -186,9 +188,7 @@ class SubscriptionService:
             ttl_ms = self.settings.stripe_checkout_ttl * 1000
             for old in await self.store.open_orders(user_id, STRIPE, now - ttl_ms):
                 if old.plan == plan.name and old.provider_ref and old.pay_url:
-                    return StripeCheckoutOut(
-                        old.id, plan.name, old.provider_ref, old.pay_url
-                    ), False
+                    return Checkout(old, old.provider_ref, old.pay_url), False
                 await self._expire_stripe_order(old)
             record = await self.store.get_subscription(user_id)
             order = Order(new_id("ord_"), user_id, STRIPE, plan.name, "open", now)
@@ -210,7 +210,7 @@ class SubscriptionService:
             await self.store.set_order(
                 order.id, status="open", provider_ref=session.id, pay_url=session.url
             )
-            return StripeCheckoutOut(order.id, plan.name, session.id, session.url), True
+            return Checkout(order, session.id, session.url), True
 
     async def _expire_stripe_order(self, order: Order) -> None:
         if order.provider_ref:
@@ -333,7 +333,7 @@ class SubscriptionService:
 
     async def konnect_checkout(
         self, user_id: str, plan_name: str, links: Links
-    ) -> tuple[KonnectCheckoutOut, bool]:
+    ) -> tuple[Checkout, bool]:
         plan = self._paid_plan(plan_name)
         self.konnect.http  # noqa: B018 - refuses at once when Konnect is not configured
         async with self._user_locks.hold(user_id):
@@ -342,7 +342,7 @@ class SubscriptionService:
             payable_since = now - self.settings.konnect_lifespan_minutes * 60_000
             for old in await self.store.open_orders(user_id, KONNECT, payable_since):
                 if old.plan == plan.name and old.provider_ref and old.pay_url:
-                    return _konnect_out(old, old.provider_ref, old.pay_url), False
+                    return Checkout(old, old.provider_ref, old.pay_url), False
             order = Order(
                 new_id("ord_"),
                 user_id,
@@ -371,7 +371,7 @@ class SubscriptionService:
                     await self.store.set_order(order.id, status="init_failed", only_from=("open",))
                 raise
             await self.store.set_order(order.id, status="open", provider_ref=ref, pay_url=pay_url)
-            return _konnect_out(order, ref, pay_url), True
+            return Checkout(order, ref, pay_url), True
 
     async def konnect_verify(
         self, payment_ref: str, *, user_id: str | None = None
@@ -483,7 +483,7 @@ class SubscriptionService:
 
     # ----- cancel ------------------------------------------------------------------
 
-    async def cancel(self, user_id: str) -> SubscriptionOut:
+    async def cancel(self, user_id: str) -> Standing:
         """Cancel at period end: the plan stays until then, then it is free again."""
         ent = await self.quota.entitlement(user_id)
         record = await self.store.get_subscription(user_id)
@@ -501,17 +501,12 @@ class SubscriptionService:
             else:
                 change = partial(cancel_konnect, ref=record.provider_ref, now=now)
             await self.store.apply(BillingWrite(user_id=user_id, change=change, at=now))
-            out = await self.status(user_id)
-            if self.notifier is not None and out.cancel_at_period_end:
-                await self.notifier.plan_ending(user_id, out.plan, out.period_end or 0)
-            return out
+            standing = await self.status(user_id)
+            ent = standing.entitlement
+            if self.notifier is not None and ent.cancel_at_period_end:
+                await self.notifier.plan_ending(user_id, ent.plan.name, ent.period_end or 0)
+            return standing
         return await self.status(user_id)
-
-
-def _konnect_out(order: Order, ref: str, pay_url: str) -> KonnectCheckoutOut:
-    return KonnectCheckoutOut(
-        order.id, order.plan, ref, pay_url, order.amount or 0, order.currency or CURRENCY
-    )
 
 
 def check_settings(s: Settings) -> None:

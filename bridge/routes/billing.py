@@ -85,7 +85,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         responses={200: SubscriptionOut},
     )
     async def billing_subscription(claims: AccessClaims) -> Response:
-        return json_response(await subs.status(claims.user_id))
+        return json_response(SubscriptionOut.of(await subs.status(claims.user_id)))
 
     @router.route(
         "POST",
@@ -103,8 +103,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         errors=_GATEWAY_ERRORS,
     )
     async def stripe_checkout(claims: AccessClaims, body: CheckoutRequest) -> Response:
-        out, created = await subs.stripe_checkout(claims.user_id, body.plan, links())
-        return json_response(out, status=201 if created else 200)
+        checkout, created = await subs.stripe_checkout(claims.user_id, body.plan, links())
+        return json_response(StripeCheckoutOut.of(checkout), status=201 if created else 200)
 
     @router.route(
         "POST",
@@ -151,8 +151,8 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         errors=_GATEWAY_ERRORS,
     )
     async def konnect_checkout(claims: AccessClaims, body: CheckoutRequest) -> Response:
-        out, created = await subs.konnect_checkout(claims.user_id, body.plan, links())
-        return json_response(out, status=201 if created else 200)
+        checkout, created = await subs.konnect_checkout(claims.user_id, body.plan, links())
+        return json_response(KonnectCheckoutOut.of(checkout), status=201 if created else 200)
 
     @router.route(
         "GET",
@@ -188,7 +188,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         result, order = await subs.konnect_verify(ref, user_id=claims.user_id)
         order = await billing.store.get_order(order.id) or order
         return json_response(
-            KonnectPaymentOut(result, OrderOut.of(order), await subs.status(claims.user_id))
+            KonnectPaymentOut(
+                result, OrderOut.of(order), SubscriptionOut.of(await subs.status(claims.user_id))
+            )
         )
 
     @router.route(
@@ -200,7 +202,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         errors=_GATEWAY_ERRORS,
     )
     async def billing_cancel(claims: AccessClaims) -> Response:
-        return json_response(await subs.cancel(claims.user_id))
+        return json_response(SubscriptionOut.of(await subs.cancel(claims.user_id)))
 
     @router.route(
         "GET",

@@ -13,6 +13,7 @@ import msgspec
 
 from bridge.billing.plans import CURRENCY, Plan
 from bridge.billing.quota import QuotaSummary
+from bridge.billing.service import Checkout, Standing
 from storage.billing import Order, Payment
 
 PlanName = Annotated[
@@ -88,12 +89,30 @@ class SubscriptionOut(msgspec.Struct):
     models: list[str]
     quota: QuotaOut
 
+    @classmethod
+    def of(cls, standing: Standing) -> SubscriptionOut:
+        ent = standing.entitlement
+        return cls(
+            plan=ent.plan.name,
+            status=ent.status,
+            provider=ent.provider,
+            period_start=ent.period_start,
+            period_end=ent.period_end,
+            cancel_at_period_end=ent.cancel_at_period_end,
+            models=list(ent.plan.models),
+            quota=QuotaOut.of(standing.quota),
+        )
+
 
 class StripeCheckoutOut(msgspec.Struct):
     order_id: str
     plan: str
     session_id: str
     url: str  # send the user here
+
+    @classmethod
+    def of(cls, c: Checkout) -> StripeCheckoutOut:
+        return cls(c.order.id, c.order.plan, c.ref, c.pay_url)
 
 
 class KonnectCheckoutOut(msgspec.Struct):
@@ -103,6 +122,13 @@ class KonnectCheckoutOut(msgspec.Struct):
     pay_url: str  # send the user here
     amount_millimes: int
     currency: str
+
+    @classmethod
+    def of(cls, c: Checkout) -> KonnectCheckoutOut:
+        order = c.order
+        return cls(
+            order.id, order.plan, c.ref, c.pay_url, order.amount or 0, order.currency or CURRENCY
+        )
 
 
 class PortalOut(msgspec.Struct):
