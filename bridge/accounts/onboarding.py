@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.accounts.mailer import EmailSender, build_mailer
@@ -30,7 +31,6 @@ from bridge.accounts.ratelimit import Limits
 from bridge.accounts.sms import SmsSender, build_sms
 from bridge.accounts.tokens import TokenPair
 from bridge.errors import BadRequest, TokenInvalid
-from bridge.routes.schemas_onboarding import MeOut, PrivacyOut, UserCardOut
 from realtime_server.base.settings import Settings
 from storage.challenges import challenges_store
 from storage.contacts import UserCard, contacts_store
@@ -93,6 +93,25 @@ def build_google(settings: Settings, clock: Callable[[], float]) -> OidcProvider
     return OidcProvider("google", config, clock=clock)
 
 
+@dataclass(frozen=True, slots=True)
+class Me:
+    """The signed-in user's own account, as they see it (REST: ``MeOut``)."""
+
+    profile: Profile
+    last_seen: str  # their last-seen visibility: everyone | contacts | nobody
+    avatar_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """How one user appears to a viewer (REST: ``UserCardOut``)."""
+
+    id: str
+    username: str | None
+    display_name: str
+    avatar_url: str | None  # None when the photo is hidden from this viewer
+
+
 class Onboarding:
     def __init__(
         self,
@@ -144,26 +163,9 @@ class Onboarding:
         pair: TokenPair = await self.tokens.sign_in(user_id, device)
         return pair
 
-    async def me(self, profile: Profile) -> MeOut:
+    async def me(self, profile: Profile) -> Me:
         visibility = await self.last_seen_privacy(profile.id)
-        return MeOut(
-            id=profile.id,
-            username=profile.username,
-            display_name=profile.display_name,
-            phone=profile.phone,
-            email=profile.email,
-            email_verified=profile.email_verified_at is not None,
-            bio=profile.bio,
-            avatar_url=self.avatar_url(profile.id, profile.avatar_etag),
-            has_password=profile.has_password,
-            profile_complete=profile.complete,
-            privacy=PrivacyOut(
-                last_seen=visibility,  # type: ignore[arg-type]
-                profile_photo=profile.photo_privacy,  # type: ignore[arg-type]
-                groups=profile.groups_privacy,  # type: ignore[arg-type]
-            ),
-            created_at=profile.created_at,
-        )
+        return Me(profile, visibility, self.avatar_url(profile.id, profile.avatar_etag))
 
     async def last_seen_privacy(self, user_id: str) -> str:
         found = await self.presence_settings.presence_settings([user_id])
@@ -177,19 +179,15 @@ class Onboarding:
         # photo is a new URL.
         return None if etag is None else f"/users/{user_id}/avatar?v={etag}"
 
-    def card(self, card: UserCard, viewer_id: str, *, blocked: bool = False) -> UserCardOut:
+    def card(self, card: UserCard, viewer_id: str, *, blocked: bool = False) -> Card:
         visible = photo_visible(
             card.photo_privacy,
             own=card.id == viewer_id,
             owner_knows_viewer=card.knows_viewer,
             blocked=blocked,
         )
-        return UserCardOut(
-            id=card.id,
-            username=card.username,
-            display_name=card.display_name,
-            avatar_url=self.avatar_url(card.id, card.avatar_etag) if visible else None,
-        )
+        avatar_url = self.avatar_url(card.id, card.avatar_etag) if visible else None
+        return Card(card.id, card.username, card.display_name, avatar_url)
 
     # ----- signing devices out ---------------------------------------------------------
 

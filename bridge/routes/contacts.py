@@ -33,6 +33,7 @@ from bridge.routes.schemas_onboarding import (
     Match,
     PageQuery,
     SearchQuery,
+    UserCardOut,
     UserList,
 )
 from bridge.services import BridgeServices
@@ -64,7 +65,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             ContactList(
                 [
                     ContactOut(
-                        onboarding.card(e.user, me, blocked=e.user.id in blocked),
+                        UserCardOut.of(onboarding.card(e.user, me, blocked=e.user.id in blocked)),
                         e.name,
                         e.created_at,
                     )
@@ -98,7 +99,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             raise NotFound("This user is not in your contacts.")
         blocked = bool(await social.blocked_among(me, [body.user_id]))
         out = ContactOut(
-            onboarding.card(entry.user, me, blocked=blocked), entry.name, entry.created_at
+            UserCardOut.of(onboarding.card(entry.user, me, blocked=blocked)),
+            entry.name,
+            entry.created_at,
         )
         return json_response(ContactEnvelope(out), status=201 if created else 200)
 
@@ -137,7 +140,12 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         return json_response(
             DiscoverResponse(
                 [
-                    Match(h, onboarding.card(found[h], me, blocked=found[h].id in blocked))
+                    Match(
+                        h,
+                        UserCardOut.of(
+                            onboarding.card(found[h], me, blocked=found[h].id in blocked)
+                        ),
+                    )
                     for h in hashes
                     if h in found
                 ]
@@ -159,7 +167,10 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         found = await social.list_blocked(me, limit=query.limit + 1, offset=query.offset)
         return json_response(
             UserList(
-                [onboarding.card(c, me, blocked=True) for c in found[: query.limit]],
+                [
+                    UserCardOut.of(onboarding.card(c, me, blocked=True))
+                    for c in found[: query.limit]
+                ],
                 has_more=len(found) > query.limit,
             )
         )
@@ -221,7 +232,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         blocked = await social.blocked_among(me, [c.id for c in page])
         return json_response(
             UserList(
-                [onboarding.card(c, me, blocked=c.id in blocked) for c in page],
+                [UserCardOut.of(onboarding.card(c, me, blocked=c.id in blocked)) for c in page],
                 has_more=len(found) > query.limit,
             )
         )

@@ -172,7 +172,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             raise BadRequest("Your account has no email; add one with PATCH /me/profile.")
         await otp.verify(Purpose.VERIFY_EMAIL, _email_target(profile), body.code, client_ip())
         await accounts.mark_email_verified(profile.id, profile.email, onboarding.now_ms())
-        return json_response(await onboarding.me(await onboarding.profile(claims.user_id)))
+        return json_response(
+            MeOut.of(await onboarding.me(await onboarding.profile(claims.user_id)))
+        )
 
 
 def _email_target(profile: Profile) -> str:

@@ -45,7 +45,7 @@ async def auth_response(
     onboarding: Onboarding, profile: Profile, pair: TokenPair, *, created: bool
 ) -> Response:
     body = OnboardingAuth(
-        user=await onboarding.me(profile),
+        user=MeOut.of(await onboarding.me(profile)),
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
@@ -144,4 +144,4 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 "The profile is already complete; change it with PATCH /me/profile.",
                 code=ErrorCode.CONFLICT,
             )
-        return json_response(await onboarding.me(profile))
+        return json_response(MeOut.of(await onboarding.me(profile)))

@@ -71,7 +71,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         "GET", "/me/profile", summary="Your whole profile", tag="users", responses={200: MeOut}
     )
     async def get_profile(claims: AccessClaims) -> Response:
-        return json_response(await onboarding.me(await onboarding.profile(claims.user_id)))
+        return json_response(
+            MeOut.of(await onboarding.me(await onboarding.profile(claims.user_id)))
+        )
 
     @router.route(
         "PATCH",
@@ -100,7 +102,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         if profile is None:
             await onboarding.profile(claims.user_id)  # 401: the account is gone
         assert profile is not None
-        return json_response(await onboarding.me(profile))
+        return json_response(MeOut.of(await onboarding.me(profile)))
 
     @router.route(
         "PUT",
@@ -123,7 +125,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         if body.last_seen is not None:
             await onboarding.presence_settings.set_visibility(claims.user_id, body.last_seen)
         assert profile is not None
-        return json_response((await onboarding.me(profile)).privacy)
+        return json_response(MeOut.of(await onboarding.me(profile)).privacy)
 
     @router.route(
         "PUT",
@@ -156,7 +158,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         avatar = Avatar(image.etag, image.content_type, image.data, onboarding.now_ms())
         if not await accounts.set_avatar(claims.user_id, avatar):
             await onboarding.profile(claims.user_id)  # 401: the account is gone
-        return json_response(await onboarding.me(await onboarding.profile(claims.user_id)))
+        return json_response(
+            MeOut.of(await onboarding.me(await onboarding.profile(claims.user_id)))
+        )
 
     @router.route(
         "DELETE", AVATAR_PATH, summary="Remove your avatar", tag="users", responses={204: None}

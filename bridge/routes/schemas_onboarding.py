@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from bridge.accounts.onboarding import Card, Me
 from bridge.routes.schemas import Device, DisplayName, Email, Password, UserId
 
 Privacy = Literal["everyone", "contacts", "nobody"]
@@ -106,6 +107,28 @@ class MeOut(msgspec.Struct, kw_only=True):
     profile_complete: bool
     privacy: PrivacyOut
     created_at: int
+
+    @classmethod
+    def of(cls, me: Me) -> MeOut:
+        profile = me.profile
+        return cls(
+            id=profile.id,
+            username=profile.username,
+            display_name=profile.display_name,
+            phone=profile.phone,
+            email=profile.email,
+            email_verified=profile.email_verified_at is not None,
+            bio=profile.bio,
+            avatar_url=me.avatar_url,
+            has_password=profile.has_password,
+            profile_complete=profile.complete,
+            privacy=PrivacyOut(
+                last_seen=me.last_seen,  # type: ignore[arg-type]
+                profile_photo=profile.photo_privacy,  # type: ignore[arg-type]
+                groups=profile.groups_privacy,  # type: ignore[arg-type]
+            ),
+            created_at=profile.created_at,
+        )
 
 
 class OnboardingAuth(msgspec.Struct, kw_only=True):
@@ -221,6 +244,10 @@ class UserCardOut(msgspec.Struct):
     username: str | None
     display_name: str
     avatar_url: str | None
+
+    @classmethod
+    def of(cls, card: Card) -> UserCardOut:
+        return cls(card.id, card.username, card.display_name, card.avatar_url)
 
 
 class AddContactRequest(_Request):
