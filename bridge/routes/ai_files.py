@@ -26,8 +26,8 @@ from actors.ai_files import chunk_text
 from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BridgeError, NotFound, RestCode
 from bridge.files.file_text import ACCEPTED, classify, extract
-from bridge.files.media import MULTIPART_OVERHEAD, read_one_file
 from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.http.uploads import MULTIPART_OVERHEAD, read_one_file
 from bridge.routes.media import clean_filename
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode

@@ -7,7 +7,7 @@ that does not exist, so ids cannot be probed.
 
 Upload limits: the request body is cut off past ``max_upload_bytes`` plus the
 multipart overhead (the route's own request class, see
-``bridge.files.media.upload_request_class``), and the file itself must be at most
+``bridge.http.uploads.upload_request_class``), and the file itself must be at most
 ``max_upload_bytes``; either way the answer is 413 ``payload_too_large`` and
 nothing is stored.
 """
@@ -23,15 +23,9 @@ from quart import Response, request
 
 from bridge.accounts.tokens import AccessClaims
 from bridge.errors import NotFound, RestCode
-from bridge.files.media import (
-    IMAGE_TYPES,
-    MULTIPART_OVERHEAD,
-    check_type,
-    image_facts,
-    read_one_file,
-    upload_request_class,
-)
+from bridge.files.media import IMAGE_TYPES, check_type, image_facts
 from bridge.http.routing import Body, Router, json_response
+from bridge.http.uploads import MULTIPART_OVERHEAD, read_one_file, upload_request_class
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from storage.base import new_id, now_ms
