@@ -40,9 +40,9 @@ from realtime_server import (
     handlers_calls,
     handlers_chat,
     handlers_notify,
+    handlers_presence,
     handlers_typing,
 )
-from realtime_server import presence as presence_frames
 from realtime_server.admin_stats import LiveStats
 from realtime_server.base import metrics
 from realtime_server.base.settings import Settings, resolve_jwt_secret
@@ -359,7 +359,7 @@ async def open_node(
                 dispatcher = Dispatcher()
                 handlers_chat.register(dispatcher)
                 handlers_typing.register(dispatcher)
-                presence_frames.register(dispatcher)
+                handlers_presence.register(dispatcher)
                 handlers_ai.register(dispatcher)
                 handlers_calls.register(dispatcher)
                 handlers_notify.register(dispatcher)
