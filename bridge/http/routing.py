@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import msgspec
 from quart import Response, request
@@ -71,6 +71,18 @@ class Operation:
         return re.findall(r"<(?:\w+:)?(\w+)>", self.path)
 
 
+class RouteOptions(TypedDict, total=False):
+    """What a route may state besides its method, path, summary, tag and responses."""
+
+    body: Any  # a Struct type or a tagged union of them
+    query: type[msgspec.Struct] | None
+    auth: bool  # default True: a bearer token is required
+    errors: tuple[Code, ...]
+    uses_store: bool
+    description: str  # default: the view's docstring
+    upload: Body | None
+
+
 @dataclass
 class Router:
     app: QuartTrio
@@ -85,15 +97,10 @@ class Router:
         summary: str,
         tag: str,
         responses: dict[int, Any],
-        body: Any = None,
-        query: type[msgspec.Struct] | None = None,
-        auth: bool = True,
-        errors: tuple[Code, ...] = (),
-        uses_store: bool = True,
-        description: str = "",
-        upload: Body | None = None,
+        **options: Unpack[RouteOptions],
     ) -> Callable[[View], View]:
         def register(view: View) -> View:
+            description = options.get("description", "")
             operation = Operation(
                 method=method,
                 path=path,
@@ -101,13 +108,13 @@ class Router:
                 summary=summary,
                 tag=tag,
                 responses=responses,
-                body=body,
-                query=query,
-                auth=auth,
-                errors=errors,
-                uses_store=uses_store,
+                body=options.get("body"),
+                query=options.get("query"),
+                auth=options.get("auth", True),
+                errors=options.get("errors", ()),
+                uses_store=options.get("uses_store", True),
                 description=description or (view.__doc__ or "").strip(),
-                upload=upload,
+                upload=options.get("upload"),
             )
             self.app.add_url_rule(
                 path,
@@ -140,6 +147,72 @@ class Router:
         return handle
 
 
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class _Declared(Generic[S]):
+    method: str
+    path: str
+    summary: str
+    tag: str
+    responses: dict[int, Any]
+    options: RouteOptions
+    view: Callable[..., Awaitable[Response]]  # view(services, **what the route hands it)
+
+
+class RouteTable(Generic[S]):
+    """Routes declared at module level, registered when the app is built.
+
+    A view is a module-level function whose first argument is the app's
+    services (``S``), then what the route hands it (``claims``, path
+    parameters, ``query``, ``body``)::
+
+        routes = RouteTable[BridgeServices]()
+
+        @routes.route("GET", "/ai/models", summary="...", tag="ai", responses={200: ModelList})
+        async def ai_models(services: BridgeServices, claims: AccessClaims) -> Response: ...
+
+    ``add_to(router, services)`` registers every view with the services bound.
+    """
+
+    def __init__(self) -> None:
+        self._declared: list[_Declared[S]] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        responses: dict[int, Any],
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[Callable[..., Awaitable[Response]]], Callable[..., Awaitable[Response]]]:
+        def record(
+            view: Callable[..., Awaitable[Response]],
+        ) -> Callable[..., Awaitable[Response]]:
+            self._declared.append(_Declared(method, path, summary, tag, responses, options, view))
+            return view
+
+        return record
+
+    def add_to(self, router: Router, services: S) -> None:
+        for d in self._declared:
+            router.route(
+                d.method, d.path, summary=d.summary, tag=d.tag, responses=d.responses, **d.options
+            )(_bound(d.view, services))
+
+
+def _bound(view: Callable[..., Awaitable[Response]], services: object) -> View:
+    async def bound(**kwargs: Any) -> Response:
+        return await view(services, **kwargs)
+
+    bound.__name__ = view.__name__
+    bound.__doc__ = view.__doc__
+    return bound
+
+
 def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -167,6 +240,8 @@ def empty_response(status: int = 204) -> Response:
 __all__ = [
     "Body",
     "Operation",
+    "RouteOptions",
+    "RouteTable",
     "Router",
     "bearer_token",
     "empty_response",

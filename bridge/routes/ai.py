@@ -32,7 +32,7 @@ from actors.ai_stream import periods
 from actors.errors import ActorError
 from bridge.accounts.tokens import AccessClaims
 from bridge.errors import BridgeError, NotFound
-from bridge.http.routing import Body, Router, empty_response, json_response
+from bridge.http.routing import Body, Router, RouteTable, empty_response, json_response
 from bridge.routes.schemas_ai import (
     AiMessageList,
     AiMessageOut,
@@ -73,433 +73,482 @@ def _refusal(exc: ActorError) -> BridgeError:
     return BridgeError(exc.message, code=exc.code)
 
 
+# Module-level views: each takes the app's services first (RouteTable binds them).
+routes = RouteTable[BridgeServices]()
+
+
+def ai_service(services: BridgeServices) -> AiService:
+    if services.ai is None:
+        raise BridgeError("AI is not running on this server.", code=ErrorCode.UNAVAILABLE)
+    ai: AiService = services.ai
+    return ai
+
+
+async def own_conversation(services: BridgeServices, user_id: str, room_id: str) -> AiConversation:
+    conv = await ai_service(services).ai.get_conversation(room_id)
+    if conv is None or conv.user_id != user_id:
+        raise NotFound("No such conversation.")
+    return conv
+
+
+async def own_folder(services: BridgeServices, user_id: str, folder_id: str) -> AiFolder:
+    folder = await ai_service(services).ai.get_folder(folder_id)
+    if folder is None or folder.user_id != user_id:
+        raise NotFound("No such folder.", field="folder_id")
+    return folder
+
+
+async def own_preset(services: BridgeServices, user_id: str, preset_id: str) -> AiPreset:
+    preset = await ai_service(services).ai.get_preset(preset_id)
+    if preset is None or preset.user_id != user_id:
+        raise NotFound("No such preset.", field="preset_id")
+    return preset
+
+
+async def check_model(services: BridgeServices, user_id: str, model: str) -> None:
+    try:
+        await ai_service(services).check_model(user_id, model)
+    except ActorError as exc:
+        raise _refusal(exc) from None
+
+
+def conversation_out(services: BridgeServices, conv: AiConversation) -> ConversationOut:
+    running = ai_service(services).streams.running_in(conv.room_id)
+    return ConversationOut.of(conv, running.id if running else None)
+
+
+# ----- models and usage -----
+
+
+@routes.route(
+    "GET",
+    "/ai/models",
+    summary="AI models your plan allows",
+    tag=TAG,
+    responses={200: ModelList},
+)
+async def ai_models(services: BridgeServices, claims: AccessClaims) -> Response:
+    ai = ai_service(services)
+    models = [
+        ModelOut(m, ai.providers.by_model[m].name, m == OFFLINE_MODEL)
+        for m in await ai.allowed_models(claims.user_id)
+    ]
+    return json_response(ModelList(models, ai.providers.default_model))
+
+
+@routes.route(
+    "GET",
+    "/ai/usage",
+    summary="Your AI messages and tokens",
+    tag=TAG,
+    responses={200: UsageOut},
+)
+async def ai_usage(services: BridgeServices, claims: AccessClaims) -> Response:
+    ai = ai_service(services)
+    try:
+        summary = await ai.metered().summary(claims.user_id)
+    except ActorError as exc:
+        raise _refusal(exc) from None
+    day, month = periods(now_ms())
+    rows = await ai.ai.usage(claims.user_id, [day, month])
+    return json_response(
+        UsageOut(
+            plan=summary.plan,
+            limit=summary.monthly_limit,
+            used=summary.monthly_used,
+            resets_at=summary.resets_at,
+            day=_period(rows[day]),
+            month=_period(rows[month]),
+        )
+    )
+
+
+# ----- conversations -----
+
+
+@routes.route(
+    "POST",
+    "/ai/conversations",
+    summary="Start an AI conversation",
+    tag=TAG,
+    body=CreateConversation,
+    responses={201: ConversationEnvelope},
+    errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+)
+async def create_conversation(
+    services: BridgeServices, claims: AccessClaims, body: CreateConversation
+) -> Response:
+    ai, me = ai_service(services), claims.user_id
+    preset = await own_preset(services, me, body.preset_id) if body.preset_id else None
+    model = body.model or (preset.model if preset else ai.providers.default_model)
+    await check_model(services, me, model)
+    if body.folder_id:
+        await own_folder(services, me, body.folder_id)
+    room = await ai.create_room(me, body.title)
+    if services.room_changed is not None:
+        services.room_changed(room.id, False)
+    at = now_ms()
+    conv = AiConversation(
+        room_id=room.id,
+        user_id=me,
+        title=body.title,
+        model=model,
+        system_prompt=_pick(body.system_prompt, preset and preset.system_prompt, ""),
+        temperature=_pick(body.temperature, preset and preset.temperature, None),
+        max_tokens=_pick(body.max_tokens, preset and preset.max_tokens, None),
+        folder_id=body.folder_id,
+        preset_id=body.preset_id,
+        favourite=False,
+        created_at=at,
+        updated_at=at,
+    )
+    try:
+        await ai.ai.create_conversation(conv)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await ai.ai.delete_conversation(room.id)
+        raise
+    return json_response(ConversationEnvelope(conversation_out(services, conv)), status=201)
+
+
+@routes.route(
+    "GET",
+    "/ai/conversations",
+    summary="Your AI conversations, most recently active first",
+    tag=TAG,
+    query=ConversationQuery,
+    responses={200: ConversationList},
+)
+async def list_conversations(
+    services: BridgeServices, claims: AccessClaims, query: ConversationQuery
+) -> Response:
+    convs = await ai_service(services).ai.list_conversations(
+        claims.user_id,
+        folder_id=query.folder,
+        favourite=query.favourite,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return json_response(ConversationList([conversation_out(services, c) for c in convs]))
+
+
+@routes.route(
+    "GET",
+    "/ai/conversations/<room_id>",
+    summary="One AI conversation and its settings",
+    tag=TAG,
+    responses={200: ConversationEnvelope},
+)
+async def get_conversation(
+    services: BridgeServices, claims: AccessClaims, room_id: str
+) -> Response:
+    conv = await own_conversation(services, claims.user_id, room_id)
+    return json_response(ConversationEnvelope(conversation_out(services, conv)))
+
+
+@routes.route(
+    "PATCH",
+    "/ai/conversations/<room_id>",
+    summary="Rename, move to a folder, favourite, change settings or apply a preset",
+    tag=TAG,
+    body=UpdateConversation,
+    responses={200: ConversationEnvelope},
+    errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+)
+async def update_conversation(
+    services: BridgeServices, claims: AccessClaims, room_id: str, body: UpdateConversation
+) -> Response:
+    me = claims.user_id
+    await own_conversation(services, me, room_id)
+    changes: dict[str, Any] = {}
+    if body.preset_id is not msgspec.UNSET:
+        preset = await own_preset(services, me, body.preset_id)
+        changes.update(
+            preset_id=preset.id,
+            model=preset.model,
+            system_prompt=preset.system_prompt,
+            temperature=preset.temperature,
+            max_tokens=preset.max_tokens,
+        )
+    for name in ("title", "model", "system_prompt", "temperature", "max_tokens", "favourite"):
+        value = getattr(body, name)
+        if value is not msgspec.UNSET:
+            changes[name] = value
+    if body.folder_id is not msgspec.UNSET:
+        if body.folder_id is not None:
+            await own_folder(services, me, body.folder_id)
+        changes["folder_id"] = body.folder_id
+    if "model" in changes:
+        await check_model(services, me, changes["model"])
+    changes["updated_at"] = now_ms()
+    conv = await ai_service(services).ai.update_conversation(room_id, changes)
+    if conv is None:
+        raise NotFound("No such conversation.")
+    return json_response(ConversationEnvelope(conversation_out(services, conv)))
+
+
+@routes.route(
+    "DELETE",
+    "/ai/conversations/<room_id>",
+    summary="Delete an AI conversation and its messages",
+    tag=TAG,
+    responses={204: None},
+)
+async def delete_conversation(
+    services: BridgeServices, claims: AccessClaims, room_id: str
+) -> Response:
+    await own_conversation(services, claims.user_id, room_id)
+    ai = ai_service(services)
+    try:
+        await ai.stop_room(claims.user_id, room_id)  # on whichever node runs it
+    except ActorError as exc:
+        raise _refusal(exc) from None
+    await ai.ai.delete_conversation(room_id)
+    return empty_response()
+
+
+async def history(services: BridgeServices, conv: AiConversation) -> list[AiMessageOut]:
+    ai = ai_service(services)
+    last = await ai.store.last_seq(conv.room_id)
+    rows = await ai.store.messages_after(conv.room_id, 0, max(last, 1))
+    shown = visible(rows, await ai.ai.hidden(conv.room_id))
+    answers = {a.message_id: a for a in await ai.ai.answers(conv.room_id)}
+    cited = await ai.files.cited(conv.room_id)
+    result = []
+    for m in shown:
+        answer = answers.get(m.id)
+        result.append(
+            AiMessageOut(
+                id=m.id,
+                seq=m.seq,
+                role="assistant" if is_ai_sender(m.sender_id) else "user",
+                sender=m.sender_id,
+                text=m.text,
+                ts=m.created_at,
+                model=answer.model if answer else None,
+                status=answer.status if answer else None,
+                prompt_tokens=answer.prompt_tokens if answer else None,
+                completion_tokens=answer.completion_tokens if answer else None,
+                files=_refs(cited.get(answer.gen_id)) if answer else None,
+            )
+        )
+    return result
+
+
+@routes.route(
+    "GET",
+    "/ai/conversations/<room_id>/messages",
+    summary="The visible history: hidden branches (regenerated, edited) left out",
+    tag=TAG,
+    responses={200: AiMessageList},
+)
+async def conversation_messages(
+    services: BridgeServices, claims: AccessClaims, room_id: str
+) -> Response:
+    conv = await own_conversation(services, claims.user_id, room_id)
+    return json_response(AiMessageList(await history(services, conv)))
+
+
+@routes.route(
+    "GET",
+    "/ai/conversations/<room_id>/export",
+    summary="Export a conversation as JSON (format=json) or Markdown (format=markdown)",
+    tag=TAG,
+    query=ExportQuery,
+    responses={200: ExportOut},
+)
+async def export_conversation(
+    services: BridgeServices, claims: AccessClaims, room_id: str, query: ExportQuery
+) -> Response:
+    conv = await own_conversation(services, claims.user_id, room_id)
+    messages = await history(services, conv)
+    filename = f"conversation-{conv.room_id}"
+    if query.format == "markdown":
+        return Response(
+            to_markdown(conv, messages),
+            status=200,
+            content_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
+        )
+    body = ExportOut(conversation_out(services, conv), messages, now_ms())
+    response = json_response(body)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
+    return response
+
+
+# ----- SSE -----
+
+
+@routes.route(
+    "POST",
+    "/ai/conversations/<room_id>/stream",
+    summary="Ask and stream the answer as text/event-stream (for clients without WebSocket)",
+    tag=TAG,
+    body=StreamBody,
+    responses={
+        200: Body(
+            "text/event-stream",
+            {"type": "string"},
+            "Server-sent events, each `event: <frame type>` and `data: <JSON>`: first "
+            "`ai.ask` (the stored prompt), then `ai.start`, `ai.delta`... and last "
+            "`ai.done` or `ai.error`, with the same payloads as the WebSocket frames.",
+        )
+    },
+    errors=(
+        ErrorCode.AI_QUOTA_EXCEEDED,
+        ErrorCode.AI_UNKNOWN_MODEL,
+        ErrorCode.AI_MODEL_NOT_ALLOWED,
+        ErrorCode.AI_BUSY,
+        ErrorCode.MESSAGE_TOO_LONG,
+    ),
+)
+async def stream_answer(
+    services: BridgeServices, claims: AccessClaims, room_id: str, body: StreamBody
+) -> Response:
+    await own_conversation(services, claims.user_id, room_id)
+    ai = ai_service(services)
+    # Room for every delta a generation may send: a sink must never block.
+    send, receive = trio.open_memory_channel[msgspec.Struct](
+        4 * ai.settings.ai_max_output_tokens + 64
+    )
+
+    def sink(frame: msgspec.Struct) -> None:
+        try:
+            send.send_nowait(frame)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the HTTP client is gone or hopelessly behind; the answer is stored
+
+    try:
+        question, gen = await ai.ask(
+            claims.user_id, room_id, body.cid, body.text, body.model, sink=sink
+        )
+    except ActorError as exc:
+        raise _refusal(exc) from None
+
+    async def events() -> AsyncIterator[bytes]:
+        with receive:
+            yield _sse("ai.ask", question)
+            if gen is None:
+                return  # a resend: the prompt was stored before; its answer is in history
+            async for frame in receive:
+                # Every frame on this channel is an AI push frame: a string tag and ``d``.
+                tag = str(frame.__struct_config__.tag)
+                yield _sse(tag, frame.d)  # type: ignore[attr-defined]
+                if isinstance(frame, AiDone | AiError):
+                    return
+
+    response = Response(events(), status=200, content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None
+    return response
+
+
+# ----- folders -----
+
+
+@routes.route(
+    "POST",
+    "/ai/folders",
+    summary="Create a folder of conversations",
+    tag=TAG,
+    body=FolderBody,
+    responses={201: FolderEnvelope},
+)
+async def create_folder(
+    services: BridgeServices, claims: AccessClaims, body: FolderBody
+) -> Response:
+    folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, now_ms())
+    await ai_service(services).ai.create_folder(folder)
+    return json_response(FolderEnvelope(FolderOut.of(folder)), status=201)
+
+
+@routes.route("GET", "/ai/folders", summary="Your folders", tag=TAG, responses={200: FolderList})
+async def list_folders(services: BridgeServices, claims: AccessClaims) -> Response:
+    folders = await ai_service(services).ai.list_folders(claims.user_id)
+    return json_response(FolderList([FolderOut.of(f) for f in folders]))
+
+
+@routes.route(
+    "PATCH",
+    "/ai/folders/<folder_id>",
+    summary="Rename a folder",
+    tag=TAG,
+    body=FolderBody,
+    responses={200: FolderEnvelope},
+)
+async def rename_folder(
+    services: BridgeServices, claims: AccessClaims, folder_id: str, body: FolderBody
+) -> Response:
+    folder = await own_folder(services, claims.user_id, folder_id)
+    await ai_service(services).ai.rename_folder(folder_id, body.name)
+    return json_response(FolderEnvelope(FolderOut(folder.id, body.name, folder.created_at)))
+
+
+@routes.route(
+    "DELETE",
+    "/ai/folders/<folder_id>",
+    summary="Delete a folder; its conversations stay, outside any folder",
+    tag=TAG,
+    responses={204: None},
+)
+async def delete_folder(services: BridgeServices, claims: AccessClaims, folder_id: str) -> Response:
+    await own_folder(services, claims.user_id, folder_id)
+    await ai_service(services).ai.delete_folder(folder_id)
+    return empty_response()
+
+
+# ----- presets ("projects") -----
+
+
+@routes.route(
+    "POST",
+    "/ai/presets",
+    summary="Save reusable conversation settings (a project)",
+    tag=TAG,
+    body=PresetBody,
+    responses={201: PresetEnvelope},
+    errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
+)
+async def create_preset(
+    services: BridgeServices, claims: AccessClaims, body: PresetBody
+) -> Response:
+    await check_model(services, claims.user_id, body.model)
+    preset = AiPreset(
+        new_time_id("p_"),
+        claims.user_id,
+        body.name,
+        body.model,
+        body.system_prompt,
+        body.temperature,
+        body.max_tokens,
+        now_ms(),
+    )
+    await ai_service(services).ai.create_preset(preset)
+    return json_response(PresetEnvelope(PresetOut.of(preset)), status=201)
+
+
+@routes.route("GET", "/ai/presets", summary="Your presets", tag=TAG, responses={200: PresetList})
+async def list_presets(services: BridgeServices, claims: AccessClaims) -> Response:
+    presets = await ai_service(services).ai.list_presets(claims.user_id)
+    return json_response(PresetList([PresetOut.of(p) for p in presets]))
+
+
+@routes.route(
+    "DELETE",
+    "/ai/presets/<preset_id>",
+    summary="Delete a preset; conversations keep the settings they copied",
+    tag=TAG,
+    responses={204: None},
+)
+async def delete_preset(services: BridgeServices, claims: AccessClaims, preset_id: str) -> Response:
+    await own_preset(services, claims.user_id, preset_id)
+    await ai_service(services).ai.delete_preset(preset_id)
+    return empty_response()
+
+
 def add_routes(router: Router, services: BridgeServices) -> None:
-    def service() -> AiService:
-        if services.ai is None:
-            raise BridgeError("AI is not running on this server.", code=ErrorCode.UNAVAILABLE)
-        ai: AiService = services.ai
-        return ai
-
-    async def own_conversation(user_id: str, room_id: str) -> AiConversation:
-        conv = await service().ai.get_conversation(room_id)
-        if conv is None or conv.user_id != user_id:
-            raise NotFound("No such conversation.")
-        return conv
-
-    async def own_folder(user_id: str, folder_id: str) -> AiFolder:
-        folder = await service().ai.get_folder(folder_id)
-        if folder is None or folder.user_id != user_id:
-            raise NotFound("No such folder.", field="folder_id")
-        return folder
-
-    async def own_preset(user_id: str, preset_id: str) -> AiPreset:
-        preset = await service().ai.get_preset(preset_id)
-        if preset is None or preset.user_id != user_id:
-            raise NotFound("No such preset.", field="preset_id")
-        return preset
-
-    async def check_model(user_id: str, model: str) -> None:
-        try:
-            await service().check_model(user_id, model)
-        except ActorError as exc:
-            raise _refusal(exc) from None
-
-    def out(conv: AiConversation) -> ConversationOut:
-        running = service().streams.running_in(conv.room_id)
-        return ConversationOut.of(conv, running.id if running else None)
-
-    # ----- models and usage -----
-
-    @router.route(
-        "GET",
-        "/ai/models",
-        summary="AI models your plan allows",
-        tag=TAG,
-        responses={200: ModelList},
-    )
-    async def ai_models(claims: AccessClaims) -> Response:
-        ai = service()
-        models = [
-            ModelOut(m, ai.providers.by_model[m].name, m == OFFLINE_MODEL)
-            for m in await ai.allowed_models(claims.user_id)
-        ]
-        return json_response(ModelList(models, ai.providers.default_model))
-
-    @router.route(
-        "GET",
-        "/ai/usage",
-        summary="Your AI messages and tokens",
-        tag=TAG,
-        responses={200: UsageOut},
-    )
-    async def ai_usage(claims: AccessClaims) -> Response:
-        ai = service()
-        try:
-            summary = await ai.metered().summary(claims.user_id)
-        except ActorError as exc:
-            raise _refusal(exc) from None
-        day, month = periods(now_ms())
-        rows = await ai.ai.usage(claims.user_id, [day, month])
-        return json_response(
-            UsageOut(
-                plan=summary.plan,
-                limit=summary.monthly_limit,
-                used=summary.monthly_used,
-                resets_at=summary.resets_at,
-                day=_period(rows[day]),
-                month=_period(rows[month]),
-            )
-        )
-
-    # ----- conversations -----
-
-    @router.route(
-        "POST",
-        "/ai/conversations",
-        summary="Start an AI conversation",
-        tag=TAG,
-        body=CreateConversation,
-        responses={201: ConversationEnvelope},
-        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
-    )
-    async def create_conversation(claims: AccessClaims, body: CreateConversation) -> Response:
-        ai, me = service(), claims.user_id
-        preset = await own_preset(me, body.preset_id) if body.preset_id else None
-        model = body.model or (preset.model if preset else ai.providers.default_model)
-        await check_model(me, model)
-        if body.folder_id:
-            await own_folder(me, body.folder_id)
-        room = await ai.create_room(me, body.title)
-        if services.room_changed is not None:
-            services.room_changed(room.id, False)
-        at = now_ms()
-        conv = AiConversation(
-            room_id=room.id,
-            user_id=me,
-            title=body.title,
-            model=model,
-            system_prompt=_pick(body.system_prompt, preset and preset.system_prompt, ""),
-            temperature=_pick(body.temperature, preset and preset.temperature, None),
-            max_tokens=_pick(body.max_tokens, preset and preset.max_tokens, None),
-            folder_id=body.folder_id,
-            preset_id=body.preset_id,
-            favourite=False,
-            created_at=at,
-            updated_at=at,
-        )
-        try:
-            await ai.ai.create_conversation(conv)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await ai.ai.delete_conversation(room.id)
-            raise
-        return json_response(ConversationEnvelope(out(conv)), status=201)
-
-    @router.route(
-        "GET",
-        "/ai/conversations",
-        summary="Your AI conversations, most recently active first",
-        tag=TAG,
-        query=ConversationQuery,
-        responses={200: ConversationList},
-    )
-    async def list_conversations(claims: AccessClaims, query: ConversationQuery) -> Response:
-        convs = await service().ai.list_conversations(
-            claims.user_id,
-            folder_id=query.folder,
-            favourite=query.favourite,
-            limit=query.limit,
-            offset=query.offset,
-        )
-        return json_response(ConversationList([out(c) for c in convs]))
-
-    @router.route(
-        "GET",
-        "/ai/conversations/<room_id>",
-        summary="One AI conversation and its settings",
-        tag=TAG,
-        responses={200: ConversationEnvelope},
-    )
-    async def get_conversation(claims: AccessClaims, room_id: str) -> Response:
-        conv = await own_conversation(claims.user_id, room_id)
-        return json_response(ConversationEnvelope(out(conv)))
-
-    @router.route(
-        "PATCH",
-        "/ai/conversations/<room_id>",
-        summary="Rename, move to a folder, favourite, change settings or apply a preset",
-        tag=TAG,
-        body=UpdateConversation,
-        responses={200: ConversationEnvelope},
-        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
-    )
-    async def update_conversation(
-        claims: AccessClaims, room_id: str, body: UpdateConversation
-    ) -> Response:
-        me = claims.user_id
-        await own_conversation(me, room_id)
-        changes: dict[str, Any] = {}
-        if body.preset_id is not msgspec.UNSET:
-            preset = await own_preset(me, body.preset_id)
-            changes.update(
-                preset_id=preset.id,
-                model=preset.model,
-                system_prompt=preset.system_prompt,
-                temperature=preset.temperature,
-                max_tokens=preset.max_tokens,
-            )
-        for name in ("title", "model", "system_prompt", "temperature", "max_tokens", "favourite"):
-            value = getattr(body, name)
-            if value is not msgspec.UNSET:
-                changes[name] = value
-        if body.folder_id is not msgspec.UNSET:
-            if body.folder_id is not None:
-                await own_folder(me, body.folder_id)
-            changes["folder_id"] = body.folder_id
-        if "model" in changes:
-            await check_model(me, changes["model"])
-        changes["updated_at"] = now_ms()
-        conv = await service().ai.update_conversation(room_id, changes)
-        if conv is None:
-            raise NotFound("No such conversation.")
-        return json_response(ConversationEnvelope(out(conv)))
-
-    @router.route(
-        "DELETE",
-        "/ai/conversations/<room_id>",
-        summary="Delete an AI conversation and its messages",
-        tag=TAG,
-        responses={204: None},
-    )
-    async def delete_conversation(claims: AccessClaims, room_id: str) -> Response:
-        await own_conversation(claims.user_id, room_id)
-        ai = service()
-        try:
-            await ai.stop_room(claims.user_id, room_id)  # on whichever node runs it
-        except ActorError as exc:
-            raise _refusal(exc) from None
-        await ai.ai.delete_conversation(room_id)
-        return empty_response()
-
-    async def history(conv: AiConversation) -> list[AiMessageOut]:
-        ai = service()
-        last = await ai.store.last_seq(conv.room_id)
-        rows = await ai.store.messages_after(conv.room_id, 0, max(last, 1))
-        shown = visible(rows, await ai.ai.hidden(conv.room_id))
-        answers = {a.message_id: a for a in await ai.ai.answers(conv.room_id)}
-        cited = await ai.files.cited(conv.room_id)
-        result = []
-        for m in shown:
-            answer = answers.get(m.id)
-            result.append(
-                AiMessageOut(
-                    id=m.id,
-                    seq=m.seq,
-                    role="assistant" if is_ai_sender(m.sender_id) else "user",
-                    sender=m.sender_id,
-                    text=m.text,
-                    ts=m.created_at,
-                    model=answer.model if answer else None,
-                    status=answer.status if answer else None,
-                    prompt_tokens=answer.prompt_tokens if answer else None,
-                    completion_tokens=answer.completion_tokens if answer else None,
-                    files=_refs(cited.get(answer.gen_id)) if answer else None,
-                )
-            )
-        return result
-
-    @router.route(
-        "GET",
-        "/ai/conversations/<room_id>/messages",
-        summary="The visible history: hidden branches (regenerated, edited) left out",
-        tag=TAG,
-        responses={200: AiMessageList},
-    )
-    async def conversation_messages(claims: AccessClaims, room_id: str) -> Response:
-        conv = await own_conversation(claims.user_id, room_id)
-        return json_response(AiMessageList(await history(conv)))
-
-    @router.route(
-        "GET",
-        "/ai/conversations/<room_id>/export",
-        summary="Export a conversation as JSON (format=json) or Markdown (format=markdown)",
-        tag=TAG,
-        query=ExportQuery,
-        responses={200: ExportOut},
-    )
-    async def export_conversation(
-        claims: AccessClaims, room_id: str, query: ExportQuery
-    ) -> Response:
-        conv = await own_conversation(claims.user_id, room_id)
-        messages = await history(conv)
-        filename = f"conversation-{conv.room_id}"
-        if query.format == "markdown":
-            return Response(
-                to_markdown(conv, messages),
-                status=200,
-                content_type="text/markdown; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
-            )
-        body = ExportOut(out(conv), messages, now_ms())
-        response = json_response(body)
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
-        return response
-
-    # ----- SSE -----
-
-    @router.route(
-        "POST",
-        "/ai/conversations/<room_id>/stream",
-        summary="Ask and stream the answer as text/event-stream (for clients without WebSocket)",
-        tag=TAG,
-        body=StreamBody,
-        responses={
-            200: Body(
-                "text/event-stream",
-                {"type": "string"},
-                "Server-sent events, each `event: <frame type>` and `data: <JSON>`: first "
-                "`ai.ask` (the stored prompt), then `ai.start`, `ai.delta`... and last "
-                "`ai.done` or `ai.error`, with the same payloads as the WebSocket frames.",
-            )
-        },
-        errors=(
-            ErrorCode.AI_QUOTA_EXCEEDED,
-            ErrorCode.AI_UNKNOWN_MODEL,
-            ErrorCode.AI_MODEL_NOT_ALLOWED,
-            ErrorCode.AI_BUSY,
-            ErrorCode.MESSAGE_TOO_LONG,
-        ),
-    )
-    async def stream_answer(claims: AccessClaims, room_id: str, body: StreamBody) -> Response:
-        await own_conversation(claims.user_id, room_id)
-        ai = service()
-        # Room for every delta a generation may send: a sink must never block.
-        send, receive = trio.open_memory_channel[msgspec.Struct](
-            4 * ai.settings.ai_max_output_tokens + 64
-        )
-
-        def sink(frame: msgspec.Struct) -> None:
-            try:
-                send.send_nowait(frame)
-            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                pass  # the HTTP client is gone or hopelessly behind; the answer is stored
-
-        try:
-            question, gen = await ai.ask(
-                claims.user_id, room_id, body.cid, body.text, body.model, sink=sink
-            )
-        except ActorError as exc:
-            raise _refusal(exc) from None
-
-        async def events() -> AsyncIterator[bytes]:
-            with receive:
-                yield _sse("ai.ask", question)
-                if gen is None:
-                    return  # a resend: the prompt was stored before; its answer is in history
-                async for frame in receive:
-                    # Every frame on this channel is an AI push frame: a string tag and ``d``.
-                    tag = str(frame.__struct_config__.tag)
-                    yield _sse(tag, frame.d)  # type: ignore[attr-defined]
-                    if isinstance(frame, AiDone | AiError):
-                        return
-
-        response = Response(events(), status=200, content_type="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-        response.timeout = None
-        return response
-
-    # ----- folders -----
-
-    @router.route(
-        "POST",
-        "/ai/folders",
-        summary="Create a folder of conversations",
-        tag=TAG,
-        body=FolderBody,
-        responses={201: FolderEnvelope},
-    )
-    async def create_folder(claims: AccessClaims, body: FolderBody) -> Response:
-        folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, now_ms())
-        await service().ai.create_folder(folder)
-        return json_response(FolderEnvelope(FolderOut.of(folder)), status=201)
-
-    @router.route(
-        "GET", "/ai/folders", summary="Your folders", tag=TAG, responses={200: FolderList}
-    )
-    async def list_folders(claims: AccessClaims) -> Response:
-        folders = await service().ai.list_folders(claims.user_id)
-        return json_response(FolderList([FolderOut.of(f) for f in folders]))
-
-    @router.route(
-        "PATCH",
-        "/ai/folders/<folder_id>",
-        summary="Rename a folder",
-        tag=TAG,
-        body=FolderBody,
-        responses={200: FolderEnvelope},
-    )
-    async def rename_folder(claims: AccessClaims, folder_id: str, body: FolderBody) -> Response:
-        folder = await own_folder(claims.user_id, folder_id)
-        await service().ai.rename_folder(folder_id, body.name)
-        return json_response(FolderEnvelope(FolderOut(folder.id, body.name, folder.created_at)))
-
-    @router.route(
-        "DELETE",
-        "/ai/folders/<folder_id>",
-        summary="Delete a folder; its conversations stay, outside any folder",
-        tag=TAG,
-        responses={204: None},
-    )
-    async def delete_folder(claims: AccessClaims, folder_id: str) -> Response:
-        await own_folder(claims.user_id, folder_id)
-        await service().ai.delete_folder(folder_id)
-        return empty_response()
-
-    # ----- presets ("projects") -----
-
-    @router.route(
-        "POST",
-        "/ai/presets",
-        summary="Save reusable conversation settings (a project)",
-        tag=TAG,
-        body=PresetBody,
-        responses={201: PresetEnvelope},
-        errors=(ErrorCode.AI_UNKNOWN_MODEL, ErrorCode.AI_MODEL_NOT_ALLOWED),
-    )
-    async def create_preset(claims: AccessClaims, body: PresetBody) -> Response:
-        await check_model(claims.user_id, body.model)
-        preset = AiPreset(
-            new_time_id("p_"),
-            claims.user_id,
-            body.name,
-            body.model,
-            body.system_prompt,
-            body.temperature,
-            body.max_tokens,
-            now_ms(),
-        )
-        await service().ai.create_preset(preset)
-        return json_response(PresetEnvelope(PresetOut.of(preset)), status=201)
-
-    @router.route(
-        "GET", "/ai/presets", summary="Your presets", tag=TAG, responses={200: PresetList}
-    )
-    async def list_presets(claims: AccessClaims) -> Response:
-        presets = await service().ai.list_presets(claims.user_id)
-        return json_response(PresetList([PresetOut.of(p) for p in presets]))
-
-    @router.route(
-        "DELETE",
-        "/ai/presets/<preset_id>",
-        summary="Delete a preset; conversations keep the settings they copied",
-        tag=TAG,
-        responses={204: None},
-    )
-    async def delete_preset(claims: AccessClaims, preset_id: str) -> Response:
-        await own_preset(claims.user_id, preset_id)
-        await service().ai.delete_preset(preset_id)
-        return empty_response()
+    routes.add_to(router, services)
 
 
 def _pick(given: Any, from_preset: Any, default: Any) -> Any:
