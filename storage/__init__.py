@@ -2,13 +2,13 @@
 
 The design (issue 19)::
 
-    domain code (store.py, billing.py, chatlist.py, ...)
+    domain code (sql/store.py, billing.py, chatlist.py, ...)
         SQL with ? placeholders; several statements = a generator that
         yields Fetch/FetchOne/Execute/ExecuteMany and receives the results
                  |                                   |
-         Database (database.py): fetch/execute/read(op)/write(op)
+         Database (sql/database.py): fetch/execute/read(op)/write(op)
                  |                                   |
-    driver_sqlite.py                        driver_postgres.py
+    sql/driver_sqlite.py                    sql/driver_postgres.py
     sqlite3, the whole op in ONE            asyncpg, the whole op in ONE
     worker-thread call (one write and       crossing into the asyncio loop
     one read connection)                    (pool; the writer's own connection)
@@ -35,6 +35,15 @@ asyncio greenlets: under trio that means the asyncio bridge again for every
 statement, which is exactly the cost this package removes. Plain SQL in the
 subset both databases accept (SQLite 3.35+ has ``RETURNING`` and
 ``ON CONFLICT``) plus a dozen dialect methods was smaller.
+
+Layout: the domain modules (``messages_rich``, ``contacts``, ``billing``,
+``stories``, ...) sit at the top of the package, because they are what the
+rest of the server reads and calls; ``storage.sql`` holds the machinery they
+run on (statements, dialects, drivers, ``Database``, the group-commit
+``MessageWriter``, migrations, ``SqlStore`` and the factory), which a reader
+of a domain needs only when following a query down to the database.
+``base`` (the ``Store`` interface), ``errors``, ``blobs`` and ``outage`` stay
+at the top too: every layer above uses them.
 
 Only this package imports sqlite3 or asyncpg; the asyncio bridge
 (trio-asyncio, which asyncpg needs under trio) lives in
