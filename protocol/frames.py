@@ -32,6 +32,7 @@ from protocol.frames_ai import (
     AiStop,
 )
 from protocol.frames_base import ClientId, Frame, RequestId, RoomId
+from protocol.frames_base import Seq as Seq  # re-exported, as before the split
 from protocol.frames_calls import (
     CALL_CLIENT_TYPES,
     CallAccept,
@@ -68,6 +69,15 @@ from protocol.frames_chat import (
 )
 from protocol.frames_chat import (
     Message as Message,  # re-exported: the server knows it as protocol.frames.Message
+)
+from protocol.frames_chat import (
+    Reaction as Reaction,  # re-exported, like the other parts of Message
+)
+from protocol.frames_chat import (
+    ReplyPreview as ReplyPreview,
+)
+from protocol.frames_chat import (
+    StoryQuote as StoryQuote,
 )
 from protocol.frames_chatlist import ChatSettingsChanged, MsgStarred
 from protocol.frames_notify import (
