@@ -3,16 +3,16 @@
 Routes live in one module per area (``routes_*``) and are declared through
 ``bridge.http.routing.Router``, which also feeds ``/openapi.json``. Every error,
 ours or Quart's (unknown path, wrong method, body too large), leaves through
-``bridge.errors.handle_exception`` as the same JSON shape.
+``bridge.http.errors.handle_exception`` as the same JSON shape.
 """
 
 from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from bridge.errors import handle_exception
 from bridge.http import cors, security_headers, webapp
 from bridge.http.access import install as install_access
+from bridge.http.errors import handle_exception
 from bridge.http.routing import Router
 from bridge.routes import ai as routes_ai
 from bridge.routes import ai_files as routes_ai_files

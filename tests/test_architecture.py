@@ -132,8 +132,21 @@ def layer_of(module: str) -> str:
     return "node" if top == "realtime_server" else top
 
 
+def reached_from(start: Iterable[str]) -> set[str]:
+    """``start`` and every module of ours it imports, directly or not."""
+    reached: set[str] = set()
+    todo = list(start)
+    while todo:
+        module = todo.pop()
+        if module in reached or module not in modules():
+            continue
+        reached.add(module)
+        todo.extend(imp.target for imp in ours(all_imports()) if imp.module == module)
+    return reached
+
+
 def failures(broken: Iterable[Import], rule: str) -> str:
-    lines = sorted(str(imp) for imp in broken)
+    lines = sorted({str(imp) for imp in broken})
     return f"{rule}:\n  " + "\n  ".join(lines) if lines else ""
 
 
@@ -148,14 +161,14 @@ def test_the_checker_sees_imports_inside_functions_and_type_checking_blocks() ->
         "def late() -> None:\n"
         "    from realtime_server.base import settings\n"
         "    import storage.sql.writer\n"
-        "from . import errors\n"
+        "from . import routing\n"
     )
     found = {(imp.target, imp.line) for imp in ours(imports_in("bridge.http.cors", source))}
     assert found == {
         ("realtime_server.node", 3),
         ("realtime_server.base.settings", 5),
         ("storage.sql.writer", 6),
-        ("bridge.http", 7),
+        ("bridge.http.routing", 7),
     }
 
 
@@ -228,6 +241,19 @@ def test_domain_services_know_no_http_and_no_routes() -> None:
     )
 
 
+def test_domain_services_load_no_http_library_even_indirectly() -> None:
+    domain_modules = [m for m in modules() if any(within(m, domain) for domain in DOMAINS)]
+    reached = reached_from(domain_modules)
+    broken = [
+        imp
+        for imp in all_imports()
+        if imp.module in reached and imp.target.split(".")[0] in HTTP_LIBRARIES
+    ]
+    assert not broken, failures(
+        broken, "a module the domain services import (directly or not) imports HTTP"
+    )
+
+
 def test_http_plumbing_knows_no_route() -> None:
     broken = [
         imp
@@ -247,14 +273,7 @@ def frame_and_codec_modules() -> list[str]:
 
 def test_frames_and_codec_import_no_trio_and_no_storage() -> None:
     """Sans-I/O: every module they reach, directly or not, imports no I/O."""
-    reached: set[str] = set()
-    todo = frame_and_codec_modules()
-    while todo:
-        module = todo.pop()
-        if module in reached:
-            continue
-        reached.add(module)
-        todo.extend(imp.target for imp in ours(all_imports()) if imp.module == module)
+    reached = reached_from(frame_and_codec_modules())
     assert "protocol.frames_ai" in reached and "protocol.codec" in reached
     broken = [
         imp

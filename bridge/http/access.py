@@ -2,7 +2,7 @@
 
 - The request id is the caller's ``X-Request-Id`` when it is sane (1-64 of
   ``A-Z a-z 0-9 . _ : -``), else a fresh random one. It is answered in the
-  ``X-Request-Id`` header, put in every JSON error body (bridge/errors.py),
+  ``X-Request-Id`` header, put in every JSON error body (bridge/http/errors.py),
   and stamped on every log record emitted while serving the request (the
   context variable in realtime_server/base/logs.py; one trio task per request).
 - One access log line per request, on logger ``bridge.access`` at INFO, with

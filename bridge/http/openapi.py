@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from bridge.errors import STATUS, Code, ErrorBody, RestCode, default_message
+from bridge.errors import STATUS, Code, RestCode, default_message
+from bridge.http.errors import ErrorBody
 from bridge.http.routing import Body, Operation
 from protocol.errors import ErrorCode
 

@@ -222,7 +222,7 @@ def bearer_token() -> str:
 
 
 async def read_body() -> bytes:
-    """The raw body; over MAX_CONTENT_LENGTH raises werkzeug's 413 (see bridge.errors)."""
+    """The raw body; over MAX_CONTENT_LENGTH raises werkzeug's 413 (see bridge.http.errors)."""
     data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
     if not data.strip():
         raise BadRequest("The request body is empty; send a JSON object.", code=RestCode.BAD_JSON)

@@ -14,7 +14,7 @@ import msgspec
 import trio
 from quart import Response
 
-from bridge.errors import error_response
+from bridge.http.errors import error_response
 from bridge.http.openapi import build_openapi
 from bridge.http.routing import Router, json_response
 from bridge.routes.schemas import Health, Status
