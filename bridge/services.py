@@ -1,17 +1,56 @@
-"""What the REST app is built from; the node wires one of these in realtime_server."""
+"""What the REST app is built from; the node wires one of these in realtime_server.
+
+What the routes need of the node's own services (presence, typing, the
+room-member cache, live statistics, the story sweeper) is declared here as
+Protocols: the bridge imports nothing of the node (ARCHITECTURE.md), and the
+node's classes fit them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from actors.runtime import ActorSystem
 from bridge.accounts.passwords import PasswordHasher
 from bridge.accounts.tokens import TokenService
+from protocol.frames_notify import AdminStatsData
+from protocol.frames_presence import PresenceState
 from realtime_server.base.settings import Settings
 from storage.base import Store, now_ms
 from storage.blobs import BlobStore
+
+
+class Presence(Protocol):
+    """Who is online, as ``viewer`` may see it (realtime_server.presence.PresenceTracker)."""
+
+    async def lookup(self, viewer: str, user_ids: list[str]) -> list[PresenceState]: ...
+
+
+class MembersCache(Protocol):
+    """Room members as typing sees them (realtime_server.presence.RoomMembers)."""
+
+    def invalidate(self, room_id: str) -> None: ...
+    async def members(self, room_id: str) -> frozenset[str]: ...
+
+
+class Typing(Protocol):
+    """realtime_server.handlers_typing.TypingTracker: stops typing to removed members."""
+
+    def members_changed(self, room: str) -> None: ...
+
+
+class LiveStatistics(Protocol):
+    """The node's figures for admins (realtime_server.admin_stats.LiveStats)."""
+
+    def snapshot(self) -> AdminStatsData: ...
+
+
+class Expiries(Protocol):
+    """A sweeper told of a new expiry (realtime_server.story_expiry.StorySweeper)."""
+
+    def scheduled(self, at_ms: int) -> None: ...
 
 
 @dataclass
@@ -23,9 +62,9 @@ class BridgeServices:
     # The realtime side, when the bridge runs inside a node (None in REST-only
     # tests): group changes tell room actors and refresh the typing cache.
     system: ActorSystem | None = None
-    presence: Any = None  # realtime_server.presence.PresenceTracker
-    typing: Any = None  # realtime_server.handlers_typing.TypingTracker
-    members: Any = None  # realtime_server.presence.RoomMembers
+    presence: Presence | None = None
+    typing: Typing | None = None
+    members: MembersCache | None = None
     # Where uploads go; None means LocalBlobStore under DATA_DIR/media.
     blobs: BlobStore | None = None
     ai: Any = None  # actors.ai_service.AiService: AI conversations (issue 4)
@@ -47,10 +86,10 @@ class BridgeServices:
     # pushes; built without live pushes when None) and the node's
     # realtime_server.admin_stats.LiveStats (None without a node).
     notifier: Any = None
-    stats: Any = None
+    stats: LiveStatistics | None = None
     # Stories (issue 15): realtime_server.story_expiry.StorySweeper, told of
     # new expiries (None without a node: expired stories stay hidden only).
-    stories: Any = None
+    stories: Expiries | None = None
     # Several nodes (issue 13): room_changed(room_id, blocks) tells every node
     # that a room's members (or a direct pair's blocks) changed, or that a room
     # was created, so their bus subscriptions follow. None on a single node.
