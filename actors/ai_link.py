@@ -11,6 +11,7 @@ single node has no link (``None``) and none of this runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 # What a published batch of frames is (``AiLink.frames``).
@@ -26,9 +27,10 @@ class AiLink(Protocol):
         """Give the slot taken with ``token`` back (never raises)."""
         ...
 
-    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes) -> None:
+    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes, n: int = 0) -> None:
         """Frames the generation pushed to its local sessions (already framed for the
-        socket): the same bytes go to member sessions on other nodes."""
+        socket): the same bytes go to member sessions on other nodes. ``n``:
+        deltas sent so far (what an ``ai.error`` says if this node dies)."""
         ...
 
     def attach_reply(
@@ -50,4 +52,8 @@ class AiLink(Protocol):
         self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
     ) -> bool:
         """Attach ``session`` to the room's generation on another node; False if none runs."""
+        ...
+
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generations other nodes run now in these rooms: room -> generation id."""
         ...

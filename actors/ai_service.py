@@ -25,8 +25,8 @@ every ask is refused with ``unavailable``: AI is never unmetered by accident.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import trio
@@ -48,20 +48,61 @@ from actors.ai_stream import (
 from actors.errors import ActorError
 from actors.room import post_as
 from actors.runtime import ActorSystem
+from actors.sessions import MemberSession, SessionHub
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from storage.ai import ai_store
 from storage.ai_files import ai_files_store
-from storage.base import Room, Store, new_time_id, now_ms
+from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
+
+if TYPE_CHECKING:  # types only: actors/ starts no billing and reads settings as given
+    from realtime_server.base.settings import Settings
 
 AI_KIND = "ai"
+
+
+# Billing's quota (bridge.billing.quota.QuotaService) as the AI feature uses it,
+# as Protocols: actors sit below the bridge (ARCHITECTURE.md), so they name no
+# billing class; the node hands the real service in.
+class QuotaFigures(Protocol):
+    @property
+    def plan(self) -> str: ...
+    @property
+    def monthly_limit(self) -> int: ...
+    @property
+    def monthly_used(self) -> int: ...
+    @property
+    def daily_limit(self) -> int | None: ...
+    @property
+    def daily_used(self) -> int: ...
+    @property
+    def resets_at(self) -> int: ...
+    @property
+    def day_resets_at(self) -> int: ...
+
+
+class QuotaVerdict(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def summary(self) -> QuotaFigures: ...
+    @property
+    def exhausted(self) -> str | None: ...
+
+
+class Quota(Protocol):
+    async def try_consume(self, user_id: str, n: int = 1) -> QuotaVerdict: ...
+    # ``consumed``: the verdict try_consume gave (billing's own decision type).
+    async def refund(self, user_id: str, n: int = 1, *, consumed: Any = None) -> object: ...
+    async def allows_model(self, user_id: str, model: str) -> bool: ...
+    async def summary(self, user_id: str) -> QuotaFigures: ...
 
 
 class AiRefused(ActorError):
     """An AI request refused with a client-facing code (socket ``err`` / REST error)."""
 
 
-def _refusal_text(decision: Any) -> str:
+def _refusal_text(decision: QuotaVerdict) -> str:
     """Limit, usage and reset time, in words (billing's summary has the numbers)."""
     s = decision.summary
     daily = getattr(decision, "exhausted", None) == "daily"
@@ -79,13 +120,14 @@ def _refusal_text(decision: Any) -> str:
 class AiService:
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         store: Store,
         system: ActorSystem,
-        hub: Any,
+        hub: SessionHub,
         frame: Callable[[bytes], bytes],
-        quota: Any = None,
+        quota: Quota | None = None,
         link: AiLink | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -94,6 +136,7 @@ class AiService:
         self.files = ai_files_store(store)
         self.providers = Providers.from_settings(settings)
         self.quota = quota  # billing's QuotaService; the node sets it
+        self.clock = clock  # the node's (realtime_server.base.clock)
 
         async def post(room_id: str, sender: str, cid: str, text: str) -> Message:
             return await post_as(
@@ -110,6 +153,7 @@ class AiService:
                 idle_timeout=settings.ai_idle_timeout,
                 max_generations=settings.ai_max_generations,
                 link=link,
+                clock=clock,
             )
         )
 
@@ -122,7 +166,7 @@ class AiService:
 
     # ----- models -----
 
-    def metered(self) -> Any:
+    def metered(self) -> Quota:
         if self.quota is None:
             raise AiRefused(
                 "AI quotas are not configured on this server.", code=ErrorCode.UNAVAILABLE
@@ -252,7 +296,8 @@ class AiService:
                     )
                 hide = (edit_seq, last)
                 recent = [m for m in recent if m.seq < edit_seq]
-            decision = await self.metered().try_consume(user_id, 1)
+            quota = self.metered()
+            decision = await quota.try_consume(user_id, 1)
             if not decision:
                 raise AiRefused(_refusal_text(decision), code=ErrorCode.AI_QUOTA_EXCEEDED)
             consumed = True
@@ -296,7 +341,6 @@ class AiService:
                 max_tokens=(conv.max_tokens if conv and conv.max_tokens else None)
                 or self.settings.ai_max_output_tokens,
             )
-            quota = self.quota
 
             async def refund() -> None:
                 # To the period the message was counted in, not the one in force
@@ -330,7 +374,7 @@ class AiService:
             self.streams.release(room.id)
             if consumed:
                 with trio.CancelScope(shield=True):
-                    await self.quota.refund(user_id, 1, consumed=decision)
+                    await quota.refund(user_id, 1, consumed=decision)
             raise
 
     # ----- control -----
@@ -380,8 +424,23 @@ class AiService:
         elif self.streams.deps.link is not None:
             await self.streams.deps.link.stop_room(user_id, room_id)
 
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generation running now in each of these rooms (room -> id), on this
+        node or another; rooms with none are left out. Raises ``ActorError``
+        (``unavailable``) when another node that runs one cannot be asked."""
+        found: dict[str, str] = {}
+        for room_id in room_ids:
+            gen = self.streams.running_in(room_id)
+            if gen is not None:
+                found[room_id] = gen.id
+        link = self.streams.deps.link
+        rest = [r for r in room_ids if r not in found]
+        if link is not None and rest:
+            found.update(await link.running(rest))
+        return found
+
     async def attach(
-        self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
+        self, user_id: str, session: MemberSession, room_id: str, gen_id: str | None, from_: int
     ) -> None:
         gen = self.streams.running_in(room_id)
         link = self.streams.deps.link
@@ -415,15 +474,13 @@ class AiService:
             kind=AI_KIND,
             name=title,
             created_by=user_id,
-            created_at=now_ms(),
+            created_at=self.clock(),
             members=(RoomMember(user_id, "owner"),),
         )
         return await self.store.create_room(room)
 
 
-def _as_stored(m: Message) -> Any:
-    from storage.base import StoredMessage
-
+def _as_stored(m: Message) -> StoredMessage:
     return StoredMessage(
         id=m.id,
         room_id=m.room,
@@ -436,7 +493,7 @@ def _as_stored(m: Message) -> Any:
     )
 
 
-def _to_message(m: Any) -> Message:
+def _to_message(m: StoredMessage) -> Message:
     from actors.room_rules import to_wire
 
     return to_wire(m)

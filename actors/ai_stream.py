@@ -13,7 +13,9 @@ Rules:
   re-created from storage (once it ends, its answer *is* the stored message),
   so it lives in this supervisor's nursery and is addressed by ``gen`` id
   while it runs. A crash is logged and ends that generation with an
-  ``ai.error``; no other generation or room notices.
+  ``ai.error``; no other generation or room notices. It is never restarted
+  (``GENERATION_POLICY``, in ``actors.supervision``'s one model): a replay
+  would call the provider again.
 - Frames are encoded once and the same bytes are pushed to every target
   session: the room's member sessions online at the start, plus any session
   that attaches later. A session that comes online mid-answer gets nothing
@@ -62,6 +64,7 @@ from actors.ai_providers import (
     estimate_tokens,
 )
 from actors.errors import ActorError
+from actors.supervision import Restart, RestartPolicy, ServiceNursery, supervise
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Message
@@ -85,6 +88,11 @@ log = logging.getLogger(__name__)
 
 INBOX_SIZE = 256
 ENDED_MEMORY = 4096  # how many ended generation ids stop() still recognises
+GENERATION_POLICY = RestartPolicy(
+    restart=Restart.NEVER,
+    reason="a replay would call the provider again (a second bill, another answer):"
+    " the stream ends with ai.error instead",
+)
 
 
 def periods(ms: int) -> tuple[str, str]:
@@ -123,6 +131,7 @@ class StreamDeps:
     idle_timeout: float = 30.0
     max_generations: int = 1000
     link: AiLink | None = None  # other nodes (issue 13); None on a single node
+    clock: Callable[[], int] = now_ms  # the node's (realtime_server.base.clock): usage periods
 
 
 # ----- messages ------------------------------------------------------------------
@@ -276,7 +285,7 @@ class Generation:
         ]
         data = b"".join([frame(encode(f)) for f in frames])
         if self.deps.link is not None:
-            self.deps.link.frames(room, gen, DELTAS, data)
+            self.deps.link.frames(room, gen, DELTAS, data, len(deltas))
         gone = None
         for key, session in self.sessions.items():
             if session.close_code is not None:
@@ -472,7 +481,7 @@ class Generation:
             estimate_tokens(text) if text else 0,
         )
         stored: Message | None = None
-        at = now_ms()
+        at = deps.clock()
         try:
             if text:
                 stored = await deps.post(self.room_id, ai_sender(spec.model), self.id, text)
@@ -551,7 +560,7 @@ class AiStreams:
 
     def __init__(self, deps: StreamDeps) -> None:
         self.deps = deps
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("AI streaming", GENERATION_POLICY)
         self._by_id: dict[str, Generation] = {}
         self._by_room: dict[str, Generation] = {}
         self._reserved: set[str] = set()
@@ -560,13 +569,7 @@ class AiStreams:
         self.crashed = 0
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(task_status=task_status)
 
     def reserve(self, room_id: str) -> bool:
         """Hold ``room_id``'s one generation slot while its prompt is stored; False if taken."""
@@ -585,22 +588,20 @@ class AiStreams:
 
     def start(self, spec: GenerationSpec) -> Generation:
         """Start a generation in a room reserved with ``reserve``."""
-        if self._nursery is None:
+        if not self._tasks.running:
             raise ActorError("AI streaming is not running.", code=ErrorCode.UNAVAILABLE)
         self._reserved.discard(spec.room_id)
         gen = Generation(spec, self.deps)
         self._by_id[gen.id] = gen
         self._by_room[gen.room_id] = gen
         self.started += 1
-        self._nursery.start_soon(self._supervise, gen, name=f"ai generation {gen.id}")
+        self._tasks.start_soon(self._run, gen, name=f"ai generation {gen.id}")
         return gen
 
-    async def _supervise(self, gen: Generation) -> None:
-        try:
-            await gen.run()
-        except Exception:
+    async def _run(self, gen: Generation) -> None:
+        def crashed(_exc: Exception, _restarting: bool) -> None:
+            # GENERATION_POLICY never restarts: the stream fails instead.
             self.crashed += 1
-            log.exception("generation %s crashed", gen.id)
             gen.final = AiError(
                 d=AiErrorData(
                     gen=gen.id,
@@ -611,6 +612,10 @@ class AiStreams:
                 )
             )
             gen._fan(gen.final)
+
+        try:
+            name = f"generation {gen.id}"
+            await supervise(gen.run, name=name, policy=GENERATION_POLICY, on_crash=crashed)
         finally:
             link, slot = self.deps.link, gen.spec.slot
             if link is not None and slot is not None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 import trio
@@ -49,7 +49,8 @@ from actors.call_registry import CallRegistry
 from actors.call_rules import Call, CallProblem, Change, Participant, Status
 from actors.errors import ActorError, ActorUnavailable
 from actors.room import post_as
-from actors.runtime import Actor, ActorRef, ActorSystem
+from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem
+from actors.sessions import Requester, SessionHub
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Ok
@@ -78,7 +79,7 @@ from storage.fence import ROOM_FENCE
 
 log = logging.getLogger(__name__)
 
-CALL = "call"
+CALL: ActorKind[CallMessage] = ActorKind("call")
 SYSTEM_SENDER = "system"
 
 
@@ -91,7 +92,7 @@ async def _blocked(store: Store, a: str, b: str) -> bool:
 class CallDeps:
     store: Store
     calls: CallStore
-    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    hub: SessionHub
     registry: CallRegistry
     system: ActorSystem  # to post the missed-call notice in the room
     frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
@@ -113,11 +114,11 @@ class CallDeps:
 # ----- messages --------------------------------------------------------------
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class CallRequest:
     """A client's request, cast from the gateway; answered on ``session``."""
 
-    session: Any  # realtime_server.session.Session
+    session: Requester
     request_id: int
 
     @property
@@ -139,33 +140,33 @@ class CallRequest:
         self.reply_err(error.code, error.message)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Start(CallRequest):
     room: str
     kind: str
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Accept(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Decline(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Join(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Hangup(CallRequest):
     pass
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Relay(CallRequest):
     payload: CallSdpData | CallIceData
 
@@ -173,7 +174,7 @@ class Relay(CallRequest):
 @dataclass(frozen=True, slots=True, eq=False)
 class SessionGone:
     user: str
-    session: Any
+    session: Requester
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,13 @@ class RingOver:
     pass
 
 
+CallRequests = Start | Accept | Decline | Join | Hangup | Relay
+"""A device's requests: each answers on its session."""
+
+CallMessage = CallRequests | SessionGone | AccessChanged | GraceOver | RingOver | Reforward | Adopt
+"""Everything a call actor takes (all casts): ``ActorRef[CallMessage]``."""
+
+
 async def access_changed(
     system: ActorSystem, registry: CallRegistry, users: Iterable[str], *, room: str | None = None
 ) -> None:
@@ -208,6 +216,10 @@ async def access_changed(
     Only live calls are told: this never spawns an actor.
     """
     users = tuple(dict.fromkeys(users))
+    if room is None and registry.elsewhere is not None:
+        # A block: a call led on another node keeps the pair apart too (a
+        # membership change reaches them on the rooms' ``members`` channel).
+        registry.elsewhere(users)
     ids = set(registry.calls_in(room)) if room is not None else set()
     ids.update(h for u in users if (h := registry.holder(u)) is not None)
     for call_id in sorted(ids):
@@ -263,13 +275,13 @@ def from_record(record: CallRecord) -> Call:
 # ----- the actor -------------------------------------------------------------
 
 
-class CallActor(Actor):
-    def __init__(self, key: str, ref: ActorRef, deps: CallDeps) -> None:
+class CallActor(Actor[CallMessage]):
+    def __init__(self, key: str, ref: ActorRef[CallMessage], deps: CallDeps) -> None:
         super().__init__(key, ref)
         self.deps = deps
         self.call: Call | None = None
         # user -> the session of the device that is in the call for them
-        self.sessions: dict[str, Any] = {}
+        self.sessions: dict[str, Requester] = {}
         self.watchers: dict[str, trio.CancelScope] = {}
         self.grace: dict[str, tuple[int, trio.CancelScope]] = {}
         self.ring_timer: trio.CancelScope | None = None
@@ -333,7 +345,7 @@ class CallActor(Actor):
             if record is not None:
                 await self._resume(record)
 
-    async def _route(self, msg: Any) -> Any:
+    async def _route(self, msg: CallMessage) -> CallMessage | None:
         """With several nodes: the message to handle here, or None when it
         was forwarded to the leader (or is the leader's business)."""
         link = self.deps.link
@@ -381,11 +393,12 @@ class CallActor(Actor):
         self.lost = True
         ROOM_FENCE.set(None)
 
-    async def handle_cast(self, msg: Any) -> None:
+    async def handle_cast(self, msg: CallMessage) -> None:
         if self.deps.link is not None:
-            msg = await self._route(msg)
-            if msg is None:
+            routed = await self._route(msg)
+            if routed is None:
                 return
+            msg = routed
         if self.call is None and not isinstance(msg, Start):
             if isinstance(msg, CallRequest):
                 raise ActorUnavailable("No such call.", code=ErrorCode.NOT_FOUND)
@@ -414,8 +427,10 @@ class CallActor(Actor):
                     await self._access_changed(
                         tuple(self._call.participants) if everyone else users
                     )
+                case Reforward() | Adopt():  # for the link (``_route``); none on one node
+                    raise ActorError(f"call cannot take {type(msg).__name__} here")
                 case _:
-                    raise ActorError(f"call cannot take {type(msg).__name__}")
+                    assert_never(msg)
         except (CallProblem, StoreError) as exc:
             # Only reads can raise StoreError here (writes are handled where
             # they happen), so nothing has changed.
@@ -688,7 +703,7 @@ class CallActor(Actor):
             if change is not None:
                 await self._apply(change)
 
-    async def _session_gone(self, user: str, session: Any) -> None:
+    async def _session_gone(self, user: str, session: Requester) -> None:
         if self.call is None or self.sessions.get(user) is not session:
             return  # that device already left the call, or was replaced
         change = rules.disconnected(self.call, user)
@@ -735,7 +750,7 @@ class CallActor(Actor):
             if self.deps.registry.claim(user, self.key):
                 self.held.add(user)
 
-    def _attach(self, user: str, session: Any) -> None:
+    def _attach(self, user: str, session: Requester) -> None:
         """``session`` is now the device in the call for ``user``."""
         self.sessions[user] = session
         old = self.watchers.pop(user, None)
@@ -807,7 +822,7 @@ class CallActor(Actor):
     def _announce(self, change: Change, users: list[str] | None = None) -> None:
         call = self._call
         frame = CallStateFrame(
-            d=CallStateData(event=change.event, call=rules.view(call), user=change.user)  # type: ignore[arg-type]
+            d=CallStateData(event=change.event, call=rules.view(call), user=change.user)
         )
         if users is None:
             users = [u for u, p in call.participants.items() if p.status is not Status.BUSY]

@@ -30,11 +30,14 @@ gives its call actors no link (``None``), and nothing here runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from actors.errors import ActorError
 from storage.call_claims import CallClaims
 from storage.leases import Holder
+
+if TYPE_CHECKING:  # actors.call imports this module
+    from actors.call import CallRequests
 
 
 class CallLink(Protocol):
@@ -45,12 +48,12 @@ class CallLink(Protocol):
         """Take the call's lease if it is free or its holder is dead; who holds it now."""
         ...
 
-    def forward(self, leader: str, call_id: str, msg: Any) -> None:
+    def forward(self, leader: str, call_id: str, msg: CallRequests) -> None:
         """Send a device's request to the leader; raises ``ActorError`` (unavailable)
         when the bus is down. Unanswered in time, it comes back as ``Reforward``."""
         ...
 
-    def settled(self, msg: Any) -> None:
+    def settled(self, msg: CallRequests) -> None:
         """A request that was forwarded is handled here after all (we lead now)."""
         ...
 
@@ -65,12 +68,10 @@ class Reforward:
     actor claims the call again, then forwards it to whoever leads now, or
     (the leader is gone) takes the call over and handles it."""
 
-    msg: Any
+    msg: CallRequests
 
     def fail(self, error: ActorError) -> None:
-        fail = getattr(self.msg, "fail", None)
-        if fail is not None:
-            fail(error)
+        self.msg.fail(error)
 
 
 @dataclass(frozen=True, slots=True)

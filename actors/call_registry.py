@@ -18,13 +18,24 @@ and the registry's ``holder`` then mirrors only the calls led here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 import trio
 
 from actors.errors import ActorError, ActorUnavailable
 from actors.runtime import ActorRef
+from actors.sessions import Requester
+from actors.supervision import Restart, RestartPolicy, ServiceNursery
+
+TIMER_POLICY = RestartPolicy(
+    restart=Restart.NEVER,
+    reason="a timer measures from the transition that set it: run again it would fire"
+    " late or twice; the call's other timers and its end still come",
+)
+
+if TYPE_CHECKING:  # actors.call imports this module
+    from actors.call import CallMessage
 
 
 class CallRegistry:
@@ -34,16 +45,13 @@ class CallRegistry:
         self._rooms: dict[str, set[str]] = {}  # room id -> its open calls
         self._room_of: dict[str, str] = {}  # open call id -> room id
         self._scopes: dict[str, set[trio.CancelScope]] = {}  # call id -> its timers
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("call registry", TIMER_POLICY)
+        # Several nodes: tells the other nodes that these users' access
+        # changed (a block), for the calls they lead (set by the cluster link).
+        self.elsewhere: Callable[[tuple[str, ...]], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(task_status=task_status)
 
     # ----- busy ----------------------------------------------------------------
 
@@ -96,7 +104,9 @@ class CallRegistry:
 
     # ----- timers ----------------------------------------------------------------
 
-    def after(self, call_id: str, seconds: float, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def after(
+        self, call_id: str, seconds: float, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` in ``seconds`` unless cancelled first."""
         # The deadline is fixed now, not when the task first runs: a timer
         # measures from the transition that set it.
@@ -107,7 +117,9 @@ class CallRegistry:
 
         return self._spawn(call_id, wait, ref, msg)
 
-    def when_closed(self, call_id: str, session: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
+    def when_closed(
+        self, call_id: str, session: Requester, ref: ActorRef[CallMessage], msg: CallMessage
+    ) -> trio.CancelScope:
         """Tell ``msg`` to ``ref`` once ``session`` has closed, unless cancelled first."""
         return self._spawn(call_id, session.closed.wait, ref, msg)
 
@@ -123,8 +135,14 @@ class CallRegistry:
             "timers": sum(len(s) for s in self._scopes.values()),
         }
 
-    def _spawn(self, call_id: str, wait: Any, ref: ActorRef, msg: Any) -> trio.CancelScope:
-        if self._nursery is None:
+    def _spawn(
+        self,
+        call_id: str,
+        wait: Callable[[], Awaitable[object]],
+        ref: ActorRef[CallMessage],
+        msg: CallMessage,
+    ) -> trio.CancelScope:
+        if not self._tasks.running:
             raise ActorUnavailable("the call registry is not running")
         scope = trio.CancelScope()
         scopes = self._scopes.setdefault(call_id, set())
@@ -143,5 +161,5 @@ class CallRegistry:
                 if not scopes and self._scopes.get(call_id) is scopes:
                     del self._scopes[call_id]
 
-        self._nursery.start_soon(run)
+        self._tasks.start_soon(run, name=f"timer of {call_id}")
         return scope

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from protocol.errors import ErrorCode
-from protocol.frames_calls import CallParticipant, CallView, IceServer
+from protocol.frames_calls import CallEvent, CallParticipant, CallView, IceServer
 
 
 class State(StrEnum):
@@ -113,7 +113,7 @@ class Call:
 class Change:
     """One transition to announce as ``call.state``."""
 
-    event: str  # protocol.frames_calls.CallEvent
+    event: CallEvent
     user: str | None
     # Participants whose stored row changed (the call row always does).
     touched: tuple[str, ...]
@@ -376,7 +376,7 @@ def _check_room(call: Call, cap: int) -> None:
         raise CallProblem(ErrorCode.CALL_FULL, f"This call already has {cap} participants.")
 
 
-def _join(call: Call, p: Participant, device: str, now: int, event: str) -> Change:
+def _join(call: Call, p: Participant, device: str, now: int, event: CallEvent) -> Change:
     p.status = Status.JOINED
     p.device = device
     p.left_at = None

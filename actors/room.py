@@ -47,16 +47,19 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import assert_never
 
+import msgspec
 import trio
 
 from actors.errors import ActorError, ActorUnavailable, AskTimeout, Rejected
+from actors.once import Once
 from actors.room_changes import Change
 from actors.room_extras import RoomExtras
 from actors.room_link import Reclaim, Reforward, RemoteChange, RemotePost, RoomLink
 from actors.room_rules import SERVER_KINDS, encode_meta, preview_of, to_wire
-from actors.runtime import Actor, ActorRef, ActorSystem, Reply
+from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem, Ask, Reply
+from actors.sessions import MemberSession, SessionHub
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
@@ -73,7 +76,7 @@ from storage.sql.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
-ROOM = "room"
+ROOM: ActorKind[RoomMessage] = ActorKind("room")
 
 _UNAVAILABLE = "Storage is unavailable; retry shortly."
 _NOT_STORED = "The message was not stored; resend it with the same cid."
@@ -83,7 +86,7 @@ _NOT_STORED = "The message was not stored; resend it with the same cid."
 class RoomDeps:
     store: Store
     writer: MessageWriter
-    hub: Any  # realtime_server.hub.Hub; typed loosely so actors/ imports no gateway code
+    hub: SessionHub
     frame: Callable[[bytes], bytes]  # wraps an encoded frame for the wire
     cache_size: int = 500
     resume_max: int = 5000
@@ -95,6 +98,8 @@ class RoomDeps:
     pushed: Callable[[str, set[str], list[Message]], None] | None = None
     # The other nodes (issue 13); None on a single node.
     link: RoomLink | None = None
+    # The node's clock (realtime_server.base.clock): message times, the delete window.
+    clock: Callable[[], int] = now_ms
 
     @property
     def rich(self) -> RichMessageStore:
@@ -104,11 +109,14 @@ class RoomDeps:
 # ----- messages --------------------------------------------------------------
 
 
-@dataclass(slots=True, eq=False)
-class Post:
-    """Cast from the gateway: store and fan out a text message, reply to ``session``."""
+class Post(msgspec.Struct, frozen=True, eq=False):
+    """Cast from the gateway: store and fan out a text message, reply to ``session``.
 
-    session: Any  # realtime_server.session.Session
+    A frozen msgspec Struct rather than a dataclass: this is made for every
+    ``msg.send``, and a frozen dataclass's ``__init__`` costs several times more.
+    """
+
+    session: MemberSession
     request_id: int
     sender_id: str
     cid: str
@@ -116,14 +124,12 @@ class Post:
     kind: str = "text"
     meta: MessageMeta | None = None
     reply_to: int | None = None  # seq in this room; the actor adds its preview
-    answered: bool = False  # exactly one answer, whichever path gets there first
+    # Exactly one answer, whichever path gets there first.
+    once: Once = msgspec.field(default_factory=Once)
 
     def claim(self) -> bool:
         """True the first time: the caller is the one to answer."""
-        if self.answered:
-            return False
-        self.answered = True
-        return True
+        return self.once.claim()
 
     def reply_ok(self, message: Message) -> None:
         if self.claim():
@@ -138,8 +144,7 @@ class Post:
         self.reply_err(error.code, error.message)
 
 
-@dataclass(slots=True, eq=False)
-class PostAs:
+class PostAs(msgspec.Struct, frozen=True, eq=False):
     """Cast carrying its own reply slot: post without a socket session.
 
     Used through ``post_as`` by server code (missed-call notices, group
@@ -155,7 +160,7 @@ class PostAs:
     meta: MessageMeta | None = None
     system: bool = False
     reply_to: int | None = None
-    reply: Reply[Message] = field(default_factory=Reply)
+    reply: Reply[Message] = msgspec.field(default_factory=Reply)
     session: None = None  # never a socket: acks go to ``reply``
     request_id: int = 0
 
@@ -202,7 +207,7 @@ async def post_as(
 
 
 @dataclass(frozen=True, slots=True)
-class Replay:
+class Replay(Ask["ReplayResult"]):
     """Call: what ``user_id`` missed after ``after_seq`` (and, if given, ``after_ev``)."""
 
     user_id: str
@@ -223,7 +228,7 @@ class ReplayResult:
 
 
 @dataclass(frozen=True, slots=True)
-class GetMessage:
+class GetMessage(Ask[Message | None]):
     """Call: message ``seq`` as ``user_id`` (a member) sees it; None if absent."""
 
     user_id: str
@@ -231,7 +236,7 @@ class GetMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class GetPins:
+class GetPins(Ask["PinsView"]):
     """Call: the room's pins and timer as ``user_id`` (a member) sees them."""
 
     user_id: str
@@ -258,7 +263,7 @@ class Committed:
 
 
 @dataclass(frozen=True, slots=True)
-class IsMember:
+class IsMember(Ask[bool]):
     user_id: str
 
 
@@ -273,11 +278,38 @@ class BlocksChanged:
     whether they may message each other. Kept in memory so posting costs no query."""
 
 
+RoomCall = Replay | GetMessage | GetPins | IsMember
+"""What a room answers (``ask``)."""
+
+RoomCast = (
+    Post
+    | PostAs
+    | RemotePost
+    | Change
+    | RemoteChange
+    | Committed
+    | MembersChanged
+    | BlocksChanged
+    | Reclaim
+    | Reforward
+)
+"""What a room takes without answering (``tell``); requests among them answer
+through their own reply path (a session, a ``Reply``, the origin node)."""
+
+RoomMessage = RoomCall | RoomCast
+"""Everything a room actor takes: ``ActorRef[RoomMessage]``."""
+
+AnyPost = Post | PostAs | RemotePost
+
+
 @dataclass(slots=True)
 class _Pending:
     message: StoredMessage | None
-    waiters: list[Post | PostAs | RemotePost] = field(default_factory=list)
+    waiters: list[AnyPost] = field(default_factory=list)
     since: float = field(default_factory=metrics.now)  # for the ack-latency histogram
+    # The meta to store when the actor added to the sender's (a reply's
+    # preview); the post itself is never changed.
+    meta: MessageMeta | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -321,7 +353,7 @@ class _Batch:
 
 
 def deliver(
-    hub: Any,
+    hub: SessionHub,
     frame: Callable[[bytes], bytes],
     room: str,
     members: set[str],
@@ -345,12 +377,14 @@ def deliver(
     answered here.
     """
     blobs: list[bytes] = []
-    origins: dict[Any, set[int]] = {}
+    # Keyed by the first waiter's session: None for a post without a socket
+    # (never a hub session, so it matches none below).
+    origins: dict[MemberSession | None, set[int]] = {}
     for i, (item, wire) in enumerate(zip(items, wires, strict=True)):
         blobs.append(frame(codec.encode(MsgNew(d=wire))))
         if item.waiters:
             origins.setdefault(item.waiters[0].session, set()).add(i)
-    acks: dict[Any, list[bytes]] = {}
+    acks: dict[MemberSession, list[bytes]] = {}
     for item, wire in zip(items, wires, strict=True):
         for post in item.waiters:
             if post.session is None:
@@ -387,8 +421,8 @@ def deliver(
     metrics.fanned_out(hub, room, members, items, origins)
 
 
-class RoomActor(RoomExtras, Actor):
-    def __init__(self, key: str, ref: ActorRef, deps: RoomDeps) -> None:
+class RoomActor(RoomExtras, Actor[RoomMessage]):
+    def __init__(self, key: str, ref: ActorRef[RoomMessage], deps: RoomDeps) -> None:
         super().__init__(key, ref)
         self.deps = deps
         self.health = health_of(deps.store)
@@ -515,7 +549,7 @@ class RoomActor(RoomExtras, Actor):
 
     # ----- handlers ------------------------------------------------------------
 
-    async def handle_call(self, msg: Any) -> Any:
+    async def handle_call(self, msg: RoomMessage) -> object:
         try:
             await self._refresh()
             return await self._answer(msg)
@@ -524,7 +558,7 @@ class RoomActor(RoomExtras, Actor):
             self._storage_failed(exc)
             raise Rejected(_UNAVAILABLE, code=ErrorCode.UNAVAILABLE) from exc
 
-    async def _answer(self, msg: Any) -> Any:
+    async def _answer(self, msg: RoomMessage) -> object:
         if not self.leads:
             # A follower answers reads from the shared database: what the
             # leader committed is there, and its tail is not in this memory.
@@ -534,11 +568,11 @@ class RoomActor(RoomExtras, Actor):
                 self._check_member(user_id)
                 result = await self._replay(after_seq)
                 if after_ev is None:
-                    return replace(result, last_ev=self.last_ev)
-                return await self._replay_events(result, after_ev)
+                    return msg.answer(replace(result, last_ev=self.last_ev))
+                return msg.answer(await self._replay_events(result, after_ev))
             case GetMessage(user_id, seq):
                 self._check_member(user_id)
-                return await self._find(seq)
+                return msg.answer(await self._find(seq))
             case GetPins(user_id):
                 self._check_member(user_id)
                 pins = []
@@ -546,9 +580,9 @@ class RoomActor(RoomExtras, Actor):
                     m = await self._find(pin.seq)
                     if m is not None:
                         pins.append((pin, m))
-                return PinsView(pins, self.disappear_ms, self.last_ev)
+                return msg.answer(PinsView(pins, self.disappear_ms, self.last_ev))
             case IsMember(user_id):
-                return user_id in self.members
+                return msg.answer(user_id in self.members)
             case _:
                 raise ActorError(f"room cannot answer {type(msg).__name__}")
 
@@ -558,7 +592,7 @@ class RoomActor(RoomExtras, Actor):
         self.by_cid.clear()
         await self._load_changes()
 
-    async def handle_cast(self, msg: Any) -> None:
+    async def handle_cast(self, msg: RoomMessage) -> None:
         if isinstance(msg, Reclaim):
             assert self.deps.link is not None
             if self.batch is None:  # else the batch's fence decides, and we claim then
@@ -578,9 +612,13 @@ class RoomActor(RoomExtras, Actor):
                 link.taken_back(msg.msg)
                 msg.msg.reply_err(ErrorCode.UNAVAILABLE, _NOT_STORED)
                 return
-            msg = msg.msg
             if self.leads:
-                link.taken_back(msg)  # answered here now, not by the old leader
+                link.taken_back(msg.msg)  # answered here now, not by the old leader
+            await self._take(msg.msg)
+            return
+        await self._take(msg)
+
+    async def _take(self, msg: RoomMessage) -> None:
         match msg:
             case Post() | PostAs() | RemotePost():
                 if not self.leads:
@@ -601,8 +639,12 @@ class RoomActor(RoomExtras, Actor):
                     await self._refresh()
                 except StoreError as exc:
                     self._storage_failed(exc)
+            case Reclaim() | Reforward():  # handle_cast took them; a Reforward is not nested
+                raise ActorError(f"room cannot take a nested {type(msg).__name__}")
+            case Replay() | GetMessage() | GetPins() | IsMember():
+                raise ActorError(f"room answers {type(msg).__name__} only through ask")
             case _:
-                raise ActorError(f"room cannot take {type(msg).__name__}")
+                assert_never(msg)
 
     def _check_member(self, user_id: str) -> None:
         if user_id not in self.members:
@@ -613,7 +655,7 @@ class RoomActor(RoomExtras, Actor):
 
     # ----- posting -------------------------------------------------------------
 
-    def _forward(self, msg: Post | PostAs | RemotePost | Change | RemoteChange) -> None:
+    def _forward(self, msg: AnyPost | Change | RemoteChange) -> None:
         link, leader = self.deps.link, self.leader
         assert link is not None and leader is not None
         try:
@@ -621,7 +663,7 @@ class RoomActor(RoomExtras, Actor):
         except ActorError as exc:
             msg.reply_err(exc.code, exc.message)
 
-    async def _post(self, post: Post | PostAs | RemotePost) -> None:
+    async def _post(self, post: AnyPost) -> None:
         try:
             await self._refresh()
         except StoreError as exc:
@@ -656,10 +698,16 @@ class RoomActor(RoomExtras, Actor):
             if original is None:
                 post.reply_err(ErrorCode.NOT_FOUND, "The message replied to is not in this room.")
                 return
-            meta = post.meta or MessageMeta()
-            meta.reply = preview_of(original)
-            post.meta = meta
-        self.pending[key] = _Pending(None, [post])
+            # A new meta: the sender's (the client's decoded frame) stays as sent.
+            reply = preview_of(original)
+            meta = (
+                MessageMeta(reply=reply)
+                if post.meta is None
+                else msgspec.structs.replace(post.meta, reply=reply)
+            )
+            self.pending[key] = _Pending(None, [post], meta=meta)
+        else:
+            self.pending[key] = _Pending(None, [post])
         if self.batch is None:
             await self._flush()
 
@@ -690,7 +738,7 @@ class RoomActor(RoomExtras, Actor):
         pending, self.pending = self.pending, {}
         rows: list[StoredMessage] = []
         items: dict[tuple[str, str], _Pending] = {}
-        ts = now_ms()
+        ts = self.deps.clock()
         ttl = self.disappear_ms
         for key, item in pending.items():
             original = stored.get(key)
@@ -710,7 +758,7 @@ class RoomActor(RoomExtras, Actor):
                 text=first.text,
                 created_at=ts,
                 kind=first.kind,
-                meta=encode_meta(first.meta),
+                meta=encode_meta(first.meta if item.meta is None else item.meta),
                 reply_to=first.reply_to,
                 expires_at=ts + ttl if ttl and first.kind != "system" else None,
             )
@@ -725,7 +773,9 @@ class RoomActor(RoomExtras, Actor):
             # Runs in the writer's task: hand over, never block.
             committed = Committed(batch, error)
             try:
-                ref.tell_soon(committed)
+                # One batch in the writer at a time: never refused as overload,
+                # or the room would wait for it forever.
+                ref.tell_soon(committed, completion=True)
             except ActorError as gone:  # the actor system is stopping
                 committed.fail(gone)
 

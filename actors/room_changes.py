@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Union
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Union
 
+import msgspec
 import trio
 from msgspec.structs import replace as update
 
 from actors.errors import ActorError, AskTimeout, Rejected
+from actors.once import Once
 from actors.room_link import RemoteChange
 from actors.room_rules import (
     delete_problem,
@@ -50,6 +52,7 @@ from actors.room_rules import (
     scrub_reply,
     to_wire,
 )
+from actors.sessions import MemberSession
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, Ok
@@ -70,7 +73,6 @@ from protocol.frames_chat import (
     ReceiptUpdateData,
     ReplyPreview,
 )
-from storage.base import now_ms
 from storage.errors import StoreError
 from storage.messages_rich import RoomEvent
 from storage.outage import StorageHealth, is_outage
@@ -97,7 +99,7 @@ class ExpireData:
 ChangeOp = EditData | DeleteData | ReactData | ReceiptData | PinData | DisappearData | ExpireData
 
 
-def skip_of(change: AnyChange) -> Any:
+def skip_of(change: AnyChange) -> Skip:
     """Who must not get a change's event (it gets the ``ok``): the local
     session, or (node, connection) of a change forwarded from another node."""
     return change.skip if isinstance(change, RemoteChange) else change.session
@@ -112,34 +114,31 @@ class ChangeDone:
     dlv: int | None = None
 
 
-@dataclass(slots=True, eq=False)
-class Change:
+class Change(msgspec.Struct, frozen=True, eq=False):
     """Cast: apply ``op`` as ``user_id``; reply to ``session`` (a socket) or ``reply`` (REST)."""
 
-    session: Any  # realtime_server.session.Session, or None with ``reply``
+    session: MemberSession | None  # None with ``reply``
     request_id: int
     user_id: str
     op: ChangeOp
     reply: Reply[ChangeDone] | None = None
-    answered: bool = field(default=False)  # exactly one answer
+    once: Once = msgspec.field(default_factory=Once)  # exactly one answer
 
     def reply_ok(self, ev: int | None = None, cursors: tuple[int, int] | None = None) -> None:
-        if self.answered:
+        if not self.once.claim():
             return
-        self.answered = True
         if self.reply is not None:
             read, dlv = cursors if cursors is not None else (None, None)
             self.reply.set(ChangeDone(ev, read, dlv))
-        else:
+        elif self.session is not None:  # one of the two is always given
             self.session.push_frame(Ok(re=self.request_id, ev=ev))
 
     def reply_err(self, code: ErrorCode, msg: str) -> None:
-        if self.answered:
+        if not self.once.claim():
             return
-        self.answered = True
         if self.reply is not None:
             self.reply.fail(Rejected(msg, code=code))
-        else:
+        elif self.session is not None:
             self.session.push_frame(Err(code=code.value, msg=msg, re=self.request_id))
 
     def fail(self, error: ActorError) -> None:
@@ -147,6 +146,9 @@ class Change:
 
 
 AnyChange = Union["Change", RemoteChange]
+Skip = MemberSession | tuple[str, int] | None
+"""Who gets a change's ``ok`` instead of its event: a session here, (node,
+connection) of a change forwarded from another node, or nobody (REST)."""
 
 
 async def change_as(
@@ -268,7 +270,7 @@ class RoomChanges:
             change.reply_err(*problem)
             return
         assert m is not None
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         raw = codec.encode(
             MsgEdited(
                 d=EditedData(
@@ -296,14 +298,14 @@ class RoomChanges:
             raw = codec.encode(
                 MsgDeleted(
                     d=DeletedData(
-                        room=self.key, seq=op.seq, by=change.user_id, at=now_ms(), me=True
+                        room=self.key, seq=op.seq, by=change.user_id, at=self.deps.clock(), me=True
                     )
                 )
             )
             self._to_user(change.user_id, raw, None, skip_of(change))
             change.reply_ok()
             return
-        now = now_ms()
+        now = self.deps.clock()
         problem = delete_problem(
             m, change.user_id, self.roles.get(change.user_id), now, self.deps.delete_window_ms
         )
@@ -314,7 +316,7 @@ class RoomChanges:
         ev = await self._erase(m, change.user_id, now, skip=skip_of(change))
         change.reply_ok(ev)
 
-    async def _erase(self, m: Message, by: str, now: int, *, skip: Any) -> int:
+    async def _erase(self, m: Message, by: str, now: int, *, skip: Skip) -> int:
         """Delete ``m`` for everyone: store, recache, tell the room; the new ``ev``.
 
         The one path of delete-for-everyone, whoever asks (its sender, an
@@ -364,7 +366,7 @@ class RoomChanges:
         if problem is not None:
             change.reply_err(*problem)
             return
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         raw = codec.encode(
             MsgReaction(
                 d=ReactionData(
@@ -404,7 +406,7 @@ class RoomChanges:
         # Counted before the write: once stored, nothing may fail before the
         # event goes out (or the stored receipt would be answered unavailable).
         unread = await self._unread(user, read)
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         receipt = ReceiptUpdateData(room=self.key, ev=ev, user=user, read=read, dlv=dlv)
         raw = codec.encode(ReceiptUpdate(d=receipt))
         await self.deps.rich.set_receipt(
@@ -424,7 +426,7 @@ class RoomChanges:
             return sum(1 for m in cache if m.seq > read and m.sender != user and not m.deleted)
         return await self.deps.rich.unread(self.key, user, read)
 
-    def _to_user(self, user: str, raw: bytes, ev: int | None, skip: Any) -> None:
+    def _to_user(self, user: str, raw: bytes, ev: int | None, skip: Skip) -> None:
         """A frame for ``user``'s devices only (but ``skip``), on every node;
         with ``ev``, held and deduplicated like room events during a replay."""
         data = self.deps.frame(raw)
@@ -437,7 +439,9 @@ class RoomChanges:
         if self.deps.link is not None:
             self.deps.link.to_user(self.key, user, raw, ev, skip)
 
-    def _broadcast(self, raw: bytes, ev: int, *, skip: Any, except_user: str | None = None) -> None:
+    def _broadcast(
+        self, raw: bytes, ev: int, *, skip: Skip, except_user: str | None = None
+    ) -> None:
         if self.deps.link is not None:
             self.deps.link.event(self.key, raw, ev, skip, except_user)
         data = self.deps.frame(raw)

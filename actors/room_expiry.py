@@ -1,4 +1,4 @@
-"""The expiry sweeper of disappearing messages, and the clock it runs on.
+"""The expiry sweeper of disappearing messages.
 
 Rules (issue 18, item 4):
 - One sweeper per node, a task in the node's service nursery. Before it
@@ -10,9 +10,9 @@ Rules (issue 18, item 4):
   same delete-for-everyone path, one writer per room, an ``ev`` per message.
 - A room that stores a message expiring earlier than the sweeper's wake-up
   time tells it (``scheduled``), which cuts the sleep short so it re-reads.
-- Time comes from an injected ``Clock``: ``WallClock`` in production,
-  ``ManualClock`` when a test (or an operator's dry run) moves time by hand,
-  so a 24-hour rule is tested without waiting 24 hours.
+- Time comes from the node's ``realtime_server.base.clock.Clock``: ``WallClock``
+  in production, ``ManualClock`` when a test (or an operator's dry run) moves
+  time by hand, so a 24-hour rule is tested without waiting 24 hours.
 - A failed sweep (storage down, a room busy) is logged and retried after
   ``retry_seconds``; the sweeper itself never dies of it.
 """
@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 import trio
 
 from actors.errors import ActorError
 from actors.room_changes import ExpireData, change_as
 from actors.runtime import ActorSystem
-from storage.base import Store, now_ms
+from realtime_server.base.clock import Clock
+from storage.base import Store
 from storage.errors import StoreError
 from storage.room_pins import PinStore, pins_store
 
@@ -36,51 +36,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM_SENDER = "system"
 _PER_ASK = 50  # messages erased per ask to a room
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int:
-        """Milliseconds since the Unix epoch, as this clock tells it."""
-
-    async def sleep_until(self, at_ms: int) -> None:
-        """Return once ``now_ms() >= at_ms``."""
-
-
-class WallClock:
-    """Real time: the clock of a production node."""
-
-    def now_ms(self) -> int:
-        return now_ms()
-
-    async def sleep_until(self, at_ms: int) -> None:
-        # Once more if woken early (the wall clock may lag trio's a little).
-        for _ in range(2):
-            left = at_ms - now_ms()
-            if left <= 0:
-                return
-            await trio.sleep(left / 1000)
-
-
-class ManualClock:
-    """Time that moves only through ``advance`` (starts at the wall time when made)."""
-
-    def __init__(self, start_ms: int | None = None) -> None:
-        self._now = now_ms() if start_ms is None else start_ms
-        self._moved = trio.Event()
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def advance(self, ms: int) -> None:
-        if ms < 0:
-            raise ValueError("a clock does not go back")
-        self._now += ms
-        self._moved.set()
-        self._moved = trio.Event()
-
-    async def sleep_until(self, at_ms: int) -> None:
-        while self._now < at_ms:
-            await self._moved.wait()
 
 
 class DeadlineSweeper:

@@ -23,7 +23,7 @@ Rules (issue 18):
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from actors.room_changes import AnyChange, ExpireData, RoomChanges, skip_of
 from actors.room_rules import manage_problem, pin_problem
@@ -38,9 +38,12 @@ from protocol.frames_chat import (
     PinnedData,
     RoomDisappearing,
 )
-from storage.base import new_id, now_ms
+from storage.base import new_id
 from storage.messages_rich import RoomEvent
 from storage.room_pins import Pin, pins_store
+
+if TYPE_CHECKING:  # it imports this module
+    from actors.room import AnyPost
 
 SYSTEM_SENDER = "system"
 
@@ -50,7 +53,7 @@ class RoomExtras(RoomChanges):
 
     kind: str  # the room's kind: direct | group
 
-    async def _post(self, post: Any) -> None: ...
+    async def _post(self, post: AnyPost) -> None: ...
 
     async def _other_change(self, change: AnyChange) -> None:
         match change.op:
@@ -73,7 +76,7 @@ class RoomExtras(RoomChanges):
             change.reply_ok()  # already so: idempotent, no event
             return
         store = pins_store(self.deps.store)
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         if op.off:
             after = [s for s in pinned if s != op.seq]
             raw = self._pinned(ev, op, change.user_id, at, after)
@@ -105,7 +108,7 @@ class RoomExtras(RoomChanges):
         if ms == self.disappear_ms:
             change.reply_ok()
             return
-        ev, at = self.last_ev + 1, now_ms()
+        ev, at = self.last_ev + 1, self.deps.clock()
         data = DisappearingData(room=self.key, ev=ev, by=change.user_id, ttl=op.ttl, at=at)
         raw = codec.encode(RoomDisappearing(d=data))
         await pins_store(self.deps.store).set_disappearing(

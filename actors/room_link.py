@@ -19,14 +19,21 @@ here runs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
+
+import msgspec
 
 from actors.errors import ActorError
+from actors.once import Once
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import MessageMeta
 from storage.leases import Holder
+
+if TYPE_CHECKING:  # the room's own messages; actors.room imports this module
+    from actors.room import Post, PostAs
+    from actors.room_changes import Change, ChangeOp, Skip
 
 
 class RoomLink(Protocol):
@@ -36,7 +43,7 @@ class RoomLink(Protocol):
         """Take the room's lease if it is free or its holder is dead; who holds it now."""
         ...
 
-    def forward(self, owner: str, room_id: str, msg: Any) -> None:
+    def forward(self, owner: str, room_id: str, msg: Forwarded) -> None:
         """Send a post or change to the leader; raises ``ActorError`` (unavailable) if
         the bus is down. Its answer comes back through the link, or a ``Reforward``."""
         ...
@@ -45,16 +52,16 @@ class RoomLink(Protocol):
         """The leader stored these: every other node fans them out to its sessions."""
         ...
 
-    def event(self, room_id: str, raw: bytes, ev: int, skip: Any, except_user: str | None) -> None:
+    def event(self, room_id: str, raw: bytes, ev: int, skip: Skip, except_user: str | None) -> None:
         """A change event for every member (but ``except_user``) on other nodes;
         ``skip`` is the requester's session (local or remote): it has the ``ok``."""
         ...
 
-    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Any) -> None:
+    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Skip) -> None:
         """A frame for one member's devices on other nodes (delete for me, own receipt)."""
         ...
 
-    def taken_back(self, msg: Any) -> None:
+    def taken_back(self, msg: Forwarded) -> None:
         """A forwarded request is handled here after all (this node leads now):
         stop waiting for the old leader's answer."""
         ...
@@ -75,8 +82,7 @@ class Answer:
     text: str = ""
 
 
-@dataclass(slots=True, eq=False)
-class RemotePost:
+class RemotePost(msgspec.Struct, frozen=True, eq=False):
     """A post forwarded from another node: same path as a local one; its
     answer goes back to ``origin``. ``batch_ack``: the origin listens on the
     room's channel, so a stored message is acknowledged there by the batch
@@ -95,14 +101,11 @@ class RemotePost:
     batch_ack: bool = False
     session: None = None
     request_id: int = 0
-    answered: bool = False
+    once: Once = msgspec.field(default_factory=Once)  # exactly one answer
     REMOTE: ClassVar[bool] = True
 
     def claim(self) -> bool:
-        if self.answered:
-            return False
-        self.answered = True
-        return True
+        return self.once.claim()
 
     def reply_ok(self, message: Message) -> None:
         if self.claim():
@@ -116,8 +119,7 @@ class RemotePost:
         self.reply_err(error.code, error.message)
 
 
-@dataclass(slots=True, eq=False)
-class RemoteChange:
+class RemoteChange(msgspec.Struct, frozen=True, eq=False):
     """A change forwarded from another node. ``skip`` names the requester's
     connection there (it gets the ``ok``, not the event)."""
 
@@ -125,25 +127,27 @@ class RemoteChange:
     origin: str
     fid: int
     user_id: str
-    op: Any  # actors.room_changes.ChangeOp
+    op: ChangeOp
     skip: tuple[str, int] | None
     session: None = None
     request_id: int = 0
     reply: None = None
-    answered: bool = field(default=False)
+    once: Once = msgspec.field(default_factory=Once)  # exactly one answer
 
     def reply_ok(self, ev: int | None = None, cursors: tuple[int, int] | None = None) -> None:
-        if not self.answered:
-            self.answered = True
+        if self.once.claim():
             self.link.answer(self.origin, self.fid, Answer(ev=ev, cursors=cursors))
 
     def reply_err(self, code: ErrorCode, msg: str) -> None:
-        if not self.answered:
-            self.answered = True
+        if self.once.claim():
             self.link.answer(self.origin, self.fid, Answer(code=code.value, text=msg))
 
     def fail(self, error: ActorError) -> None:
         self.reply_err(error.code, error.message)
+
+
+Forwarded: TypeAlias = "Post | PostAs | RemotePost | Change | RemoteChange"
+"""A request a follower sends to the room's leader."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -152,12 +156,10 @@ class Reforward:
     leader may be dead). The actor claims the room again, then handles it or
     forwards it to whoever leads now; a resend is safe by the cid rule."""
 
-    msg: Any
+    msg: Forwarded
 
     def fail(self, error: ActorError) -> None:
-        fail = getattr(self.msg, "fail", None)
-        if fail is not None:
-            fail(error)
+        self.msg.fail(error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from bridge.http import cors, security_headers, webapp
 from bridge.http.access import install as install_access
 from bridge.http.errors import handle_exception
 from bridge.http.routing import Router
+from bridge.http.url_rules import SharedBuilderRule
 from bridge.routes import ai as routes_ai
 from bridge.routes import ai_files as routes_ai_files
 from bridge.routes import auth as routes_auth
@@ -46,6 +47,9 @@ def create_app(services: BridgeServices) -> QuartTrio:
     # No static folder: this app serves JSON only, and a static route would be
     # one more path the OpenAPI document does not describe.
     app = QuartTrio("bridge", static_folder=None)
+    # Before any route: each node's rules reuse the URL builders compiled for
+    # the first app in this process (bridge/http/url_rules.py says why that is safe).
+    app.url_rule_class = SharedBuilderRule
     # Quart refuses a larger body by Content-Length before reading it, and
     # stops reading a chunked one as soon as it crosses the limit.
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_request_bytes

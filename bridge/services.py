@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from actors.runtime import ActorSystem
 from bridge.accounts.passwords import PasswordHasher
@@ -20,6 +20,13 @@ from protocol.frames_presence import PresenceState
 from realtime_server.base.settings import Settings
 from storage.base import Store, now_ms
 from storage.blobs import BlobStore
+
+if TYPE_CHECKING:  # these import the services bundle: types only from here
+    from actors.ai_service import AiService
+    from actors.call_registry import CallRegistry
+    from bridge.accounts.onboarding import Onboarding
+    from bridge.billing.service import Billing
+    from bridge.notifications.notifier import Notifier
 
 
 class Presence(Protocol):
@@ -67,28 +74,28 @@ class BridgeServices:
     members: MembersCache | None = None
     # Where uploads go; None means LocalBlobStore under DATA_DIR/media.
     blobs: BlobStore | None = None
-    ai: Any = None  # actors.ai_service.AiService: AI conversations (issue 4)
-    billing: Any = None  # bridge.billing.service.Billing: plans, payments, quota (issue 6)
-    # Onboarding (issue 8): bridge.accounts.onboarding.Onboarding, built from settings on
-    # first use when None; and how a signed-out session's sockets get closed
-    # at once: revoke_sockets(user_id, session_ids), set by the node.
-    onboarding: Any = None
-    # Calls (issue 12): actors.call_registry.CallRegistry, so that a removed
-    # member or a block reaches the running calls at once.
-    calls: Any = None
+    ai: AiService | None = None  # AI conversations (issue 4)
+    billing: Billing | None = None  # plans, payments, quota (issue 6)
+    # Onboarding (issue 8): built from settings on first use when None; and
+    # how a signed-out session's sockets get closed at once:
+    # revoke_sockets(user_id, session_ids), set by the node.
+    onboarding: Onboarding | None = None
+    # Calls (issue 12): so that a removed member or a block reaches the
+    # running calls at once.
+    calls: CallRegistry | None = None
     revoke_sockets: Callable[[str, Sequence[str]], None] | None = None
     # Chat list (issue 18): the node's one clock (ms since the epoch; tests
     # replace it to move time), and how a frame reaches all of a user's
     # online devices: push_to_user(user_id, encoded_frame). None without a node.
     clock: Callable[[], int] = now_ms
     push_to_user: Callable[[str, bytes], None] | None = None
-    # Notifications (issue 15): bridge.notifications.notifier.Notifier (stores and
-    # pushes; built without live pushes when None) and the node's
-    # realtime_server.admin_stats.LiveStats (None without a node).
-    notifier: Any = None
+    # Notifications (issue 15): the notifier (stores and pushes; built
+    # without live pushes when None) and the node's live stats (None without
+    # a node).
+    notifier: Notifier | None = None
     stats: LiveStatistics | None = None
-    # Stories (issue 15): realtime_server.story_expiry.StorySweeper, told of
-    # new expiries (None without a node: expired stories stay hidden only).
+    # Stories (issue 15): the sweeper, told of new expiries (None without a
+    # node: expired stories stay hidden only).
     stories: Expiries | None = None
     # Several nodes (issue 13): room_changed(room_id, blocks) tells every node
     # that a room's members (or a direct pair's blocks) changed, or that a room

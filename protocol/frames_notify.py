@@ -26,7 +26,7 @@ Pure types, no I/O: imported by ``protocol.frames`` into its unions.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -41,7 +41,7 @@ NotificationKind = Literal[
     "plan.ending",
     "announcement",
 ]
-NOTIFICATION_KINDS: tuple[str, ...] = NotificationKind.__args__  # type: ignore[attr-defined]
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
 
 
 class NotificationRef(msgspec.Struct, omit_defaults=True):
@@ -89,7 +89,8 @@ class NotifyReadData(msgspec.Struct, omit_defaults=True):
 
 
 class AdminStatsData(msgspec.Struct):
-    """The live node's figures (this node only, when several run)."""
+    """The deployment's live figures: with several nodes, the sum over every
+    node heard from recently (``nodes``); ``interval`` is this node's window."""
 
     ts: int  # when they were taken, ms since the epoch
     connections: int  # open WebSocket connections
@@ -107,6 +108,9 @@ class AdminStatsData(msgspec.Struct):
     ai_generations: int  # AI answers being generated now
     calls: int  # calls ringing or running now
     interval: float  # seconds the rates were taken over (the last window's real length)
+    nodes: Annotated[
+        int, msgspec.Meta(description="Nodes counted: this one and those heard from recently.")
+    ] = 1
 
 
 # ----- client -> server ----------------------------------------------------

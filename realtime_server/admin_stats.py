@@ -7,6 +7,10 @@ Rules:
 - Rates (messages/s, rooms with traffic) come from ``metrics.RoomTraffic``,
   which the fan-out bumps once per batch; ``serve`` turns it into figures
   every ``interval`` seconds, and the latest figures are what REST answers.
+- Several nodes (issue 13): each tick also publishes this node's figures
+  (``realtime_server.cluster.stats``) and every snapshot adds the other
+  nodes' latest; online users are distinct users across nodes (the cluster
+  presence view), not a sum.
 - Subscribers are admin sessions. Each tick pushes one frame, encoded once,
   to all of them; a closed session is dropped, and so is one whose user lost
   the admin role (one query per tick, only while someone is subscribed).
@@ -24,6 +28,8 @@ from actors.runtime import ActorSystem
 from protocol import codec
 from protocol.frames_notify import AdminStats, AdminStatsData
 from realtime_server.base import metrics
+from realtime_server.cluster.presence import ClusterPresence
+from realtime_server.cluster.stats import ClusterStats, NodeFigures
 from realtime_server.hub import Hub
 from realtime_server.session import Session
 from storage.errors import StoreError
@@ -44,6 +50,8 @@ class LiveStats:
         interval: float,
         ai: Any = None,  # actors.ai_service.AiService
         calls: Any = None,  # actors.call_registry.CallRegistry
+        cluster: ClusterStats | None = None,
+        presence: ClusterPresence | None = None,
     ) -> None:
         self.interval = interval
         self._hub = hub
@@ -53,6 +61,8 @@ class LiveStats:
         self._clock = clock
         self._ai = ai
         self._calls = calls
+        self.cluster = self._cluster = cluster
+        self._presence = presence
         # Set by the node once its gateway exists (the REST app is built first).
         self.connections: Callable[[], int] = lambda: len(hub)
         self._traffic = metrics.track_traffic(hub)
@@ -64,20 +74,43 @@ class LiveStats:
         self._window = interval
         self._subscribers: dict[Session, None] = {}  # insertion-ordered set
 
-    def snapshot(self) -> AdminStatsData:
-        census = self._system.census()
-        return AdminStatsData(
-            ts=self._clock(),
+    def figures(self) -> NodeFigures:
+        """This node's own summable figures."""
+        return NodeFigures(
+            node=self._cluster_key(),
             connections=self.connections(),
             sessions=len(self._hub),
-            online_users=self._hub.online_users(),
-            rooms_live=census.get("room", (0, 0, 0))[0],
+            rooms_live=self._system.census().get("room", (0, 0, 0))[0],
             rooms_with_traffic=self._rooms_with_traffic,
-            messages_per_second=round(self._rate, 2),
+            messages_per_second=self._rate,
             ai_generations=len(self._ai.streams) if self._ai is not None else 0,
             calls=self._calls.statistics()["open_calls"] if self._calls is not None else 0,
-            interval=round(self._window, 3),
         )
+
+    def snapshot(self) -> AdminStatsData:
+        every = [self.figures()]
+        if self._cluster is not None:
+            every += self._cluster.others()
+        online = self._hub.online_users()
+        if self._presence is not None:
+            hub = self._hub
+            online += sum(not hub.is_online(u) for u in self._presence.active_elsewhere_users())
+        return AdminStatsData(
+            ts=self._clock(),
+            connections=sum(f.connections for f in every),
+            sessions=sum(f.sessions for f in every),
+            online_users=online,
+            rooms_live=sum(f.rooms_live for f in every),
+            rooms_with_traffic=sum(f.rooms_with_traffic for f in every),
+            messages_per_second=round(sum(f.messages_per_second for f in every), 2),
+            ai_generations=sum(f.ai_generations for f in every),
+            calls=sum(f.calls for f in every),
+            interval=round(self._window, 3),
+            nodes=len(every),
+        )
+
+    def _cluster_key(self) -> str:
+        return "" if self._cluster is None else self._cluster.node_key
 
     def subscribe(self, session: Session) -> None:
         """From now on every tick reaches ``session``; it gets the figures at once too."""
@@ -106,6 +139,8 @@ class LiveStats:
                 self._rooms_with_traffic = len(self._traffic.rooms)
                 self._traffic.rooms.clear()
                 last_at, last_messages = now, messages
+                if self._cluster is not None:
+                    self._cluster.publish(self.figures())
                 await self._push_tick()
         finally:
             metrics.untrack_traffic(self._hub)

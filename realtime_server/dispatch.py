@@ -23,6 +23,7 @@ Cancellation (``trio.Cancelled``, a ``BaseException``) is never caught.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
 from realtime_server.base.settings import Settings
 from realtime_server.hub import Hub
+from realtime_server.services import NodeServices
 from realtime_server.session import Session
 from storage.errors import Conflict, NotFound, StoreError
 from storage.outage import health_of
@@ -50,7 +52,7 @@ class FrameContext:
     settings: Settings
     system: ActorSystem
     hub: Hub
-    services: dict[str, Any]
+    services: NodeServices
 
     @property
     def user_id(self) -> str:
@@ -86,9 +88,8 @@ def _guarded(handler: Callable[[FrameContext, Any], Awaitable[None]]) -> Handler
         except Exception as exc:  # the one place that answers them all
             answer_failure(ctx, frame, exc)
 
-    guarded.__name__ = getattr(handler, "__name__", "handler")
-    guarded.__wrapped__ = handler  # type: ignore[attr-defined]  # for introspection
-    return guarded
+    # Its name, and __wrapped__ for introspection, are the handler's.
+    return functools.update_wrapper(guarded, handler)
 
 
 def answer_failure(ctx: FrameContext, frame: Any, exc: Exception) -> None:
@@ -101,9 +102,7 @@ def answer_failure(ctx: FrameContext, frame: Any, exc: Exception) -> None:
         case NotFound():
             code, message = ErrorCode.NOT_FOUND, "Something this request refers to does not exist."
         case StoreError():
-            store = ctx.services.get("store")
-            if store is not None:
-                health_of(store).failed(exc)
+            health_of(ctx.services.store).failed(exc)
             log.debug("%s answered unavailable: %r", name, exc)
             code, message = ErrorCode.UNAVAILABLE, "Storage is unavailable; retry shortly."
         case ActorError():

@@ -21,26 +21,14 @@ import itertools
 import logging
 import re
 import socket
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import Connection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Message,
-    Ping,
-    Pong,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import AcceptConnection, RejectConnection, Request
 
 from actors.errors import ActorError
 from actors.room import ROOM, Replay, ReplayResult
@@ -54,9 +42,9 @@ from realtime_server.base import metrics
 from realtime_server.base.settings import Settings
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
+from realtime_server.services import NodeServices
 from realtime_server.session import Session, SessionInfo
-from realtime_server.wsframes import binary_frame
-from storage.base import now_ms
+from realtime_server.wsframes import CLOSE, DATA, PING, ServerFrames, binary_frame
 from storage.presence import presence_store
 
 log = logging.getLogger(__name__)
@@ -89,8 +77,8 @@ class _Closed(Exception):
 @dataclass(slots=True, eq=False)
 class _Conn:
     stream: trio.SocketStream
-    # The handshake's WSConnection, then (once accepted) only its frame protocol.
-    ws: WSConnection | Connection
+    # The frame protocol once the upgrade is accepted (wsproto does only the upgrade).
+    ws: ServerFrames
     max_frame: int
     session: Session | None = None
     last_rx: float = 0.0
@@ -111,15 +99,17 @@ class Gateway:
         hub: Hub,
         tokens: TokenVerifier,
         dispatcher: Dispatcher,
-        services: dict[str, Any] | None = None,
+        services: NodeServices,
     ) -> None:
         self.settings = settings
         self.system = system
         self.hub = hub
         self.tokens = tokens
         self.dispatcher = dispatcher
-        # Node services handlers may need (store, writer, ...), by name.
-        self.services: dict[str, Any] = services or {}
+        # Node services handlers may need (store, writer, ...).
+        self.services = services
+        # The node's clock (realtime_server.base.clock), the one tokens are issued on.
+        self._now_ms: Callable[[], int] = services.clock
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
         self._all_closed = trio.Event()
@@ -154,8 +144,11 @@ class Gateway:
     async def handle(self, stream: trio.SocketStream, initial: bytes) -> None:
         """Serve one upgraded connection; ``initial`` is what was read so far."""
         ws = WSConnection(ConnectionType.SERVER)
-        conn = _Conn(stream, ws, self.settings.max_frame_bytes, last_rx=trio.current_time())
         ws.receive_data(initial)
+        # Bytes after the request head are the client's first frames (a
+        # client may send hello without waiting for our answer).
+        end = initial.find(b"\r\n\r\n")
+        trailing = initial[end + 4 :] if end >= 0 else b""
         del initial
         request = next(ws.events(), None)
         if not isinstance(request, Request):
@@ -176,9 +169,13 @@ class Gateway:
         # Past the upgrade only the frame protocol is needed. Dropping the
         # HTTP handshake (h11 state, request headers) saves ~2.7 KB of every
         # idle connection (README "Performance", connections scenario).
-        assert ws.connection is not None
-        conn.ws = ws.connection
-        del ws, request
+        conn = _Conn(
+            stream,
+            ServerFrames(trailing),
+            self.settings.max_frame_bytes,
+            last_rx=trio.current_time(),
+        )
+        del ws, request, trailing
         self._conns.add(conn)
         metrics.connection_opened()
         try:
@@ -193,7 +190,6 @@ class Gateway:
                 self._session_ended(conn.session)
             with trio.CancelScope(shield=True):
                 await _linger(stream)
-                _release(conn.ws)
                 self._conns.discard(conn)
                 if not self._conns:
                     self._all_closed.set()
@@ -238,13 +234,17 @@ class Gateway:
             # Registered before the replay asks: live events from now on are
             # held, and anything both held and replayed is sent once.
             self.hub.add(session)
-            cluster_rooms = self.services.get("cluster_rooms")
+            users = self.services.users
+            if users is not None:
+                # Several nodes: what another node sends this user from now on
+                # (after welcome) reaches this session (bounded wait, issue 13).
+                await users.ready(session.user_id, self.settings.ask_timeout)
+            cluster_rooms = self.services.cluster_rooms
             if cluster_rooms is not None:
                 # Several nodes: listening on the user's rooms before any replay.
                 await cluster_rooms.ready(session.user_id)
-            presence = self.services.get("presence")
-            if presence is not None:
-                presence.session_up(session.user_id)  # memory only; broadcasts in background
+            # Memory only; broadcasts in background.
+            self.services.presence.session_up(session.user_id)
             s = self.settings
             session.push_frame(
                 frames.Welcome(
@@ -256,7 +256,7 @@ class Gateway:
                         heartbeat=s.heartbeat_interval,
                         max_frame=s.max_frame_bytes,
                         max_text=s.max_message_chars,
-                        ts=now_ms(),
+                        ts=self._now_ms(),
                         plan=plan,
                     ),
                 )
@@ -285,13 +285,11 @@ class Gateway:
 
         Billing trouble never refuses a connection: the welcome goes without it.
         """
-        quota = self.services.get("quota")
-        if quota is None:
-            return None
+        quota = self.services.quota
         try:
             with trio.move_on_after(self.settings.ask_timeout):
                 summary = await quota.summary(user_id)
-                return summary.to_frame()  # type: ignore[no-any-return]
+                return summary.to_frame()
         except Exception:
             log.warning("welcome without plan info: the quota summary failed", exc_info=True)
         return None
@@ -302,22 +300,26 @@ class Gateway:
         """The next complete client message, or the error it earned."""
         ws = conn.ws
         while True:
-            for event in ws.events():
-                if isinstance(event, Message):
-                    done = self._collect(conn, event)
+            while (event := ws.next_event()) is not None:
+                kind = event[0]
+                if kind == DATA:
+                    done = self._collect(conn, event[1], event[2], event[3])
                     if done is not None:
                         return done
-                elif isinstance(event, Ping):
-                    await self._send_control(conn, ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    reply = _try_send(ws, event.response())
+                elif kind == PING:
+                    pong = ws.pong(event[1])
+                    if pong:
+                        await self._send_control(conn, pong)
+                elif kind == CLOSE:
+                    # The peer's close, or its protocol error (code and reason
+                    # said back, as RFC 6455 section 7.1.7 has it).
+                    reply = ws.close(event[1], event[2])
                     if conn.session is not None:
                         conn.session.close(CloseCode.NORMAL, reply)
                     elif reply:
                         await _send_quietly(conn.stream, reply)
                     raise _Closed
-                elif isinstance(event, Pong):
-                    pass
+                # PONG: nothing to do (any byte received counts as life, below).
             if self.draining:
                 raise _Closed
             data = b""
@@ -327,20 +329,15 @@ class Gateway:
             if not data:  # EOF, or begin_drain() stopped the wait
                 raise _Closed
             conn.last_rx = trio.current_time()
-            try:
-                ws.receive_data(data)
-            except RemoteProtocolError:
-                raise _Closed from None
+            ws.receive_data(data)
 
     def _collect(
-        self, conn: _Conn, event: Message[Any]
+        self, conn: _Conn, chunk: bytes, text: bool, finished: bool
     ) -> bytes | bytearray | ProtocolError | None:
         if conn.parts is None:
+            if finished and len(chunk) <= conn.max_frame and not text:
+                return chunk  # the usual case: a whole binary message in one frame
             conn.parts, conn.size, conn.oversize = [], 0, False
-        # wsproto may hand a frame's payload over as a bytearray: kept as is, no copy.
-        chunk: bytes | bytearray = (
-            event.data if isinstance(event, BytesMessage) else event.data.encode()
-        )
         conn.size += len(chunk)
         if conn.size > conn.max_frame:
             # Keep reading to the end of the message but keep none of it.
@@ -348,7 +345,7 @@ class Gateway:
             conn.parts.clear()
         elif not conn.oversize:
             conn.parts.append(chunk)
-        if not event.message_finished:
+        if not finished:
             return None
         parts, size, oversize = conn.parts, conn.size, conn.oversize
         conn.parts = None
@@ -357,12 +354,11 @@ class Gateway:
                 ErrorCode.FRAME_TOO_LARGE,
                 f"Frame of {size} bytes is over the limit of {conn.max_frame} bytes.",
             )
-        if isinstance(event, TextMessage):
+        if text:
             return ProtocolError(
                 ErrorCode.BAD_FRAME, "Frames must be binary MessagePack, not text."
             )
-        first = parts[0] if len(parts) == 1 else None
-        return first if isinstance(first, bytes) else b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _send_control(self, conn: _Conn, data: bytes) -> None:
         if conn.session is not None:
@@ -420,7 +416,7 @@ class Gateway:
         return None
 
     async def _reject(self, conn: _Conn, code: CloseCode, reason: str) -> None:
-        data = _try_send(conn.ws, CloseConnection(code=int(code), reason=_clip_reason(reason)))
+        data = conn.ws.close(int(code), _clip_reason(reason))
         if data:
             await _send_quietly(conn.stream, data)
 
@@ -500,11 +496,12 @@ class Gateway:
         self._set_expiry(session, claims)
         session.push_frame(frames.Ok(re=frame.id))
 
-    @staticmethod
-    def _set_expiry(session: Session, claims: object) -> None:
+    def _set_expiry(self, session: Session, claims: object) -> None:
         expires_at = getattr(claims, "expires_at", None)  # ms since the Unix epoch
         if isinstance(expires_at, int):
-            session.reauthorize(expires_at / 1000 - time.time())
+            # What is left of the token on the node's clock becomes a timer in
+            # the session's writer (trio time: no task per connection).
+            session.reauthorize((expires_at - self._now_ms()) / 1000)
 
     # ----- resume and heartbeat ------------------------------------------------
 
@@ -573,8 +570,8 @@ class Gateway:
     async def _member_rooms(self, user_id: str, rooms: list[str]) -> set[str] | None:
         """Which of ``rooms`` the user belongs to, in one query; None if unknown
         (no store, or storage failed: then each room actor answers for itself)."""
-        store = self.services.get("store")
-        if store is None or not rooms:
+        store = self.services.store
+        if not rooms:
             return None
         try:
             with trio.move_on_after(self.settings.ask_timeout):
@@ -589,19 +586,15 @@ class Gateway:
         if trio.current_time() - conn.last_rx > s.heartbeat_interval + s.heartbeat_timeout:
             session.close(CloseCode.HEARTBEAT_TIMEOUT)
             return
-        data = _try_send(conn.ws, Ping(b"hb"))
+        data = conn.ws.ping(b"hb")
         if data:
             session.push(data)
 
     def _session_ended(self, session: Session) -> None:
         # Both hooks are synchronous and memory-only: a disconnect storm must
         # not wait on storage. Typing clears now; presence after its grace.
-        typing = self.services.get("typing")
-        if typing is not None:
-            typing.session_closed(session)
-        presence = self.services.get("presence")
-        if presence is not None:
-            presence.session_closed(session)
+        self.services.typing.session_closed(session)
+        self.services.presence.session_closed(session)
 
     def close_all(self, code: CloseCode, *, flush: bool = False) -> None:
         """Used at shutdown: every session gets a close frame with ``code``
@@ -611,28 +604,8 @@ class Gateway:
                 conn.session.close(code, flush=flush)
 
 
-def _release(ws: WSConnection | Connection) -> None:
-    """Break wsproto's one reference cycle (its frame parser is a generator
-    that holds the FrameProtocol that holds it), so a closed connection is
-    freed by reference counting at once. With serve's GC tuning (gc.freeze,
-    thresholds 50000/50/1000) a cycle that reached the old generation while
-    the connection lived would otherwise stay until a full collection: the
-    3.7 KB per connect-and-drop of issue 12, item 23."""
-    connection = ws if isinstance(ws, Connection) else ws.connection
-    parser = getattr(getattr(connection, "_proto", None), "_parse_more", None)
-    if parser is not None:
-        parser.close()
-
-
-def _close_frame(ws: WSConnection | Connection, code: CloseCode) -> bytes:
-    return _try_send(ws, CloseConnection(int(code), _clip_reason(CLOSE_REASONS[code])))
-
-
-def _try_send(ws: WSConnection | Connection, event: CloseConnection | Ping | Pong) -> bytes:
-    try:
-        return ws.send(event)
-    except LocalProtocolError:  # already closing: nothing more may be sent
-        return b""
+def _close_frame(ws: ServerFrames, code: CloseCode) -> bytes:
+    return ws.close(int(code), _clip_reason(CLOSE_REASONS[code]))
 
 
 async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:

@@ -2,7 +2,7 @@
 
 Each answers its request with ``ok`` or ``err`` and never waits on the
 generation itself: the answer streams as ``ai.*`` pushes. The work is in
-``actors.ai_service.AiService`` (``services["ai"]``), shared with REST.
+``actors.ai_service.AiService`` (``services.ai``), shared with REST.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from realtime_server.dispatch import Dispatcher, FrameContext
 
 
 def _service(ctx: FrameContext) -> AiService:
-    service: AiService = ctx.services["ai"]
+    service: AiService = ctx.services.ai
     return service
 
 

@@ -8,7 +8,7 @@ hands frames over one at a time into the call's single inbox.
 
 from __future__ import annotations
 
-from actors.call import CALL, Accept, CallRequest, Decline, Hangup, Join, Relay, Start
+from actors.call import CALL, Accept, CallRequests, Decline, Hangup, Join, Relay, Start
 from actors.call_rules import signal_problem
 from actors.errors import ActorError
 from protocol.errors import ErrorCode
@@ -25,7 +25,7 @@ from realtime_server.dispatch import Dispatcher, FrameContext
 from storage.base import new_time_id
 
 
-async def _tell(ctx: FrameContext, call_id: str, msg: CallRequest) -> None:
+async def _tell(ctx: FrameContext, call_id: str, msg: CallRequests) -> None:
     try:
         await ctx.system.ref(CALL, call_id).tell(msg)
     except ActorError as exc:  # the actor system is stopping

@@ -16,8 +16,8 @@ from storage.notifications import ADMIN, notification_store
 
 
 async def on_sub(ctx: FrameContext, frame: AdminStatsSub) -> None:
-    stats: LiveStats = ctx.services["stats"]
-    if not await notification_store(ctx.services["store"]).has_role(ctx.user_id, ADMIN):
+    stats: LiveStats = ctx.services.stats
+    if not await notification_store(ctx.services.store).has_role(ctx.user_id, ADMIN):
         ctx.session.push_error(
             ErrorCode.FORBIDDEN, "Only admins can follow the server's statistics.", frame.id
         )
@@ -27,7 +27,7 @@ async def on_sub(ctx: FrameContext, frame: AdminStatsSub) -> None:
 
 
 async def on_unsub(ctx: FrameContext, frame: AdminStatsUnsub) -> None:
-    stats: LiveStats = ctx.services["stats"]
+    stats: LiveStats = ctx.services.stats
     stats.unsubscribe(ctx.session)
     ctx.session.push_frame(Ok(re=frame.id))
 

@@ -15,7 +15,7 @@ from storage.errors import StoreError
 
 
 async def on_presence_get(ctx: FrameContext, frame: PresenceGet) -> None:
-    tracker: PresenceTracker = ctx.services["presence"]
+    tracker: PresenceTracker = ctx.services.presence
     try:
         users = await tracker.lookup(ctx.user_id, frame.d.users)
     except StoreError:

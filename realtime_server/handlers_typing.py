@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
+from actors.supervision import ServiceNursery
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Ok
@@ -63,19 +64,14 @@ class TypingTracker:
         self._entries: dict[_Key, _Entry] = {}
         self._by_conn: dict[int, set[_Key]] = {}
         self._recent: dict[int, deque[float]] = {}
-        self._nursery: trio.Nursery | None = None
+        # One expiry task per indicator; run again after a crash (actors.supervision).
+        self._tasks = ServiceNursery("typing")
         self.broadcasts = 0
         # (member, framed bytes) to members' sessions on other nodes; None on one node.
         self.remote: Callable[[str, bytes], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(task_status=task_status)
 
     def typing_in(self, room: str) -> set[str]:
         return {user for (r, user) in self._entries if r == room}
@@ -111,13 +107,13 @@ class TypingTracker:
                 entry.last_broadcast = now
                 self._broadcast(entry, on=True)
             return None
-        if self._nursery is None:
+        if not self._tasks.running:
             return ErrorCode.UNAVAILABLE, "Typing is not available right now."
         entry = _Entry(room, user, conn_id, members, now + self._ttl, now, trio.CancelScope())
         self._entries[key] = entry
         self._by_conn.setdefault(conn_id, set()).add(key)
         self._broadcast(entry, on=True)
-        self._nursery.start_soon(self._expire, entry)
+        self._tasks.start_soon(self._expire, entry)
         return None
 
     def stop(self, session: Session, room: str) -> tuple[ErrorCode, str] | None:
@@ -144,6 +140,8 @@ class TypingTracker:
                 self._clear(entry)
 
     async def _expire(self, entry: _Entry) -> None:
+        if self._entries.get((entry.room, entry.user)) is not entry:
+            return  # run again after a crash in _clear: it is cleared already
         with entry.scope:
             # A refresh moves the deadline; sleep again until it stops moving.
             while trio.current_time() < entry.deadline:  # noqa: ASYNC110
@@ -178,7 +176,7 @@ class TypingTracker:
 
 
 async def on_typing_start(ctx: FrameContext, frame: TypingStart) -> None:
-    tracker: TypingTracker = ctx.services["typing"]
+    tracker: TypingTracker = ctx.services.typing
     try:
         problem = await tracker.start(ctx.session, frame.d.room)
     except StoreError:
@@ -187,7 +185,7 @@ async def on_typing_start(ctx: FrameContext, frame: TypingStart) -> None:
 
 
 async def on_typing_stop(ctx: FrameContext, frame: TypingStop) -> None:
-    tracker: TypingTracker = ctx.services["typing"]
+    tracker: TypingTracker = ctx.services.typing
     _answer(ctx, frame.id, tracker.stop(ctx.session, frame.d.room))
 
 

@@ -5,7 +5,7 @@ Task tree, and the step of ``open_node`` that starts each part::
     open_node
     ├── writer nursery          open_storage: MessageWriter.serve (stops last:
     │                           in-flight writes finish)
-    └── service nursery
+    └── services (open_services: they stop in the reverse of their start order)
         ├── bus, ActorSystem    start_core: the bus, every actor, the cluster links
         ├── ExpirySweeper.serve start_rooms: room actors, disappearing messages, push
         ├── CallRegistry.serve  start_calls: call actors
@@ -18,7 +18,6 @@ Task tree, and the step of ``open_node`` that starts each part::
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,9 +29,10 @@ import trio
 from actors.ai_service import AiService
 from actors.call import CALL, CallActor, CallDeps
 from actors.call_registry import CallRegistry
-from actors.room import ROOM, RoomActor, RoomDeps
-from actors.room_expiry import Clock, ExpirySweeper, WallClock
+from actors.room import ROOM, RoomActor, RoomDeps, RoomMessage
+from actors.room_expiry import ExpirySweeper
 from actors.runtime import ActorRef, ActorSystem
+from actors.supervision import Services, hold_until_cancelled, open_services
 from bridge.accounts.passwords import PasswordHasher
 from bridge.accounts.tokens import TokenService
 from bridge.app import BridgeServices, create_app
@@ -50,6 +50,7 @@ from realtime_server import (
 )
 from realtime_server.admin_stats import LiveStats
 from realtime_server.base import metrics
+from realtime_server.base.clock import Clock, WallClock, seconds_of
 from realtime_server.base.settings import Settings, resolve_jwt_secret
 from realtime_server.cluster import Cluster
 from realtime_server.cluster.ai import ClusterAi
@@ -58,18 +59,21 @@ from realtime_server.cluster.calls import ClusterCalls
 from realtime_server.cluster.connect import open_bus
 from realtime_server.cluster.presence import ClusterPresence, OnlineAnywhere
 from realtime_server.cluster.rooms import ClusterRooms
+from realtime_server.cluster.stats import ClusterStats
 from realtime_server.cluster.users import UserChannels
 from realtime_server.dispatch import Dispatcher
 from realtime_server.gateway import Gateway
 from realtime_server.handlers_typing import TypingTracker
 from realtime_server.hub import Hub
 from realtime_server.listener import HttpLimits, ListenerControl, serve_node_listener
+from realtime_server.notification_prune import NotificationSweeper
 from realtime_server.presence import PresenceTracker, RoomMembers
 from realtime_server.push.dispatcher import PushDispatcher
 from realtime_server.push.service import serve_push
+from realtime_server.services import NodeServices
 from realtime_server.story_expiry import StorySweeper
 from realtime_server.wsframes import binary_frame
-from storage.base import Store, now_ms
+from storage.base import Store
 from storage.blobs import LocalBlobStore
 from storage.calls import calls_store
 from storage.outage import health_of
@@ -112,9 +116,10 @@ async def open_node(
     bus: Bus | None = None,
     reuse_port: bool = False,
 ) -> AsyncIterator[Node]:
-    """``clock`` is the node's one clock for time-dependent state: when
-    disappearing messages expire, mute expiry, the chat archive (default: the
-    wall clock); tests pass one they move.
+    """``clock`` is the node's one clock for every wall-time rule (see
+    ``realtime_server.base.clock``): message and story expiry, the delete window,
+    mute expiry, OTP and rate-limit windows, token lifetimes, quotas and plan
+    periods, last seen (default: the wall clock); tests pass one they move.
 
     ``bus`` joins this node to others (issue 13): tests pass an in-process
     ``LocalBus``; otherwise ``REDIS_URL`` makes a Redis one, and neither
@@ -131,14 +136,16 @@ async def open_node(
     settings = resolve_jwt_secret(settings)
     clustered = bus is not None or bool(settings.redis_url)
     async with open_storage(settings, clustered=clustered) as (store, writer):
-        async with trio.open_nursery() as services:
+        async with open_services() as services:
             core = await start_core(services, settings, store, bus, node_clock)
             rooms = await start_rooms(services, core, writer)
             calls = await start_calls(services, core, rooms)
             shared = await start_services(services, core, rooms, calls)
             node = await start_listener(services, core, writer, rooms, calls, shared, reuse_port)
             log.info("serving REST on %s and WebSocket on %s", node.http_url, node.ws_url)
-            await services.start(metrics.watch, node)  # /metrics reads it until shutdown
+            # /metrics reads the node until shutdown.
+            metrics.watch(node)
+            await services.start(partial(hold_until_cancelled, on_stop=partial(_forget, node)))
             try:
                 yield node
             finally:
@@ -146,7 +153,12 @@ async def open_node(
                     await drain(node)
                     if core.rooms_link is not None:
                         await core.rooms_link.release()
-                services.cancel_scope.cancel()
+                    # In the reverse of the start order (actors.supervision).
+                    await services.aclose()
+
+
+async def _forget(node: Node) -> None:
+    metrics.forget(node)
 
 
 @asynccontextmanager
@@ -189,7 +201,7 @@ class Core:
 
 
 async def start_core(
-    services: trio.Nursery, settings: Settings, store: Store, bus: Bus | None, clock: Clock
+    services: Services, settings: Settings, store: Store, bus: Bus | None, clock: Clock
 ) -> Core:
     """The bus (first in, last out), the actor system, the hub, the cluster links."""
     if bus is None and settings.redis_url:
@@ -230,6 +242,7 @@ async def start_core(
             cluster,
             beacon=settings.presence_beacon_seconds,
             grace=settings.presence_grace,
+            clock=clock.now_ms,
         )
         users.elsewhere = cluster_presence.elsewhere
     return Core(settings, store, clock, system, hub, users, cluster, rooms_link, cluster_presence)
@@ -242,7 +255,7 @@ class Rooms:
     push: PushDispatcher
 
 
-async def start_rooms(services: trio.Nursery, core: Core, writer: MessageWriter) -> Rooms:
+async def start_rooms(services: Services, core: Core, writer: MessageWriter) -> Rooms:
     """Room actors, with what they tell: the expiry sweeper, notifications, push."""
     settings, store, hub = core.settings, core.store, core.hub
     # Disappearing messages (issue 18): rooms tell the sweeper of new
@@ -267,9 +280,10 @@ async def start_rooms(services: trio.Nursery, core: Core, writer: MessageWriter)
         expiring=expiry.scheduled,
         pushed=push.messages_stored,
         link=core.rooms_link,
+        clock=core.clock.now_ms,
     )
 
-    def room_factory(key: str, ref: ActorRef) -> RoomActor:
+    def room_factory(key: str, ref: ActorRef[RoomMessage]) -> RoomActor:
         return RoomActor(key, ref, deps)
 
     core.system.register(ROOM, room_factory)
@@ -278,7 +292,7 @@ async def start_rooms(services: trio.Nursery, core: Core, writer: MessageWriter)
     return Rooms(expiry, notifier, push)
 
 
-async def start_calls(services: trio.Nursery, core: Core, rooms: Rooms) -> CallRegistry:
+async def start_calls(services: Services, core: Core, rooms: Rooms) -> CallRegistry:
     """Call actors (issue 5): one per call; busy users and call timers live in
     the node's registry. Calls a stopped node left open cannot go on (their
     signaling state is gone): they end first."""
@@ -300,7 +314,7 @@ async def start_calls(services: trio.Nursery, core: Core, rooms: Rooms) -> CallR
             lease_seconds=settings.node_lease_seconds,
             ask_timeout=settings.ask_timeout,
         )
-    elif swept := await calls.end_unfinished("failed", now_ms()):
+    elif swept := await calls.end_unfinished("failed", core.clock.now_ms()):
         log.info("ended %d calls left unfinished as failed", len(swept))
     call_deps = CallDeps(
         store=store,
@@ -309,7 +323,8 @@ async def start_calls(services: trio.Nursery, core: Core, rooms: Rooms) -> CallR
         registry=call_registry,
         system=system,
         frame=binary_frame,
-        ice_servers=lambda user: ice_servers(settings, user, time.time()),
+        ice_servers=lambda user: ice_servers(settings, user, core.clock.now_ms() / 1000),
+        clock=core.clock.now_ms,
         ring_seconds=settings.call_ring_seconds,
         reconnect_grace=settings.call_reconnect_grace,
         max_participants=settings.call_max_participants,
@@ -339,7 +354,7 @@ class SharedServices:
 
 
 async def start_services(
-    services: trio.Nursery, core: Core, rooms: Rooms, calls: CallRegistry
+    services: Services, core: Core, rooms: Rooms, calls: CallRegistry
 ) -> SharedServices:
     """Accounts, typing, presence, AI, billing, admin statistics, stories."""
     settings, store, hub, users = core.settings, core.store, core.hub, core.users
@@ -348,6 +363,7 @@ async def start_services(
         settings.access_token_ttl,
         settings.refresh_token_ttl,
         store,
+        clock=seconds_of(core.clock),
     )
     # A sign-out on another node: its tokens are refused here too.
     users.revoked = lambda _user, sessions: tokens.signed_out_elsewhere(sessions)
@@ -378,6 +394,7 @@ async def start_services(
         grace=settings.presence_grace,
         throttle=settings.presence_throttle,
         cluster=core.cluster_presence,
+        clock=core.clock.now_ms,
     )
     await services.start(presence.serve)
     if core.cluster_presence is not None:
@@ -393,13 +410,15 @@ async def start_services(
             stale_after=max(settings.ai_first_token_timeout, settings.ai_idle_timeout)
             + 2 * settings.node_lease_seconds,
         )
-    ai = AiService(settings, store, core.system, hub, binary_frame, link=ai_link)
+    ai = AiService(
+        settings, store, core.system, hub, binary_frame, link=ai_link, clock=core.clock.now_ms
+    )
     if ai_link is not None:
         ai_link.service = ai
         await services.start(ai_link.serve)
     await services.start(ai.serve)
     # Billing (issue 6): plans, Stripe and Konnect, AI-message quotas.
-    billing = Billing(settings, store)
+    billing = Billing(settings, store, clock=core.clock.now_ms)
     await services.start(billing.serve)
     # Every AI ask goes through billing's quota before a provider is called.
     ai.quota = billing.quota
@@ -414,17 +433,34 @@ async def start_services(
         interval=settings.admin_stats_interval,
         ai=ai,
         calls=calls,
+        cluster=(
+            None
+            if core.cluster is None
+            else ClusterStats(core.cluster, interval=settings.admin_stats_interval)
+        ),
+        presence=core.cluster_presence,
     )
+    if stats.cluster is not None:
+        await services.start(stats.cluster.serve)
     await services.start(stats.serve)
     # Stories (issue 15): expired ones leave storage and the blob store.
     media_blobs = LocalBlobStore(Path(settings.data_dir) / "media")
     stories = StorySweeper(store, media_blobs, core.clock)
     await services.start(stories.serve)
+    # Notifications: read ones past retention, and beyond a user's cap, go.
+    await services.start(
+        NotificationSweeper(
+            store,
+            core.clock,
+            retention_days=settings.notifications_retention_days,
+            max_per_user=settings.notifications_max_per_user,
+        ).serve
+    )
     return SharedServices(tokens, passwords, members, typing, presence, ai, billing, stats, stories)
 
 
 async def start_listener(
-    services: trio.Nursery,
+    services: Services,
     core: Core,
     writer: MessageWriter,
     rooms: Rooms,
@@ -480,19 +516,20 @@ async def start_listener(
         core.hub,
         shared.tokens,
         dispatcher,
-        services={
-            "store": store,
-            "writer": writer,
-            "tokens": shared.tokens,
-            "typing": shared.typing,
-            "presence": shared.presence,
-            "ai": shared.ai,
-            "quota": shared.billing.quota,
-            "clock": core.clock.now_ms,
-            "push_to_user": core.push_to_user,
-            "stats": shared.stats,
-            "cluster_rooms": rooms_link,
-        },
+        services=NodeServices(
+            store=store,
+            writer=writer,
+            tokens=shared.tokens,
+            typing=shared.typing,
+            presence=shared.presence,
+            ai=shared.ai,
+            quota=shared.billing.quota,
+            clock=core.clock.now_ms,
+            push_to_user=core.push_to_user,
+            stats=shared.stats,
+            cluster_rooms=rooms_link,
+            users=users if core.cluster is not None else None,
+        ),
     )
     shared.stats.connections = lambda: gateway.connections
     listener = ListenerControl()

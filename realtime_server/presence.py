@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
+from actors.supervision import ServiceNursery
 from protocol import codec
 from protocol.frames_presence import (
     Presence,
@@ -126,8 +128,10 @@ class PresenceTracker:
         grace: float,
         throttle: float,
         cluster: ClusterPresence | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._cluster = cluster  # the other nodes' part; None on a single node
+        self._clock = clock  # the node's (realtime_server.base.clock): last seen
         self._store = store
         self._presence = presence_store(store)
         self._hub = hub
@@ -137,17 +141,13 @@ class PresenceTracker:
         # Who follows whom: target user -> sessions, and session -> targets.
         self._watchers: dict[str, set[Session]] = {}
         self._following: dict[Session, set[str]] = {}
-        self._nursery: trio.Nursery | None = None
+        # Timers and transitions: each runs again from its start after a crash
+        # (the budget of actors.supervision) and first checks it is still due.
+        self._tasks = ServiceNursery("presence")
         self.broadcasts: Counter[str] = Counter()  # per user, for tests and statistics
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(task_status=task_status)
 
     # ----- hooks (synchronous, memory only) ---------------------------------
 
@@ -190,20 +190,22 @@ class PresenceTracker:
         st.sessions -= 1
         if st.sessions == 0 and self._cluster is not None:
             self._cluster.idle(user_id)  # still held, through the grace period
-        if st.sessions == 0 and st.grace is None and self._nursery is not None:
+        if st.sessions == 0 and st.grace is None and self._tasks.running:
             st.grace = trio.CancelScope()
-            self._nursery.start_soon(self._go_offline_later, st, st.grace)
+            self._tasks.start_soon(self._go_offline_later, st, st.grace)
 
     # ----- transitions -------------------------------------------------------
 
     async def _go_offline_later(self, st: _UserState, scope: trio.CancelScope) -> None:
+        if st.grace is not scope:
+            return  # back in time, or run again after a crash past the wait below
         with scope:
             await trio.sleep(self._grace)
         if scope.cancelled_caught or st.grace is not scope:
             return
         st.grace = None
         st.online = False
-        st.last_seen = now_ms()
+        st.last_seen = self._clock()
         if self._cluster is not None and self._cluster.down(st.user_id, st.last_seen):
             # Still online through another node: nothing to tell or store;
             # whichever node is left last does both.
@@ -219,11 +221,11 @@ class PresenceTracker:
             self._changed(st)
 
     def _changed(self, st: _UserState) -> None:
-        if self._nursery is None or st.flush_queued:
+        if not self._tasks.running or st.flush_queued:
             return  # a queued flush sends the latest state anyway
         st.flush_queued = True
         delay = max(0.0, st.next_send - trio.current_time())
-        self._nursery.start_soon(self._flush, st, delay)
+        self._tasks.start_soon(self._flush, st, delay)
 
     async def _flush(self, st: _UserState, delay: float) -> None:
         if delay > 0:
@@ -252,8 +254,7 @@ class PresenceTracker:
             and not st.flush_queued
             and self._users.get(st.user_id) is st
         ):
-            if self._nursery is not None:
-                self._nursery.start_soon(self._drop_after_window, st)
+            self._tasks.start_if_running(self._drop_after_window, st)
 
     async def _drop_after_window(self, st: _UserState) -> None:
         await trio.sleep(max(0.0, st.next_send - trio.current_time()))
@@ -312,8 +313,8 @@ class PresenceTracker:
         st = self._users.get(user_id)
         if st is not None and st.online:
             return  # still held here
-        if store and self._nursery is not None:
-            self._nursery.start_soon(self._store_last_seen, user_id, last_seen)
+        if store:
+            self._tasks.start_if_running(self._store_last_seen, user_id, last_seen)
         if st is None and user_id in self._watchers:
             st = self._users[user_id] = _UserState(user_id)
         if st is not None:

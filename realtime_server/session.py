@@ -109,7 +109,7 @@ class Session:
         # Made only while someone waits in wait_queue_below: one Event less
         # per idle connection.
         self._drained: trio.Event | None = None
-        # Builds the WebSocket close frame (the connection's wsproto state knows how).
+        # Builds the WebSocket close frame (the connection's frame protocol knows how).
         self._close_frame_for = close_frame_for
         # The same non-blocking socket trio uses, for the idle fast path in push().
         self._raw = raw_socket

@@ -16,7 +16,8 @@ moving a ``ManualClock`` sees it run at once.
 
 from __future__ import annotations
 
-from actors.room_expiry import Clock, DeadlineSweeper
+from actors.room_expiry import DeadlineSweeper
+from realtime_server.base.clock import Clock
 from storage.base import Store
 from storage.blobs import BlobStore, delete_blobs
 from storage.stories import story_store

@@ -16,6 +16,11 @@ Rules:
   Stripe subscription not being cancelled keeps its renewal grace); the free
   plan is everyone else. ``PlanRule`` carries that rule's parameters so this
   module imports nothing from the bridge.
+- Pruning (``prune_read``, ``cap_per_user``, run by the node's
+  ``NotificationSweeper``): read notifications older than the retention go,
+  and a user keeps at most the newest N rows whatever their state (an unread
+  one that old counts no more). Both delete in batches, each its own short
+  transaction, so a large backlog never holds a long lock.
 - Marking read is all or nothing: when one of the ids is not the user's,
   nothing changes and the unknown ids come back.
 - Roles are rows of ``user_roles``, granted and revoked by the operator's CLI
@@ -224,6 +229,37 @@ class NotificationStore:
         return ReadResult(0, marked)
 
     # ----- roles ------------------------------------------------------------------
+
+    # ----- pruning ------------------------------------------------------------------
+
+    async def prune_read(self, created_before: int, batch: int) -> int:
+        """Delete up to ``batch`` read notifications created before ``created_before``."""
+        return await self._db.execute(
+            "DELETE FROM notifications WHERE (user_id, id) IN ("
+            " SELECT user_id, id FROM notifications"
+            " WHERE read_at IS NOT NULL AND created_at < ? LIMIT ?)",
+            (created_before, batch),
+        )
+
+    async def cap_per_user(self, keep: int, batch: int) -> int:
+        """Delete up to ``batch`` rows beyond each user's newest ``keep``."""
+        return await self._db.execute(
+            "DELETE FROM notifications WHERE (user_id, id) IN ("
+            " SELECT user_id, id FROM ("
+            "  SELECT user_id, id,"
+            "   ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id DESC) AS rank"
+            "  FROM notifications WHERE user_id IN ("
+            "   SELECT user_id FROM notifications GROUP BY user_id HAVING COUNT(*) > ?)"
+            " ) ranked WHERE rank > ? LIMIT ?)",
+            (keep, keep, batch),
+        )
+
+    async def oldest_read(self) -> int | None:
+        """When the oldest read notification was created (the next to expire)."""
+        value = await self._db.fetchval(
+            "SELECT MIN(created_at) FROM notifications WHERE read_at IS NOT NULL"
+        )
+        return None if value is None else int(value)
 
     async def user_id_by_email(self, email: str) -> str | None:
         found = await self._db.fetchval("SELECT id FROM users WHERE email_lc = ?", (fold(email),))

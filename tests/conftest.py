@@ -32,6 +32,7 @@ import pytest
 import trio
 
 from protocol.harness.server import pg_execute, with_search_path
+from realtime_server.base.clock import Clock
 from realtime_server.base.settings import Settings
 from realtime_server.node import Node, open_node
 from storage.base import Store
@@ -168,8 +169,10 @@ NodeFactory = Callable[..., AbstractAsyncContextManager[Node]]
 @pytest.fixture
 def node_factory(database_url: str, tmp_path: Path, _real_io_deadline: None) -> NodeFactory:
     @asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Node]:
-        async with open_node(test_settings(database_url, tmp_path / "data", **overrides)) as node:
+    async def factory(clock: Clock | None = None, **overrides: Any) -> AsyncIterator[Node]:
+        # ``clock``: a ManualClock moves the node's wall-time rules without waiting.
+        settings = test_settings(database_url, tmp_path / "data", **overrides)
+        async with open_node(settings, clock=clock) as node:
             yield node
 
     return factory

@@ -22,7 +22,6 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bridge.accounts.mailer import EmailSender, build_mailer
 from bridge.accounts.oidc import OidcConfig, OidcProvider
@@ -31,6 +30,7 @@ from bridge.accounts.ratelimit import Limits
 from bridge.accounts.sms import SmsSender, build_sms
 from bridge.accounts.tokens import TokenPair
 from bridge.errors import BadRequest, TokenInvalid
+from bridge.services import BridgeServices
 from realtime_server.base.settings import Settings
 from storage.challenges import challenges_store
 from storage.contacts import UserCard, contacts_store
@@ -115,7 +115,7 @@ class Card:
 class Onboarding:
     def __init__(
         self,
-        services: Any,  # bridge.services.BridgeServices (not imported: it imports us)
+        services: BridgeServices,
         *,
         clock: Callable[[], float] = time.time,
         sms: SmsSender | None = None,
@@ -141,9 +141,11 @@ class Onboarding:
         self.google = google if google is not None else build_google(settings, clock)
 
     @classmethod
-    def of(cls, services: Any) -> Onboarding:
+    def of(cls, services: BridgeServices) -> Onboarding:
         if services.onboarding is None:
-            services.onboarding = cls(services)
+            # On the node's clock (ms): OTP expiry and back-off, rate-limit windows.
+            node_ms: Callable[[], int] = services.clock
+            services.onboarding = cls(services, clock=lambda: node_ms() / 1000)
         found: Onboarding = services.onboarding
         return found
 

@@ -1,6 +1,6 @@
 """AI-message quotas: the API the AI feature calls before it calls a provider.
 
-Where to find it: ``ctx.services["quota"]`` in a socket frame handler (the
+Where to find it: ``ctx.services.quota`` in a socket frame handler (the
 gateway's services), ``services.billing.quota`` in a REST route.
 
 API (all methods are trio-async and safe to call concurrently)::

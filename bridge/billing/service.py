@@ -23,14 +23,15 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from actors.supervision import hold_until_cancelled
 from bridge.billing.errors import (
     AlreadySubscribed,
     NothingToCancel,
@@ -64,6 +65,9 @@ from storage.billing import (
     WebhookEvent,
     billing_store,
 )
+
+if TYPE_CHECKING:  # types only: the bridge does not start the node's services
+    from bridge.notifications.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,8 @@ class SubscriptionService:
         quota: QuotaService,
         stripe: StripeGateway,
         konnect: KonnectGateway,
+        *,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self._users = users
@@ -133,13 +139,13 @@ class SubscriptionService:
         self.quota = quota
         self.stripe = stripe
         self.konnect = konnect
-        self._clock = now_ms
+        self._clock = clock  # the node's (realtime_server.base.clock): periods, renewals
         self._user_locks = _KeyedLocks()
         self._subscription_locks = _KeyedLocks()
-        # bridge.notifications.notifier.Notifier, set by the node (issue 15): a
-        # payment and a plan set to end become the user's notifications, after
-        # the fact is stored and only when this call applied it (never twice).
-        self.notifier: Any = None
+        # Set by the node (issue 15): a payment and a plan set to end become
+        # the user's notifications, after the fact is stored and only when
+        # this call applied it (never twice).
+        self.notifier: Notifier | None = None
 
     def links(self, request_base: str) -> Links:
         public = (self.settings.billing_public_url or request_base).rstrip("/")
@@ -525,27 +531,34 @@ def check_settings(s: Settings) -> None:
 class Billing:
     """Plans, quota, subscriptions and both gateways of one node."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, *, clock: Callable[[], int] = now_ms
+    ) -> None:
         check_settings(settings)
         self.plans = plans_from_settings(settings)
         self.store = billing_store(store)
         self.stripe = StripeGateway(settings)
         self.konnect = KonnectGateway(settings)
         self.quota = QuotaService(
-            self.plans, self.store, grace_ms=settings.billing_renewal_grace_seconds * 1000
+            self.plans,
+            self.store,
+            grace_ms=settings.billing_renewal_grace_seconds * 1000,
+            clock=clock,
         )
         self.subscriptions = SubscriptionService(
-            settings, store, self.store, self.plans, self.quota, self.stripe, self.konnect
+            settings,
+            store,
+            self.store,
+            self.plans,
+            self.quota,
+            self.stripe,
+            self.konnect,
+            clock=clock,
         )
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Owns the gateways' HTTP clients for as long as the node runs."""
-        try:
-            task_status.started()
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self.aclose()
+        await hold_until_cancelled(task_status=task_status, on_stop=self.aclose)
 
     async def aclose(self) -> None:
         await self.stripe.aclose()

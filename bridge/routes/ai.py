@@ -63,7 +63,7 @@ from protocol.errors import ErrorCode
 from protocol.frames_ai import AiDone, AiError, AiFileRef
 from storage.ai import AiConversation, AiFolder, AiPreset
 from storage.ai_files import FileRef
-from storage.base import new_time_id, now_ms
+from storage.base import new_time_id
 
 TAG = "ai"
 _json = msgspec.json.Encoder()
@@ -112,9 +112,20 @@ async def check_model(services: BridgeServices, user_id: str, model: str) -> Non
         raise _refusal(exc) from None
 
 
-def conversation_out(services: BridgeServices, conv: AiConversation) -> ConversationOut:
-    running = ai_service(services).streams.running_in(conv.room_id)
-    return ConversationOut.of(conv, running.id if running else None)
+async def conversation_outs(
+    services: BridgeServices, convs: list[AiConversation]
+) -> list[ConversationOut]:
+    # ``running``: the answer running now on any node (issue 13).
+    try:
+        running = await ai_service(services).running([c.room_id for c in convs])
+    except ActorError as exc:
+        raise _refusal(exc) from None
+    return [ConversationOut.of(c, running.get(c.room_id)) for c in convs]
+
+
+async def conversation_out(services: BridgeServices, conv: AiConversation) -> ConversationOut:
+    [one] = await conversation_outs(services, [conv])
+    return one
 
 
 # ----- models and usage -----
@@ -149,7 +160,7 @@ async def ai_usage(services: BridgeServices, claims: AccessClaims) -> Response:
         summary = await ai.metered().summary(claims.user_id)
     except ActorError as exc:
         raise _refusal(exc) from None
-    day, month = periods(now_ms())
+    day, month = periods(services.clock())
     rows = await ai.ai.usage(claims.user_id, [day, month])
     return json_response(
         UsageOut(
@@ -187,7 +198,7 @@ async def create_conversation(
     room = await ai.create_room(me, body.title)
     if services.room_changed is not None:
         services.room_changed(room.id, False)
-    at = now_ms()
+    at = services.clock()
     conv = AiConversation(
         room_id=room.id,
         user_id=me,
@@ -208,7 +219,7 @@ async def create_conversation(
         with trio.CancelScope(shield=True):
             await ai.ai.delete_conversation(room.id)
         raise
-    return json_response(ConversationEnvelope(conversation_out(services, conv)), status=201)
+    return json_response(ConversationEnvelope(await conversation_out(services, conv)), status=201)
 
 
 @routes.route(
@@ -229,7 +240,7 @@ async def list_conversations(
         limit=query.limit,
         offset=query.offset,
     )
-    return json_response(ConversationList([conversation_out(services, c) for c in convs]))
+    return json_response(ConversationList(await conversation_outs(services, convs)))
 
 
 @routes.route(
@@ -243,7 +254,7 @@ async def get_conversation(
     services: BridgeServices, claims: AccessClaims, room_id: str
 ) -> Response:
     conv = await own_conversation(services, claims.user_id, room_id)
-    return json_response(ConversationEnvelope(conversation_out(services, conv)))
+    return json_response(ConversationEnvelope(await conversation_out(services, conv)))
 
 
 @routes.route(
@@ -280,11 +291,11 @@ async def update_conversation(
         changes["folder_id"] = body.folder_id
     if "model" in changes:
         await check_model(services, me, changes["model"])
-    changes["updated_at"] = now_ms()
+    changes["updated_at"] = services.clock()
     conv = await ai_service(services).ai.update_conversation(room_id, changes)
     if conv is None:
         raise NotFound("No such conversation.")
-    return json_response(ConversationEnvelope(conversation_out(services, conv)))
+    return json_response(ConversationEnvelope(await conversation_out(services, conv)))
 
 
 @routes.route(
@@ -370,7 +381,7 @@ async def export_conversation(
             content_type="text/markdown; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
         )
-    body = ExportOut(conversation_out(services, conv), messages, now_ms())
+    body = ExportOut(await conversation_out(services, conv), messages, services.clock())
     response = json_response(body)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}.json"'
     return response
@@ -458,7 +469,7 @@ async def stream_answer(
 async def create_folder(
     services: BridgeServices, claims: AccessClaims, body: FolderBody
 ) -> Response:
-    folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, now_ms())
+    folder = AiFolder(new_time_id("f_"), claims.user_id, body.name, services.clock())
     await ai_service(services).ai.create_folder(folder)
     return json_response(FolderEnvelope(FolderOut.of(folder)), status=201)
 
@@ -522,7 +533,7 @@ async def create_preset(
         body.system_prompt,
         body.temperature,
         body.max_tokens,
-        now_ms(),
+        services.clock(),
     )
     await ai_service(services).ai.create_preset(preset)
     return json_response(PresetEnvelope(PresetOut.of(preset)), status=201)

@@ -33,7 +33,7 @@ from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from storage.ai import AiPreset, ai_store
 from storage.ai_files import AiFile, ai_files_store
-from storage.base import new_time_id, now_ms
+from storage.base import new_time_id
 
 TAG = "ai"
 _UPLOAD_PATH = re.compile(r"^/ai/presets/[^/]+/files$")
@@ -172,7 +172,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             size=len(data),
             chars=len(text),
             chunks=len(chunks),
-            created_at=now_ms(),
+            created_at=services.clock(),
         )
         limit = settings.ai_files_per_preset
         if not await files.add_file(stored, chunks, max_files=limit):

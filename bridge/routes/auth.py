@@ -33,7 +33,7 @@ from bridge.routes.schemas import (
 )
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
-from storage.base import User, new_id, now_ms
+from storage.base import User, new_id
 
 
 def add_routes(router: Router, services: BridgeServices) -> None:
@@ -66,7 +66,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             username=body.username,
             display_name=body.display_name or body.username,
             password_hash=await passwords.hash(body.password),
-            created_at=now_ms(),
+            created_at=services.clock(),
         )
         await store.create_user(user)  # Conflict(email|username) -> 409
         pair = await tokens.issue_pair(user, body.device)

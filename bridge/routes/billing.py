@@ -20,13 +20,11 @@ webhook only make the server ask the gateway what was actually paid.
 
 from __future__ import annotations
 
-from typing import cast
-
 import msgspec
 from quart import Response, request
 
 from bridge.accounts.tokens import AccessClaims
-from bridge.billing.service import Billing, Links
+from bridge.billing.service import Links
 from bridge.http.routing import Router, json_response, read_body
 from bridge.routes.schemas_billing import (
     CheckoutRequest,
@@ -54,7 +52,7 @@ _GATEWAY_ERRORS = (ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE)
 
 
 def add_routes(router: Router, services: BridgeServices) -> None:
-    billing = cast("Billing | None", services.billing)
+    billing = services.billing
     if billing is None:  # a REST-only app built without billing
         return
     subs = billing.subscriptions

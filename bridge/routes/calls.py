@@ -7,7 +7,6 @@ answers 404 exactly like one that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import msgspec
@@ -20,7 +19,6 @@ from bridge.http.routing import Router, json_response
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from protocol.frames_calls import IceServer
-from storage.base import now_ms
 from storage.calls import CallParticipantRecord, CallRecord, CallStore, calls_store
 
 _NO_SUCH_CALL = "No such call, or you were not part of it."
@@ -160,7 +158,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         uses_store=False,
     )
     async def get_ice_servers(claims: AccessClaims) -> Response:
-        servers = ice_servers(settings, claims.user_id, time.time())
+        servers = ice_servers(settings, claims.user_id, services.clock() / 1000)
         return json_response(IceServersOut(servers, settings.call_turn_ttl))
 
     @router.route(
@@ -197,7 +195,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             raise Forbidden("Only users who were in the call can rate it.")
         if call.state != "ended":
             raise BridgeError("The call has not ended yet.", code=ErrorCode.CONFLICT)
-        at = now_ms()
+        at = services.clock()
         if not await calls.set_feedback(call.id, claims.user_id, body.rating, body.comment, at):
             raise NotFound(_NO_SUCH_CALL)
         return json_response(FeedbackOut(body.rating, body.comment, at))

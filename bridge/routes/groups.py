@@ -34,7 +34,7 @@ from bridge.http.routing import Router, empty_response, json_response
 from bridge.routes.schemas import NO_NUL, RoomName, RoomOut, UserId
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
-from storage.base import Room, Store, new_id, now_ms
+from storage.base import Room, Store, new_id
 from storage.contacts import group_add_refusals
 from storage.groups import GroupProfile, group_store
 from storage.media import attach_media, media_visible_to
@@ -143,7 +143,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
                 + ", ".join(refused[:5])
                 + "."
             )
-        added = await groups.add_members(room_id, wanted, now_ms())
+        added = await groups.add_members(room_id, wanted, services.clock())
         if added:
             await _changed(services, room_id, {"ev": "members.added", "by": me, "users": added})
             if services.notifier is not None:

@@ -28,7 +28,7 @@ from bridge.http.routing import Body, Router, json_response
 from bridge.http.uploads import MULTIPART_OVERHEAD, read_one_file, upload_request_class
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
-from storage.base import new_id, now_ms
+from storage.base import new_id
 from storage.blobs import BlobNotFound, BlobStore, LocalBlobStore
 from storage.media import MediaInfo, media_store
 
@@ -142,7 +142,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
             thumb_key=f"{media_id}_t" if thumb is not None else None,
             width=width,
             height=height,
-            created_at=now_ms(),
+            created_at=services.clock(),
         )
         # Bytes first, row last: a row never points at a blob that is not there.
         await blobs.put(info.blob_key, data)

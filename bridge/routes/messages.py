@@ -28,7 +28,7 @@ from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import Reaction
-from storage.base import StoredMessage
+from storage.base import Store, StoredMessage
 from storage.messages_rich import rich_store
 
 MAX_TERMS = 10
@@ -128,7 +128,7 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         return json_response(RichPage(out, has_more=len(found) > query.limit))
 
 
-async def _check_member(store: object, room_id: str, user_id: str) -> None:
-    room = await store.get_room(room_id)  # type: ignore[attr-defined]
+async def _check_member(store: Store, room_id: str, user_id: str) -> None:
+    room = await store.get_room(room_id)
     if room is None or all(m.user_id != user_id for m in room.members):
         raise NotFound("No such room, or you are not a member.")

@@ -35,7 +35,7 @@ from bridge.routes.schemas import (
 from bridge.services import BridgeServices
 from protocol.errors import ErrorCode
 from protocol.frames_chat import ReceiptData
-from storage.base import Room, RoomMember, Store, new_id, now_ms
+from storage.base import Room, RoomMember, Store, new_id
 from storage.contacts import group_add_refusals
 
 _NO_SUCH_ROOM = "No such room, or you are not a member."
@@ -61,9 +61,9 @@ def add_routes(router: Router, services: BridgeServices) -> None:
         me = claims.user_id
         match body:
             case CreateDirectRoom(user_id=other):
-                wanted = await _direct_room(store, me, other)
+                wanted = await _direct_room(store, me, other, services.clock())
             case CreateGroupRoom():
-                wanted = await _group_room(store, me, body)
+                wanted = await _group_room(store, me, body, services.clock())
             case _:
                 raise AssertionError(f"unhandled room request {body!r}")
         room = await store.create_room(wanted)
@@ -162,7 +162,7 @@ async def _member_room(store: Store, room_id: str, user_id: str) -> Room:
     return room
 
 
-async def _direct_room(store: Store, me: str, other: str) -> Room:
+async def _direct_room(store: Store, me: str, other: str, at: int) -> Room:
     if other == me:
         raise BadRequest("A direct room needs another user.", field="user_id")
     if not await store.existing_user_ids([other]):
@@ -172,13 +172,13 @@ async def _direct_room(store: Store, me: str, other: str) -> Room:
         kind="direct",
         name="",
         created_by=me,
-        created_at=now_ms(),
+        created_at=at,
         members=(RoomMember(me, "member"), RoomMember(other, "member")),
         direct_key=":".join(sorted((me, other))),
     )
 
 
-async def _group_room(store: Store, me: str, body: CreateGroupRoom) -> Room:
+async def _group_room(store: Store, me: str, body: CreateGroupRoom, at: int) -> Room:
     # dict.fromkeys dedupes and keeps the order the client gave.
     others = [u for u in dict.fromkeys(body.members) if u != me]
     known = await store.existing_user_ids(others) if others else set()
@@ -195,6 +195,6 @@ async def _group_room(store: Store, me: str, body: CreateGroupRoom) -> Room:
         kind="group",
         name=body.name,
         created_by=me,
-        created_at=now_ms(),
+        created_at=at,
         members=members,
     )

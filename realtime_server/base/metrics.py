@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Any, Protocol
 
 import msgspec
-import trio
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -338,16 +337,13 @@ class WatchedNode(Protocol):
 _nodes: list[WatchedNode] = []
 
 
-async def watch(
-    node: WatchedNode, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Report ``node``'s live sizes until cancelled (run it in the node's nursery)."""
+def watch(node: WatchedNode) -> None:
+    """Report ``node``'s live sizes from now on, until ``forget(node)``."""
     _nodes.append(node)
-    task_status.started()
-    try:
-        await trio.sleep_forever()
-    finally:
-        _nodes.remove(node)
+
+
+def forget(node: WatchedNode) -> None:
+    _nodes.remove(node)
 
 
 class _LiveCollector:

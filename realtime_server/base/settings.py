@@ -212,6 +212,8 @@ class Settings:
     # ----- notifications, announcements, admin statistics (issue 15) -----
     announcement_max_chars: int = 2000
     admin_stats_interval: float = 5.0  # seconds between admin.stats pushes (and rate windows)
+    notifications_retention_days: int = 90  # read notifications older than this are deleted
+    notifications_max_per_user: int = 1000  # newest kept per user; older ones deleted
     # ----- stories (issue 15, part 1) -----
     story_ttl_seconds: int = 86_400  # how long a story is shown after it is posted
     story_max_chars: int = 700  # longest text of a text story, or caption
@@ -320,6 +322,8 @@ def _validate(s: Settings) -> None:
         "call_turn_ttl",
         "announcement_max_chars",
         "admin_stats_interval",
+        "notifications_retention_days",
+        "notifications_max_per_user",
         "story_ttl_seconds",
         "story_max_chars",
         "push_timeout",

@@ -28,6 +28,14 @@ the generation itself keeps, and pushes the same bytes to each. A member
 removed from the room stops receiving at once (the mirror pushes only to the
 room's current local members).
 
+A generating node that dies: every lease period this node checks the node
+lease of each generation it mirrors; when it has run out (killed, cut off,
+paused past its lease), or when no frame came for ``stale_after``, the
+mirrored sessions get a terminal ``ai.error`` (``unavailable``) instead of
+silence, and the mirror goes. The prompt is stored; the answer is not (ask
+again). A paused node that comes back later may still store its answer: it
+arrives as a normal message.
+
 Attach and stop from another node: the attaching node finds the slot's
 holder (its mirror, else the lease row) and asks it on ``n:<node>/ai``; the
 generation answers in its own loop with ``AiAttached`` on ``r:<room>``, so
@@ -43,7 +51,9 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -52,7 +62,10 @@ import trio
 from actors.ai_link import END, START
 from actors.ai_stream import Members, RemoteAttach
 from actors.errors import ActorError
+from actors.supervision import ServiceNursery
+from protocol import codec
 from protocol.errors import ErrorCode
+from protocol.frames_ai import AiError, AiErrorData
 from realtime_server.cluster.bus import BusUnavailable
 from realtime_server.cluster.envelopes import members_decoder
 from storage.errors import StoreError
@@ -67,6 +80,7 @@ log = logging.getLogger(__name__)
 ENDED_MEMORY = 4096  # generations seen ending here, for a late stop's ``ok``
 _BUS_DOWN = "The node running this AI answer cannot be reached (bus down); retry shortly."
 _SILENT = "The node running this AI answer did not answer; retry shortly."
+_LOST_NODE = "The server running this AI answer stopped before it ended; ask again."
 
 
 # ----- on the bus ------------------------------------------------------------------
@@ -81,6 +95,7 @@ class AiFrames(msgspec.Struct, tag="ai.f", gc=False):
     node: str
     kind: int
     data: bytes
+    n: int = 0  # deltas sent so far
 
 
 class AiAttached(msgspec.Struct, tag="ai.a", gc=False):
@@ -117,16 +132,26 @@ class AttachAsk(msgspec.Struct, tag="ai.attach", gc=False):
     from_: int
 
 
+class RunningAsk(msgspec.Struct, tag="ai.running", gc=False):
+    """On ``n:<node>/ai``: which generations run there in ``rooms`` (REST's ``running``)."""
+
+    origin: str
+    fid: int
+    rooms: list[str]
+
+
 class AiAnswer(msgspec.Struct, tag="ai.ok", gc=False):
-    """On ``n:<origin>/ai``: how request ``fid`` went (``code`` empty: ok)."""
+    """On ``n:<origin>/ai``: how request ``fid`` went (``code`` empty: ok);
+    ``running``: the answer to a ``RunningAsk`` (room -> generation id)."""
 
     fid: int
     code: str = ""
     text: str = ""
+    running: dict[str, str] | None = None
 
 
 _room_decoder = msgspec.msgpack.Decoder(AiFrames | AiAttached)
-_node_decoder = msgspec.msgpack.Decoder(StopAsk | AttachAsk | AiAnswer)
+_node_decoder = msgspec.msgpack.Decoder(StopAsk | AttachAsk | RunningAsk | AiAnswer)
 _encoder = msgspec.msgpack.Encoder()
 # The room channel carries the rooms' traffic too (many more messages than
 # ours): the tag is the first key of every envelope, so a look at its bytes
@@ -148,6 +173,7 @@ class _Mirror:
     node: str
     sessions: dict[int, Any] = field(default_factory=dict)
     touched: float = 0.0
+    n: int = 0  # deltas sent so far, as its node last said
 
 
 @dataclass(slots=True, eq=False)
@@ -156,6 +182,7 @@ class _Waiting:
     done: trio.Event = field(default_factory=trio.Event)
     code: str = ""
     text: str = ""
+    running: dict[str, str] | None = None
 
 
 class ClusterAi:
@@ -176,7 +203,7 @@ class ClusterAi:
         self._waiting: dict[int, _Waiting] = {}
         self._fids = itertools.count(1)
         self._unfreed: list[tuple[str, int]] = []  # slots whose release failed
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("cluster AI")
         self.unpublished = 0  # frames the bus refused (metrics, tests)
         rooms.room_handlers.append(self._on_room)
 
@@ -187,29 +214,60 @@ class ClusterAi:
         self.bus.subscribe(self._channel(self.node_key), self._on_node)
         self.bus.subscribe(f"{self.cluster.prefix}members", self._on_members)
         await self.bus.wait_subscribed()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                while True:
-                    await trio.sleep(1)
-                    self._sweep()
-                    if self._unfreed:
-                        unfreed, self._unfreed = self._unfreed, []
-                        for room_id, token in unfreed:
-                            await self.free_slot(room_id, token)
-            finally:
-                self._nursery = None
+        await self._tasks.serve(self._sweep_forever, task_status=task_status)
+
+    async def _sweep_forever(self) -> None:
+        checked = trio.current_time()
+        while True:
+            await trio.sleep(1)
+            self._sweep()
+            if trio.current_time() - checked >= self.rooms.lease_seconds:
+                checked = trio.current_time()
+                await self._check_nodes()
+            if self._unfreed:
+                unfreed, self._unfreed = self._unfreed, []
+                for room_id, token in unfreed:
+                    await self.free_slot(room_id, token)
 
     def _sweep(self) -> None:
         cutoff = trio.current_time() - self.stale_after
         for mirror in [m for m in self._mirrors.values() if m.touched < cutoff]:
             log.warning("AI answer %s of %s: its end never came; dropped", mirror.gen, mirror.node)
-            self._drop(mirror)
+            self._fail(mirror)
+
+    async def _check_nodes(self) -> None:
+        """End the mirrors of generations whose node's lease ran out (it died)."""
+        for node in sorted({m.node for m in self._mirrors.values()}):
+            try:
+                alive = await self.leases.alive(node)
+            except StoreError as exc:
+                log.debug("AI: node %s not checked (%r)", node, exc)
+                continue
+            if alive:
+                continue
+            for mirror in [m for m in self._mirrors.values() if m.node == node]:
+                log.warning(
+                    "AI answer %s: its node %s is gone; ended as unavailable", mirror.gen, node
+                )
+                self._fail(mirror)
+
+    def _fail(self, mirror: _Mirror) -> None:
+        """A terminal ``ai.error`` to the mirror's sessions, and the mirror goes."""
+        error = AiError(
+            d=AiErrorData(
+                gen=mirror.gen,
+                room=mirror.room,
+                code=ErrorCode.UNAVAILABLE.value,
+                text=_LOST_NODE,
+                n=mirror.n,
+            )
+        )
+        self._push(mirror, self.rooms.frame(codec.encode(error)))
+        self._drop(mirror)
+        self._ended[mirror.gen] = None
 
     def _spawn(self, fn: Any, *args: Any) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
+        self._tasks.start_if_running(fn, *args)
 
     def _service(self) -> AiService:
         assert self.service is not None, "the node binds the AI service before serving"
@@ -241,8 +299,8 @@ class ClusterAi:
 
     # ----- frames out --------------------------------------------------------------
 
-    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes) -> None:
-        self._publish_room(room_id, AiFrames(room_id, gen_id, self.node_key, kind, data))
+    def frames(self, room_id: str, gen_id: str, kind: int, data: bytes, n: int = 0) -> None:
+        self._publish_room(room_id, AiFrames(room_id, gen_id, self.node_key, kind, data, n))
 
     def attach_reply(
         self, room_id: str, gen_id: str, origin: str, fid: int, data: bytes, ended: bool
@@ -283,6 +341,7 @@ class ClusterAi:
             if found is None:
                 return  # nobody here had it (nor attached to it)
             mirror = found
+        mirror.n = max(mirror.n, msg.n)
         self._push(mirror, msg.data)
         if msg.kind == END:
             self._drop(mirror)
@@ -416,6 +475,36 @@ class ClusterAi:
             ) from exc
         return [str(r[0]) for r in rows]
 
+    async def running(self, room_ids: Sequence[str]) -> dict[str, str]:
+        """The generations other live nodes run in these rooms: what this node
+        mirrors, else one query for the slots' holders and one ask per holder."""
+        found = {r: self._room_gen[r] for r in room_ids if r in self._room_gen}
+        rest = [r for r in room_ids if r not in found]
+        if not rest:
+            return found
+        db = self.store.db
+        d = db.dialect
+        try:
+            rows = await db.fetch(
+                "SELECT l.room_id, l.node_key FROM room_leases l"
+                " JOIN node_leases n ON n.node_key = l.node_key"
+                f" AND n.expires_at >= {d.now_ms()}"
+                f" WHERE {d.in_list('l.room_id')} AND l.node_key <> ?",
+                (d.array(f"ai:{r}" for r in rest), self.node_key),
+            )
+        except StoreError as exc:
+            raise ActorError(
+                "Cannot find the AI answers' nodes now; retry shortly.",
+                code=ErrorCode.UNAVAILABLE,
+            ) from exc
+        by_node: dict[str, list[str]] = {}
+        for key, node in rows:
+            by_node.setdefault(str(node), []).append(str(key).removeprefix("ai:"))
+        for node, rooms in sorted(by_node.items()):
+            answer = await self._ask(node, partial(RunningAsk, self.node_key, rooms=rooms))
+            found.update(answer.running or {})
+        return found
+
     async def attach(
         self, user_id: str, session: Any, room_id: str, gen_id: str | None, from_: int
     ) -> bool:
@@ -446,17 +535,24 @@ class ClusterAi:
                 self._spawn(self._serve_stop, msg)
             case AttachAsk():
                 self._spawn(self._serve_attach, msg)
-            case AiAnswer(fid, code, text):
+            case RunningAsk(origin, fid, rooms):
+                streams = self._service().streams
+                running = {r: g.id for r in rooms if (g := streams.running_in(r)) is not None}
+                self._publish_answer(origin, AiAnswer(fid, running=running))
+            case AiAnswer(fid, code, text, running):
                 waiting = self._waiting.get(fid)
                 if waiting is not None:
-                    waiting.code, waiting.text = code, text
+                    waiting.code, waiting.text, waiting.running = code, text, running
                     waiting.done.set()
 
     def _answer(self, origin: str, fid: int, code: str = "", text: str = "") -> None:
+        self._publish_answer(origin, AiAnswer(fid, code, text))
+
+    def _publish_answer(self, origin: str, answer: AiAnswer) -> None:
         try:
-            self.bus.publish(self._channel(origin), _encoder.encode(AiAnswer(fid, code, text)))
+            self.bus.publish(self._channel(origin), _encoder.encode(answer))
         except BusUnavailable:
-            log.debug("AI answer %d to %s lost: bus down", fid, origin)
+            log.debug("AI answer %d to %s lost: bus down", answer.fid, origin)
 
     async def _serve_stop(self, msg: StopAsk) -> None:
         service = self._service()

@@ -29,6 +29,10 @@
   deployment's ``members`` channel (``ClusterRooms.members_changed``); the
   calls this node leads in that room re-check every participant, so a
   removed member is out of a call led on another node at once.
+- **Blocks.** A block between two members of a group call is announced on
+  the deployment's ``call-access`` channel (``AccessNotice``, the pair): the
+  node leading a call that holds either of them re-reads who is kept apart,
+  so their signaling is refused wherever each device is connected.
 - **Orphans.** Every few lease periods (and at start) the node looks for
   unfinished calls whose leader is gone and starts their actor
   (``Adopt``): the claim makes this node their leader, which ends them as
@@ -48,7 +52,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import trio
@@ -57,7 +60,8 @@ from actors.call import (
     CALL,
     Accept,
     AccessChanged,
-    CallRequest,
+    CallMessage,
+    CallRequests,
     Decline,
     Hangup,
     Join,
@@ -66,8 +70,9 @@ from actors.call import (
 )
 from actors.call_link import Adopt, Reforward
 from actors.call_registry import CallRegistry
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.runtime import ActorSystem
+from actors.supervision import ServiceNursery, every
 from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames_calls import CallIceData, CallSdpData
@@ -124,8 +129,15 @@ class Gone(msgspec.Struct, tag="call.gone", gc=False):
     conn: int
 
 
+class AccessNotice(msgspec.Struct, tag="call.access", gc=False):
+    """On ``call-access``: ``users`` blocked or unblocked one another."""
+
+    users: list[str]
+
+
 CallTraffic = Forward | ToSession | Gone
 _decoder = msgspec.msgpack.Decoder(CallTraffic)
+_access_decoder = msgspec.msgpack.Decoder(AccessNotice)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -146,7 +158,9 @@ class RemoteInfo:
 class RemoteSession:
     __slots__ = ("node", "info", "user_id", "closed", "_send", "__weakref__")
 
-    def __init__(self, node: str, info: RemoteInfo, send: Callable[[str, Any], None]) -> None:
+    def __init__(
+        self, node: str, info: RemoteInfo, send: Callable[[str, Forward | ToSession | Gone], None]
+    ) -> None:
         self.node = node
         self.info = info
         self.user_id = info.user_id
@@ -164,7 +178,7 @@ class RemoteSession:
 
 @dataclass(slots=True, eq=False)
 class _Waiting:
-    msg: CallRequest
+    msg: CallRequests
     call: str
     deadline: float  # re-forward after this
     give_up: float  # answer unavailable after this
@@ -206,7 +220,9 @@ class ClusterCalls:
         self._told: dict[int, set[str]] = {}
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._members_channel = f"{cluster.prefix}members"
-        self._nursery: trio.Nursery | None = None
+        self._access_channel = f"{cluster.prefix}call-access"
+        registry.elsewhere = self.access_changed
+        self._tasks = ServiceNursery("cluster calls")
         self.unpublished = 0  # frames the bus refused (tests, metrics)
 
     # ----- running ------------------------------------------------------------
@@ -215,19 +231,18 @@ class ClusterCalls:
         """Listen on this node's call channel, time out forwards, sweep orphans."""
         self.bus.subscribe(self._channel, self._on_message)
         self.bus.subscribe(self._members_channel, self._on_members)
+        self.bus.subscribe(self._access_channel, self._on_access)
         await self.bus.wait_subscribed()
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._sweep_forever)
-                task_status.started()
-                while True:
-                    await trio.sleep(0.1)
-                    self._expire()
+            await self._tasks.serve(self._expire_forever, task_status=task_status)
         finally:
-            self._nursery = None
             self.bus.unsubscribe(self._channel, self._on_message)
             self.bus.unsubscribe(self._members_channel, self._on_members)
+            self.bus.unsubscribe(self._access_channel, self._on_access)
+
+    async def _expire_forever(self) -> None:
+        self._tasks.start_soon(self._sweep_forever)
+        await every(0.1, self._expire)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -249,18 +264,13 @@ class ClusterCalls:
                     if session.node == node:
                         session.closed.set()
 
-    def _tell(self, call_id: str, msg: Any) -> None:
-        try:
-            self.system.ref(CALL, call_id).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+    def _tell(self, call_id: str, msg: CallMessage) -> None:
+        self.system.tell_soon_or_fail(CALL, call_id, msg)
 
     def _publish(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         self.bus.publish(channel_calls(self.cluster.prefix, node), _encoder.encode(envelope))
 
-    def _send(self, node: str, envelope: Any) -> None:
+    def _send(self, node: str, envelope: Forward | ToSession | Gone) -> None:
         """For remote sessions: a lost push is logged, never raised into the actor."""
         try:
             self._publish(node, envelope)
@@ -273,8 +283,7 @@ class ClusterCalls:
     async def claim(self, key: str) -> Holder:
         return await self.leases.claim(key, self.node_key)
 
-    def forward(self, leader: str, call_id: str, msg: Any) -> None:
-        assert isinstance(msg, CallRequest)
+    def forward(self, leader: str, call_id: str, msg: CallRequests) -> None:
         session = msg.session
         # A remote device's request reaches us when we led once and no longer
         # do: pass it on; its own node keeps the time and watches the device.
@@ -313,8 +322,8 @@ class ClusterCalls:
             )
         self._watch(session, leader)
 
-    def settled(self, msg: Any) -> None:
-        session = getattr(msg, "session", None)
+    def settled(self, msg: CallRequests) -> None:
+        session = msg.session
         if isinstance(session, Session):
             key = (session.info.conn_id, msg.request_id)
             waiting = self._waiting.get(key)
@@ -329,6 +338,14 @@ class ClusterCalls:
             self.unpublished += 1
             log.warning("call push for %s in %s not published (bus down)", user, room)
 
+    def access_changed(self, users: tuple[str, ...]) -> None:
+        """A block made here: the calls the other nodes lead re-check the pair."""
+        try:
+            self.bus.publish(self._access_channel, _encoder.encode(AccessNotice(list(users))))
+        except BusUnavailable:
+            self.unpublished += 1
+            log.warning("calls: a block between %s not announced (bus down)", users)
+
     # ----- local devices that talk to leaders elsewhere ------------------------------
 
     def _watch(self, session: Session, leader: str) -> None:
@@ -336,8 +353,7 @@ class ClusterCalls:
         leaders = self._told.get(conn)
         if leaders is None:
             leaders = self._told[conn] = set()
-            if self._nursery is not None:
-                self._nursery.start_soon(self._tell_when_closed, session)
+            self._tasks.start_if_running(self._tell_when_closed, session)
         leaders.add(leader)
 
     async def _tell_when_closed(self, session: Session) -> None:
@@ -403,6 +419,19 @@ class ClusterCalls:
             if self.system.is_live(CALL, call_id):
                 self._tell(call_id, AccessChanged((), everyone=True))
 
+    def _on_access(self, payload: bytes) -> None:
+        try:
+            notice = _access_decoder.decode(payload)
+        except msgspec.DecodeError:
+            log.warning("call-access channel: undecodable message dropped")
+            return
+        users = tuple(notice.users)
+        # The leader holds every participant in its registry (``holder``).
+        calls = {c for u in users if (c := self.registry.holder(u)) is not None}
+        for call_id in sorted(calls):
+            if self.system.is_live(CALL, call_id):
+                self._tell(call_id, AccessChanged(users))
+
     def _remote_session(self, msg: Forward) -> RemoteSession:
         key = (msg.origin, msg.conn)
         session = self._remote.get(key)
@@ -411,7 +440,7 @@ class ClusterCalls:
             session = self._remote[key] = RemoteSession(msg.origin, info, self._send)
         return session
 
-    def _request(self, msg: Forward) -> CallRequest | None:
+    def _request(self, msg: Forward) -> CallRequests | None:
         session = self._remote_session(msg)
         match msg.op:
             case "start":
@@ -442,5 +471,5 @@ _OPS: dict[type, str] = {
 }
 
 
-def _op(msg: CallRequest) -> str:
+def _op(msg: CallRequests) -> str:
     return _OPS[type(msg)]

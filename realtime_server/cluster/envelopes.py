@@ -89,8 +89,15 @@ class Answered(msgspec.Struct, tag="answer", gc=False):
     text: str = ""
 
 
+class Forwards(msgspec.Struct, tag="fwds", gc=False):
+    """On ``n:<leader>``: what one node forwarded to it in one scheduler tick,
+    in the order it was forwarded (one bus message instead of one per post)."""
+
+    items: list[ForwardPost | ForwardChange]
+
+
 RoomTraffic = Batch | Event | ToUser
-NodeTraffic = ForwardPost | ForwardChange | Answered
+NodeTraffic = ForwardPost | ForwardChange | Answered | Forwards
 
 room_decoder = msgspec.msgpack.Decoder(RoomTraffic)
 node_decoder = msgspec.msgpack.Decoder(NodeTraffic)

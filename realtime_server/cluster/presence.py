@@ -47,6 +47,7 @@ import hashlib
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -133,7 +134,15 @@ class _Remote:
 
 
 class ClusterPresence:
-    def __init__(self, cluster: Cluster, *, beacon: float, grace: float) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        beacon: float,
+        grace: float,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._clock = clock  # the node's (realtime_server.base.clock): last seen
         self._bus = cluster.bus
         self._key = cluster.node_key
         self._channel = presence_channel(cluster.prefix)
@@ -194,6 +203,10 @@ class ClusterPresence:
     def active_elsewhere(self, user_id: str) -> bool:
         """Whether another node has a session of the user now (not only its grace)."""
         return user_id in self._active
+
+    def active_elsewhere_users(self) -> list[str]:
+        """Users with a session on another node now (admin statistics)."""
+        return list(self._active)
 
     def recent_last_seen(self, user_id: str) -> int | None:
         return self._recent.get(user_id)
@@ -276,7 +289,7 @@ class ClusterPresence:
             remote = self._nodes[message.node] = _Remote()
             log.info("presence: hearing node %s", message.node)
         remote.heard = trio.current_time()
-        remote.heard_ms = now_ms()
+        remote.heard_ms = self._clock()
         if isinstance(message, Delta):
             for user, at, others in message.events:
                 if at == UP:
@@ -294,7 +307,7 @@ class ClusterPresence:
                     self._publish(Sync(self._key, message.node))
         elif isinstance(message, Snapshot):
             users = set(message.users)
-            at = now_ms()
+            at = self._clock()
             for user in remote.users - users:
                 if self._remove(remote, user):
                     self._offline(user, at, store=False)  # its sender stored when it left

@@ -22,6 +22,10 @@ The node's part, beside the room actors' (``actors.room_link``):
   dead) and handles or re-forwards it. A resend of the same post is safe: the
   leader answers a known cid with the stored message. After ``ASK_TIMEOUT``
   the sender hears ``unavailable``.
+- **One message per tick.** What a node forwards to one leader within one
+  scheduler tick goes out as ONE bus message (``Forwards``), in order: under
+  load the bus carries a few messages per tick, not one per post. The leader
+  handles the items one by one, exactly as if they had come alone.
 - **Node lease.** Renewed every quarter of ``NODE_LEASE_SECONDS``, on a
   connection of its own (a loaded pool must not let it lapse). A renewal
   that finds the lease had run out (the process was paused or cut off) logs
@@ -45,20 +49,29 @@ from typing import Any
 import msgspec
 import trio
 
-from actors.errors import ActorError, ActorUnavailable
+from actors.errors import ActorUnavailable
 from actors.room import (
     ROOM,
     BlocksChanged,
     MembersChanged,
     Post,
     PostAs,
+    RoomMessage,
     _Pending,
     deliver,
 )
-from actors.room_changes import EV_KEY, Change, ExpireData
-from actors.room_link import Answer, Reclaim, Reforward, RemoteChange, RemotePost
+from actors.room_changes import EV_KEY, Change, ExpireData, Skip
+from actors.room_link import (
+    Answer,
+    Forwarded,
+    Reclaim,
+    Reforward,
+    RemoteChange,
+    RemotePost,
+)
 from actors.room_rules import to_wire
 from actors.runtime import ActorSystem
+from actors.supervision import ServiceNursery, every
 from protocol.errors import ErrorCode
 from protocol.frames import Message
 from protocol.frames_chat import (
@@ -77,6 +90,7 @@ from realtime_server.cluster.envelopes import (
     Event,
     ForwardChange,
     ForwardPost,
+    Forwards,
     Members,
     ToUser,
     encoder,
@@ -105,7 +119,7 @@ _BUS_DOWN = "The node leading this room cannot be reached (bus down); retry shor
 
 @dataclass(slots=True, eq=False)
 class _Forwarded:
-    msg: Any  # Post | PostAs | Change (a local request waiting for the leader)
+    msg: Post | PostAs | Change  # a local request waiting for the leader
     room: str
     key: tuple[str, str, str] | None  # (room, sender, cid) of a post
     deadline: float  # re-forward after this
@@ -150,11 +164,14 @@ class ClusterRooms:
         self._fid_of: dict[int, int] = {}  # id(request) -> fid, while it waits
         self._by_post: dict[tuple[str, str, str], int] = {}
         self._fids = itertools.count(1)
+        # Forwards of this tick, per leader, until ``_flush_forwards`` sends them.
+        self._outbox: dict[str, list[ForwardPost | ForwardChange]] = {}
+        self._outbox_ready = trio.Event()
         # Room -> highest seq fanned out here; batches buffered while a gap is
         # read from storage (the bus may lose messages; storage has them all).
         self._seen: dict[str, int] = {}
         self._repairing: dict[str, list[Batch]] = {}
-        self._nursery: trio.Nursery | None = None
+        self._tasks = ServiceNursery("cluster rooms")  # repairs and loads: each re-reads
         # Who listens on the channels of this node's rooms: these, and others
         # with tags of their own (AI frames, ``cluster.ai``).
         self.room_handlers: list[Callable[[bytes], None]] = [self._on_room]
@@ -174,16 +191,12 @@ class ClusterRooms:
         self.bus.subscribe(self._members_channel, self._on_members)
         self.bus.on_reconnect(self._reconnected)
         await self.bus.wait_subscribed()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._renew_forever)
-            task_status.started()
-            try:
-                while True:
-                    await trio.sleep(0.1)
-                    self._expire_forwards()
-            finally:
-                self._nursery = None
+        await self._tasks.serve(self._expire_forwards_forever, task_status=task_status)
+
+    async def _expire_forwards_forever(self) -> None:
+        self._tasks.start_soon(self._renew_forever)
+        self._tasks.start_soon(self._flush_forwards)
+        await every(0.1, self._expire_forwards)
 
     async def _renew_forever(self) -> None:
         every = self.lease_seconds / 4
@@ -219,23 +232,17 @@ class ClusterRooms:
             log.warning("node lease: release failed (rooms move when it runs out): %r", exc)
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
+        self._tasks.start_if_running(fn, *args)
 
-    def _tell(self, room: str, msg: Any) -> None:
-        try:
-            self.system.ref(ROOM, room).tell_soon(msg)
-        except ActorError as exc:
-            fail = getattr(msg, "fail", None)
-            if fail is not None:
-                fail(exc)
+    def _tell(self, room: str, msg: RoomMessage) -> None:
+        self.system.tell_soon_or_fail(ROOM, room, msg)
 
     # ----- the link of room actors (actors.room_link.RoomLink) ------------------
 
     async def claim(self, room_id: str) -> Holder:
         return await self.leases.claim(room_id, self.node_key)
 
-    def forward(self, owner: str, room_id: str, msg: Any) -> None:
+    def forward(self, owner: str, room_id: str, msg: Forwarded) -> None:
         if isinstance(msg, RemotePost):
             # Forwarded to us, and we do not lead (any more): pass it on; its
             # origin keeps the time.
@@ -274,22 +281,50 @@ class ClusterRooms:
             else:
                 skip = self._skip_key(msg.session)
                 envelope = self._change_envelope(room_id, self.node_key, fid, msg, skip)
-        try:
-            self.bus.publish(self.cluster.node_channel(owner), encoder.encode(envelope))
-        except BusUnavailable:
+        if not self.bus.up:
             self._untrack(msg)
-            raise ActorUnavailable(_BUS_DOWN, code=ErrorCode.UNAVAILABLE) from None
+            raise ActorUnavailable(_BUS_DOWN, code=ErrorCode.UNAVAILABLE)
+        self._outbox.setdefault(owner, []).append(envelope)
+        self._outbox_ready.set()
+
+    async def _flush_forwards(self) -> None:
+        """Send what was forwarded since the last flush: one message per leader."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+            outbox, self._outbox = self._outbox, {}
+            for owner, items in outbox.items():
+                envelope = items[0] if len(items) == 1 else Forwards(items)
+                try:
+                    self.bus.publish(self.cluster.node_channel(owner), encoder.encode(envelope))
+                except BusUnavailable:
+                    for item in items:
+                        self._not_forwarded(item)
+
+    def _not_forwarded(self, item: ForwardPost | ForwardChange) -> None:
+        """The bus went down before ``item`` left: its sender hears ``unavailable``
+        (one passed on from another node is left to its origin's timeout)."""
+        if item.origin != self.node_key:
+            return
+        waiting = self._forwards.get(item.fid)
+        if waiting is not None:
+            self._untrack(waiting.msg)
+            waiting.msg.reply_err(ErrorCode.UNAVAILABLE, _BUS_DOWN)
 
     @staticmethod
     def _change_envelope(
-        room_id: str, origin: str, fid: int, change: Change | RemoteChange, skip: Any
+        room_id: str,
+        origin: str,
+        fid: int,
+        change: Change | RemoteChange,
+        skip: tuple[str, int] | None,
     ) -> ForwardChange:
         op = change.op
         return ForwardChange(
             room_id, origin, fid, change.user_id, type(op).__name__, encoder.encode(op), skip
         )
 
-    def taken_back(self, msg: Any) -> None:
+    def taken_back(self, msg: Forwarded) -> None:
         self._untrack(msg)
 
     def batch_committed(self, room_id: str, messages: list[Message]) -> None:
@@ -297,10 +332,10 @@ class ClusterRooms:
             self._seen[room_id] = messages[-1].seq
         self._publish_room(room_id, Batch(room_id, messages))
 
-    def event(self, room_id: str, raw: bytes, ev: int, skip: Any, except_user: str | None) -> None:
+    def event(self, room_id: str, raw: bytes, ev: int, skip: Skip, except_user: str | None) -> None:
         self._publish_room(room_id, Event(room_id, raw, ev, self._skip_key(skip), except_user))
 
-    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Any) -> None:
+    def to_user(self, room_id: str, user_id: str, raw: bytes, ev: int | None, skip: Skip) -> None:
         self._publish_room(room_id, ToUser(room_id, user_id, raw, ev, self._skip_key(skip)))
 
     def answer(self, origin: str, fid: int, result: Answer) -> None:
@@ -325,7 +360,7 @@ class ClusterRooms:
             self.unpublished += 1
             log.warning("room %s: not published (bus down); other nodes get it by resume", room_id)
 
-    def _skip_key(self, skip: Any) -> tuple[str, int] | None:
+    def _skip_key(self, skip: Skip) -> tuple[str, int] | None:
         if isinstance(skip, Session):
             return (self.node_key, skip.info.conn_id)
         if isinstance(skip, tuple):
@@ -334,7 +369,7 @@ class ClusterRooms:
 
     # ----- forwarded requests waiting here --------------------------------------
 
-    def _track(self, room: str, msg: Any) -> int:
+    def _track(self, room: str, msg: Post | PostAs | Change) -> int:
         fid = self._fid_of.get(id(msg))
         now = trio.current_time()
         if fid is not None and fid in self._forwards:
@@ -350,7 +385,7 @@ class ClusterRooms:
             self._by_post[key] = fid
         return fid
 
-    def _untrack(self, msg: Any) -> _Forwarded | None:
+    def _untrack(self, msg: Forwarded) -> _Forwarded | None:
         fid = self._fid_of.pop(id(msg), None)
         if fid is None:
             return None
@@ -401,6 +436,16 @@ class ClusterRooms:
             log.warning("node channel: undecodable message dropped")
             return
         match msg:
+            case Forwards(items):
+                for item in items:
+                    self._forwarded(item)
+            case ForwardPost() | ForwardChange():
+                self._forwarded(msg)
+            case Answered():
+                self._answered(msg)
+
+    def _forwarded(self, msg: ForwardPost | ForwardChange) -> None:
+        match msg:
             case ForwardPost():
                 post = RemotePost(
                     self,
@@ -425,8 +470,6 @@ class ClusterRooms:
                 self._tell(
                     msg.room, RemoteChange(self, msg.origin, msg.fid, msg.user, op, msg.skip)
                 )
-            case Answered():
-                self._answered(msg)
 
     def _on_room(self, payload: bytes) -> None:
         try:
@@ -526,7 +569,8 @@ class ClusterRooms:
             fid = self._by_post.get((room, wire.sender, wire.cid))
             if fid is not None:
                 waiting = self._forwards.get(fid)
-                if waiting is not None:
+                # _by_post names posts only; the isinstance tells mypy so.
+                if waiting is not None and isinstance(waiting.msg, Post | PostAs):
                     self._untrack(waiting.msg)
                     item.waiters.append(waiting.msg)
                     item.since = waiting.since
@@ -560,6 +604,10 @@ class ClusterRooms:
             log.warning(
                 "rooms of %s not loaded (%r); they hear their rooms after resume", user_id, exc
             )
+        except BusUnavailable:
+            # Subscribed locally: the bus subscribes again when back, and the
+            # reconnect re-read repairs what was missed meanwhile.
+            log.warning("rooms of %s: the bus is down; their subscriptions wait for it", user_id)
         finally:
             done.set()
             if self._loading.get(user_id) is done and not self.hub.is_online(user_id):
@@ -589,7 +637,10 @@ class ClusterRooms:
     async def _note_tip(self, room: str) -> None:
         """Where the room stands as this node starts listening: from here on a
         missing seq is a loss to repair, not history (that is resume's job)."""
-        await self.bus.wait_subscribed()
+        try:
+            await self.bus.wait_subscribed()
+        except BusUnavailable:
+            pass  # noted anyway: the reconnect's repair starts from this tip
         try:
             tip = await self.store.last_seq(room)
         except StoreError:

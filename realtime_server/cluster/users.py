@@ -38,6 +38,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 
 import msgspec
+import trio
 
 from protocol.errors import CloseCode
 from realtime_server.cluster import Cluster
@@ -211,6 +212,29 @@ class UserChannels:
             self._cluster.bus.publish(self._cluster.user_channel(user_id), envelope(kind, body))
 
     # ----- subscriptions --------------------------------------------------------------
+
+    async def ready(self, user_id: str, within: float) -> bool:
+        """Wait (at most ``within`` s) until the broker has ``u:<user>``, so that
+        what another node sends the user right after ``welcome`` reaches this
+        session. False (logged) when the bus is down or slow: the session is
+        still served here, and the bus subscribes again by itself when back."""
+        if self._cluster is None or user_id not in self._subscribed:
+            return True
+        failure = "it did not confirm in time"
+        with trio.move_on_after(within):
+            try:
+                await self._cluster.bus.wait_subscribed()
+            except BusUnavailable:
+                failure = "the bus is down"
+            else:
+                return True
+        log.warning(
+            "u:%s not subscribed before welcome (%s): until the bus is back, what other"
+            " nodes send this user misses this node's sessions",
+            user_id,
+            failure,
+        )
+        return False
 
     def _arrived(self, user_id: str) -> None:
         assert self._cluster is not None

@@ -380,3 +380,72 @@ async def test_a_storage_failure_in_a_handler_answers_unavailable_not_internal(
     with pytest.raises(ActorCrashed) as crashed:
         await sys_.ref("holder", "a").ask(Boom())
     assert crashed.value.code == ErrorCode.UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class Tracked(Add):
+    """A cast that hears it was lost, as a post's err frame would."""
+
+    failures: list[ActorError]
+
+    def fail(self, error: ActorError) -> None:
+        self.failures.append(error)
+
+
+async def test_tell_soon_past_a_full_inbox_queues_in_order_then_answers_overloaded(
+    system, autojump_clock
+):
+    sys_, storage = system
+    ref = sys_.ref("counter", "a")
+    failures: list[ActorError] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(ref.ask, Slow(10), timeout=20))
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(4):  # the inbox holds 4
+            ref.tell_nowait(Add(1))
+        for n in (10, 100, 1000, 10000):  # the overflow holds as many
+            ref.tell_soon(Tracked(n, failures))
+        # One task drains the overflow, however many messages wait in it.
+        assert sys_.statistics().tasks == 2  # the actor, its drain
+        ref.tell_soon(Tracked(7, failures))
+        assert [e.code for e in failures] == [ErrorCode.OVERLOADED]
+        assert sys_.statistics().overloaded == 1
+        # A completion of the actor's own work is never refused.
+        ref.tell_soon(Tracked(100000, failures), completion=True)
+        assert len(failures) == 1
+    await trio.testing.wait_all_tasks_blocked()  # an ask does not queue behind tell_soon
+    assert await ref.ask(Get()) == 4 + 11110 + 100000
+    assert sys_.statistics().tasks == 1  # the drain ended with its overflow
+
+
+async def test_tell_soon_keeps_arrival_order_behind_what_overflowed(system, autojump_clock):
+    seen: list[int] = []
+
+    class Recorder(Actor):
+        async def handle_cast(self, msg: Any) -> None:
+            await trio.sleep(1)
+            seen.append(msg)
+
+    sys_, _ = system
+    sys_.register("recorder", lambda key, ref: Recorder(key, ref))
+    ref = sys_.ref("recorder", "r")
+    for n in range(8):  # 4 in the inbox, 4 in the overflow
+        ref.tell_soon(n)
+    await trio.sleep(20)
+    assert seen == list(range(8))
+
+
+async def test_what_waits_in_the_overflow_is_failed_when_the_system_stops(autojump_clock):
+    failures: list[ActorError] = []
+    system = ActorSystem(inbox_size=1, overflow_size=2, idle_seconds=60, ask_timeout=100)
+    system.register("counter", lambda key, ref: Counter(key, ref, {}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.serve)
+        ref = system.ref("counter", "a")
+        nursery.start_soon(partial(ref.ask, Slow(50), timeout=100))
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(3):  # 1 in the inbox, 2 in the overflow
+            ref.tell_soon(Tracked(n, failures))
+        nursery.cancel_scope.cancel()
+    assert len(failures) == 3
+    assert all(isinstance(e, ActorUnavailable) for e in failures)

@@ -62,5 +62,5 @@ async def http(ai_node: Node) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def ai_service(node: Node) -> AiService:
-    service: AiService = node.gateway.services["ai"]
+    service: AiService = node.gateway.services.ai
     return service

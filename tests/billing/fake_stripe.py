@@ -194,8 +194,10 @@ class FakeStripe:
         self._item(sub_id)["price"] = {"id": price, "object": "price"}
         return self.event("customer.subscription.updated", dict(self.subscriptions[sub_id]))
 
-    def end_period_now(self, sub_id: str, *, in_seconds: int = 0) -> None:
-        self._item(sub_id)["current_period_end"] = int(time.time()) + in_seconds
+    def end_period_now(self, sub_id: str, *, in_seconds: int = 0, now: float | None = None) -> None:
+        """``now``: the time (seconds) to count from, when not the real one."""
+        start = time.time() if now is None else now
+        self._item(sub_id)["current_period_end"] = int(start) + in_seconds
 
     def delete(self, sub_id: str) -> dict[str, Any]:
         """The subscription ends (cancelled at period end, or unpaid)."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import trio
 
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.billing.fake_konnect import FakeKonnect
 from tests.billing.helpers import (
@@ -48,7 +49,7 @@ async def test_a_user_upgrades_through_konnect_for_a_fixed_period(
     sub = await my_subscription(api, alice)
     assert (sub["plan"], sub["provider"], sub["quota"]["remaining"]) == ("premium", "konnect", 1000)
     assert sub["period_end"] - sub["period_start"] == MONTH_MS
-    quota = billing_node.gateway.services["quota"]
+    quota = billing_node.gateway.services.quota
     assert await quota.try_consume(alice.id, 21)  # more than the free plan allows
     [payment] = (await api.get("/billing/payments", headers=auth(alice))).json()["payments"]
     assert (payment["provider"], payment["reference"], payment["amount"]) == (
@@ -223,13 +224,15 @@ async def test_the_status_endpoint_shows_only_your_own_payments(
 async def test_a_konnect_period_ends_then_the_user_is_free_again(
     node_factory: NodeFactory, billing_settings: dict[str, Any], konnect_server: FakeKonnect
 ):
-    async with node_factory(**{**billing_settings, "konnect_period_seconds": 1}) as node:
+    clock = ManualClock()
+    settings = {**billing_settings, "konnect_period_seconds": 1}
+    async with node_factory(clock=clock, **settings) as node:
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as api:
             alice = await register(api)
             await subscribe_with_konnect(api, konnect_server, alice, "basic")
             r = await api.post("/billing/cancel", headers=auth(alice))
             assert (r.json()["plan"], r.json()["cancel_at_period_end"]) == ("basic", True)
-            await trio.sleep(1.2)
+            clock.advance(1200)
             sub = await my_subscription(api, alice)
             assert (sub["plan"], sub["quota"]["monthly_limit"]) == ("free", 20)
 

@@ -46,7 +46,7 @@ async def test_the_welcome_frame_carries_the_plan_and_remaining_quota(
     api: httpx.AsyncClient, billing_node: Node, stripe_server: FakeStripe
 ):
     alice = await register(api)
-    quota = billing_node.gateway.services["quota"]
+    quota = billing_node.gateway.services.quota
     assert await quota.try_consume(alice.id, 5)
     async with open_client(billing_node.ws_url, alice.access_token) as client:
         plan = client.welcome.plan
@@ -71,7 +71,7 @@ async def test_the_welcome_shows_a_daily_cap_and_a_cancelled_plan(
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as api:
             alice = await register(api)
             await subscribe_with_konnect(api, konnect_server, alice, "basic")
-            await node.gateway.services["quota"].try_consume(alice.id, 3)
+            await node.gateway.services.quota.try_consume(alice.id, 3)
             await api.post(
                 "/billing/cancel", headers={"Authorization": f"Bearer {alice.access_token}"}
             )

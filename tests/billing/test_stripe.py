@@ -15,6 +15,7 @@ import trio
 
 from protocol.client import ServerError, open_client
 from protocol.frames_ai import AiDone
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.ai.helpers import ask, new_conversation, read_answer
 from tests.billing.fake_stripe import FakeStripe, sign_event
@@ -30,7 +31,7 @@ from tests.e2e.helpers import auth, register
 
 
 def quota(node: Node) -> Any:
-    return node.gateway.services["quota"]
+    return node.gateway.services.quota
 
 
 async def payments(api: httpx.AsyncClient, account: Any) -> list[dict[str, Any]]:
@@ -294,8 +295,19 @@ async def test_a_webhook_while_stripe_is_down_answers_503_and_applies_when_redel
 
 
 async def test_cancel_keeps_access_until_period_end_then_falls_back_to_free(
-    api: httpx.AsyncClient, stripe_server: FakeStripe
+    node_factory: NodeFactory, billing_settings: dict[str, Any], stripe_server: FakeStripe
 ):
+    clock = ManualClock()
+    async with (
+        node_factory(clock=clock, **billing_settings) as node,
+        httpx.AsyncClient(base_url=node.http_url, timeout=10) as api,
+    ):
+        await cancel_then_period_end(api, stripe_server, clock)
+
+
+async def cancel_then_period_end(
+    api: httpx.AsyncClient, stripe_server: FakeStripe, clock: ManualClock
+) -> None:
     alice = await register(api)
     sub_id = await subscribe_with_stripe(api, stripe_server, alice, "premium")
     r = await api.post("/billing/cancel", headers=auth(alice))
@@ -309,12 +321,12 @@ async def test_cancel_keeps_access_until_period_end_then_falls_back_to_free(
     assert (await api.post("/billing/cancel", headers=auth(alice))).status_code == 200
     assert len(stripe_server.posts(f"/v1/subscriptions/{sub_id}")) == 1
 
-    # The period ends 3 s from now (Stripe tells us by an update event; its
-    # times are whole seconds, and a loaded host needs the margin).
-    stripe_server.end_period_now(sub_id, in_seconds=3)
+    # The period ends 3 s from now on the node's clock (Stripe tells us by an
+    # update event; its times are whole seconds).
+    stripe_server.end_period_now(sub_id, in_seconds=3, now=clock.now_ms() / 1000)
     await deliver(api, stripe_server.snapshot_event(sub_id))
     assert (await my_subscription(api, alice))["plan"] == "premium"
-    await trio.sleep(3.2)
+    clock.advance(3200)
     sub = await my_subscription(api, alice)
     assert (sub["plan"], sub["quota"]["monthly_limit"]) == ("free", 20)
     # Then Stripe deletes the subscription: still free, nothing to cancel.

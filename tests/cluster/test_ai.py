@@ -18,7 +18,7 @@ import trio
 
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
-from protocol.frames_ai import AiAsk, AiAskData, AiAttach, AiAttachData, AiDone
+from protocol.frames_ai import AiAsk, AiAskData, AiAttach, AiAttachData, AiDone, AiError
 from realtime_server.base.settings import Settings
 from realtime_server.cluster.ai import AiAttached, AiFrames, _encoder, is_ai_traffic
 from realtime_server.cluster.envelopes import Batch, Event, encoder
@@ -28,6 +28,7 @@ from storage.sql.store import SqlStore
 from tests import conftest as base
 from tests.ai.helpers import Answer, ask, new_conversation, read_answer, stop
 from tests.cluster.conftest import LocalCluster
+from tests.cluster.processes_fixture import NodeProcessesFactory
 from tests.e2e.helpers import Account, auth, create_group, login, register
 
 # Slow enough that an answer is still running while the test acts on it
@@ -38,7 +39,7 @@ SLOWER = {"ai_offline_delay": 0.3}
 
 
 def service_streams(node: Node) -> int:
-    return len(node.gateway.services["ai"].streams)
+    return len(node.gateway.services.ai.streams)
 
 
 async def all_ended(nodes: list[Node]) -> None:
@@ -352,3 +353,53 @@ async def test_over_redis_a_device_on_another_node_attaches_and_stops(
             # The laptop's deltas continue the phone's first ones, with no gap.
             assert rest.indexes[0] == 2 and rest.indexes == list(range(2, 2 + len(rest.deltas)))
             assert rest.end == seen.end
+
+
+async def test_rest_shows_the_answer_running_on_another_node(local_cluster: LocalCluster) -> None:
+    """``running`` of a conversation names the answer wherever it runs: node 1's
+    REST API, with no device of the user on node 1, asks node 0."""
+    async with local_cluster(2, **SLOWER) as (_, nodes):
+        async with (
+            two_devices(nodes[0]) as (http, alice, _laptop, room),
+            httpx.AsyncClient(base_url=nodes[1].http_url, timeout=10) as http_1,
+        ):
+            async with open_client(nodes[0].ws_url, alice.access_token) as phone:
+                await ask(phone, room, "Go on and on")
+                seen = await read_answer(phone, until_deltas=1)
+                r = await http_1.get(f"/ai/conversations/{room}", headers=auth(alice))
+                assert r.status_code == 200, r.text
+                assert r.json()["conversation"]["running"] == seen.gen
+                r = await http_1.get("/ai/conversations", headers=auth(alice))
+                assert [c["running"] for c in r.json()["conversations"]] == [seen.gen]
+                await stop(phone, seen.gen)
+            await all_ended(nodes)
+            r = await http_1.get(f"/ai/conversations/{room}", headers=auth(alice))
+            assert r.json()["conversation"]["running"] is None
+
+
+async def test_a_device_elsewhere_hears_unavailable_when_the_answering_node_dies(
+    node_processes: NodeProcessesFactory,
+) -> None:
+    """Kill -9 the node generating the answer: the laptop on the other node gets
+    a terminal ``ai.error`` (``unavailable``) once that node's lease has run
+    out, not silence."""
+    with trio.fail_after(90):
+        async with node_processes(2, **SLOWER) as nodes:
+            async with httpx.AsyncClient(base_url=nodes[0].http_url, timeout=10) as http:
+                alice = await register(http, device="phone")
+                laptop_token = await login(http, alice, device="laptop")
+                room = await new_conversation(http, alice)
+            async with (
+                open_client(nodes[0].ws_url, alice.access_token) as phone,
+                open_client(nodes[1].ws_url, laptop_token) as laptop,
+            ):
+                await ask(phone, room, "Go on and on")
+                seen = await read_answer(laptop, until_deltas=2)
+                await nodes.kill(0)
+                killed_at = trio.current_time()
+                await read_answer(laptop, seen, timeout=15)
+                assert isinstance(seen.end, AiError), seen.end
+                assert seen.end.d.code == "unavailable" and seen.end.d.gen == seen.gen
+                assert seen.end.d.n >= len(seen.deltas) - 1
+                # Within two node leases and a check period (1.5 s, 1.5 s, 1 s here).
+                assert trio.current_time() - killed_at < 6

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import pytest
 import trio
 
 from protocol.harness.__main__ import add_arguments, run
+
+# They make bench_ schemas, which tests/harness/test_cli.py counts: one worker.
+pytestmark = pytest.mark.xdist_group("bench_schemas")
 
 
 def _bench(*argv: str) -> argparse.Namespace:

@@ -17,14 +17,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import coredis
+import httpx
 import pytest
 import trio
 import trio.lowlevel
 
+from protocol import codec
+from protocol.client import open_client
+from protocol.frames_chatlist import ChatSettingsChanged, ChatSettingsData
 from realtime_server.cluster.bus import BusUnavailable
 from realtime_server.cluster.bus_redis import PING_EVERY, PING_TIMEOUT, RedisBus, redacted
+from realtime_server.cluster.users import envelope
 from realtime_server.node import open_node
+from realtime_server.wsframes import binary_frame
 from tests import conftest as base
+from tests.e2e.helpers import create_group, register
+from tests.rich.live import next_of
 
 
 @pytest.fixture
@@ -315,3 +323,37 @@ async def test_a_node_with_redis_url_joins_the_bus(
             await bus.wait_subscribed()
             peer.publish(channel, b"hello node")
             await until(lambda: heard == [b"hello node"])
+
+
+async def test_a_client_connecting_while_redis_is_down_is_welcomed_and_reached_once_it_is_back(
+    cluster_url: str, tmp_path: Path, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wait for ``u:<user>`` before ``welcome`` is bounded: with Redis down
+    the session is served here at once (with a warning in the log), the node
+    stays up, and the subscription is made when Redis returns."""
+    binary, port = _redis_server(), _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = base.test_settings(
+        cluster_url, tmp_path / "data", redis_url=url, redis_prefix=prefix, node_id="lonely"
+    )
+    async with redis_process(binary, port, tmp_path) as first, open_node(settings) as node:
+        assert node.cluster is not None
+        bus = node.cluster.bus
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+            ada, bob = await register(http), await register(http)
+            await create_group(http, ada, bob)  # a room to listen on, too
+        first.kill()
+        await first.wait()
+        await until(lambda: not bus.up, 3.0)
+        with trio.fail_after(settings.ask_timeout + 5):
+            async with open_client(node.ws_url, bob.access_token) as laptop:
+                assert await laptop.ping() > 0
+                assert any("not subscribed before welcome" in r.message for r in caplog.records)
+                async with redis_process(binary, port, tmp_path):
+                    await until(lambda: bus.up, 10.0)
+                    await bus.wait_subscribed()
+                    frame = ChatSettingsChanged(d=ChatSettingsData(room="r_x", muted=True))
+                    async with buses(url, "peer") as (peer,):
+                        body = binary_frame(codec.encode(frame))
+                        peer.publish(node.cluster.user_channel(bob.id), envelope("push", body))
+                        assert (await next_of(laptop, ChatSettingsChanged)).d.room == "r_x"

@@ -364,3 +364,51 @@ async def test_two_aiortc_peers_on_two_nodes_connect_through_relayed_signaling(
             )
             await hangup(b, call.id)
             assert (await expect_state(a, "ended")).call.outcome == "answered"
+
+
+async def sdp_to(client: Client) -> fc.RemoteSdpData:
+    """The next SDP relayed to ``client``, past the call's state changes."""
+    while not isinstance(frame := await next_call_push(client, 5.0), fc.CallRemoteSdp):
+        assert isinstance(frame, fc.CallStateFrame), frame
+    return frame.d
+
+
+async def test_a_block_made_on_a_third_node_keeps_the_pair_apart_in_a_group_call(
+    local_cluster: LocalCluster,
+) -> None:
+    """Ada (node 0) leads; bob is on node 1, cy on node 2, and cy blocks bob
+    through node 2's REST API: the leader hears it, and signaling between the
+    pair is refused from either side, as on one node; unblocking reconnects them."""
+    async with local_cluster(3) as (_, nodes):
+        async with rest(nodes[0]) as http:
+            ada, bob, cy = [await register(http) for _ in range(3)]
+            room = await create_group(http, ada, bob, cy)
+        async with (
+            open_client(nodes[0].ws_url, ada.access_token) as a,
+            open_client(nodes[1].ws_url, bob.access_token) as b,
+            open_client(nodes[2].ws_url, cy.access_token) as c,
+            rest(nodes[2]) as http_c,
+        ):
+            call = await start(a, room)
+            await expect(b, fc.CallRing)
+            await expect(c, fc.CallRing)
+            await accept(b, call.id)
+            await accept(c, call.id)
+            assert await leader_of(nodes[0], call.id) == key(nodes[0])
+
+            r = await http_c.post("/blocks", json={"user_id": bob.id}, headers=auth(cy))
+            assert r.status_code == 204, r.text
+            # Cy's request leaves node 2 after the block's notice: it is refused.
+            await refused("forbidden", send_ice(c, call.id, bob.id, HOST_CANDIDATE))
+            await refused("forbidden", send_sdp(b, call.id, cy.id, "offer", "b->c"))
+            # Everyone else still talks to everyone.
+            await send_sdp(a, call.id, cy.id, "offer", "a->c")
+            await send_sdp(b, call.id, ada.id, "offer", "b->a")
+            assert (await sdp_to(c)).sdp == "a->c"
+            assert (await sdp_to(a)).sdp == "b->a"
+
+            r = await http_c.delete(f"/blocks/{bob.id}", headers=auth(cy))
+            assert r.status_code == 204, r.text
+            await send_sdp(c, call.id, bob.id, "offer", "c->b again")
+            got = await sdp_to(b)
+            assert (got.from_, got.sdp) == (cy.id, "c->b again")

@@ -20,6 +20,7 @@ The checks are in ``tests.cluster.load.check_room``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import httpx
@@ -82,8 +83,24 @@ async def _problems(database_url: str, members: list[Member]) -> list[str]:
     return problems
 
 
+async def _until(
+    ok: Callable[[], bool], failure: str | Callable[[], str], seconds: float = 20.0
+) -> None:
+    """Until ``ok()`` (the clients' tasks change what it reads); else fail with ``failure``."""
+    with trio.move_on_after(seconds):
+        while not ok():  # noqa: ASYNC110 - state the load's tasks change
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(failure if isinstance(failure, str) else failure())
+
+
 def _acks(members: list[Member]) -> int:
     return sum(len(m.acked) for m in members)
+
+
+def _stuck(members: list[Member], before: dict[str, int]) -> list[str]:
+    """The rooms with no acknowledged send since ``before`` was counted."""
+    return [room for room, n in _acks_by_room(members).items() if n <= before[room]]
 
 
 def _acks_by_room(members: list[Member]) -> dict[str, int]:
@@ -97,25 +114,25 @@ async def test_nodes_killed_under_load_lose_no_acknowledged_message(
     node_processes: NodeProcessesFactory, cluster_url: str
 ) -> None:
     kills = 3
-    with trio.fail_after(90):
+    with trio.fail_after(150):
         async with node_processes(NODES, rate_limit_frames_per_second=0) as nodes:
             members = await _rooms(nodes, rooms=8, per_room=4)
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
                 for member in members:
                     nursery.start_soon(partial(member.run, nodes, stop, lanes=2, pace=0.2))
-                await trio.sleep(3)
-                assert _acks(members) > 100, "the load never got going"
+                # Waits for what must happen, not for a fixed time: a busy host
+                # (a parallel suite) takes longer to get 32 clients going.
+                await _until(lambda: _acks(members) > 100, "the load never got going")
                 for k in range(kills):
                     victim = k % NODES
                     before = _acks_by_room(members)
                     await nodes.kill(victim)
                     await trio.sleep(3)  # its clients reconnect elsewhere, its rooms move
                     await nodes.restart(victim)
-                    await trio.sleep(2)
-                    after = _acks_by_room(members)
-                    stuck = [room for room, n in after.items() if n <= before[room]]
-                    assert not stuck, f"rooms stuck after node {victim} was killed: {stuck}"
+                    stuck = partial(_stuck, members, before)
+                    failure = f"rooms stuck after node {victim} was killed: "
+                    await _until(lambda: not stuck(), lambda: failure + str(stuck()))  # noqa: B023
                 stop.set()
             await _finish(nodes, members)
     problems = await _problems(cluster_url, members)

@@ -328,3 +328,37 @@ async def test_what_the_bus_lost_while_down_reaches_members_once_it_is_back(
             with trio.move_on_after(0.3):
                 extra = await next_message(b, timeout=0.3)
                 raise AssertionError(f"delivered twice: {extra}")
+
+
+async def test_posts_forwarded_in_one_tick_cross_the_bus_as_one_message(
+    local_cluster: LocalCluster,
+) -> None:
+    """A burst of posts from a node that does not lead the room reaches the
+    leader in fewer bus messages than posts (one per scheduler tick), and is
+    stored and acked exactly as one by one: one gap-free sequence."""
+    burst = 60
+    async with local_cluster(2) as (network, nodes):
+        (alice, bob), room = await group_on(nodes[0], 2)
+        spy = network.attach("spy/1")
+        heard: list[bytes] = []
+        assert nodes[0].cluster is not None
+        spy.subscribe(nodes[0].cluster.node_channel(key(nodes[0])), heard.append)
+        async with (
+            trio.open_nursery() as spying,
+            open_client(nodes[0].ws_url, alice.access_token) as a,
+            open_client(nodes[1].ws_url, bob.access_token) as b,
+        ):
+            await spying.start(spy.serve)
+            first = await a.send_message(room, "node 0 leads")
+            acked: list[int] = []
+
+            async def one(i: int) -> None:
+                acked.append((await b.send_message(room, f"b{i}")).seq)
+
+            async with trio.open_nursery() as sending:
+                for i in range(burst):
+                    sending.start_soon(one, i)
+            assert sorted(acked) == list(range(first.seq + 1, first.seq + burst + 1))
+            assert 0 < len(heard) < burst
+            spying.cancel_scope.cancel()
+        assert await stored_seqs(nodes[0], room) == list(range(1, burst + 2))

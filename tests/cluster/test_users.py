@@ -228,7 +228,7 @@ async def test_online_on_either_node_and_offline_once_the_last_device_on_the_las
         r = await http.get("/me/presence", headers=auth(ada))
         assert r.json()["last_seen"] == got.d.last_seen
         for node in (a, b):
-            tracker = node.gateway.services["presence"]
+            tracker = node.gateway.services.presence
             assert tracker.broadcasts[ada.id] == 2  # online, then offline
 
 
@@ -431,3 +431,38 @@ async def test_over_redis_a_users_devices_sign_out_and_presence_cross_nodes(
             closed = await remote.wait_closed()
         assert closed.code == CloseCode.SESSION_REVOKED
         assert await phone.ping() > 0
+
+
+async def test_over_redis_what_another_node_sends_right_after_welcome_arrives(
+    redis_url: str, cluster_url: str, tmp_path: Path
+) -> None:
+    """The gateway waits until Redis has ``u:<user>`` before ``welcome``: a
+    push another node makes the moment the client is welcomed is not lost.
+    Five times, each a fresh first session of the user on that node."""
+    prefix = f"test:{secrets.token_hex(4)}:"
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                open_node(
+                    base.test_settings(
+                        cluster_url,
+                        tmp_path / "data",
+                        redis_url=redis_url,
+                        redis_prefix=prefix,
+                        node_id=f"w{i}",
+                    )
+                )
+            )
+            for i in range(2)
+        ]
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=a.http_url, timeout=10))
+        ada, bob = await register(http), await register(http)
+        room = await create_group(http, ada, bob)
+        for mute in ("8h", "off", "8h", "off", "8h"):
+            async with open_client(b.ws_url, bob.access_token) as laptop:
+                r = await http.patch(
+                    f"/rooms/{room}/settings", json={"mute": mute}, headers=auth(bob)
+                )
+                assert r.status_code == 200, r.text
+                changed = (await next_of(laptop, ChatSettingsChanged)).d
+                assert changed.room == room and changed.muted is (mute != "off")

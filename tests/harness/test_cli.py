@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 EXE = Path(sys.executable).parent / "realtime-server"
 
 
@@ -61,6 +63,9 @@ def _bench_schemas(dsn: str) -> set[str]:
     return asyncio.run(run())
 
 
+# It compares the server's bench_ schemas before and after: under pytest-xdist it
+# runs on the worker of the other tests that make some (README's --dist loadgroup).
+@pytest.mark.xdist_group("bench_schemas")
 def test_rooms_runs_on_a_fresh_postgres_schema_and_drops_it(postgres_dsn: str):
     before = _bench_schemas(postgres_dsn)
     _, data = bench(

@@ -17,7 +17,6 @@ import httpx
 import msgspec
 import pytest
 
-from actors.room_expiry import ManualClock
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
 from protocol.frames_chat import (
@@ -30,6 +29,7 @@ from protocol.frames_chat import (
     PinData,
     RoomDisappearing,
 )
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node, open_node
 from storage.base import now_ms
 from tests import conftest
@@ -46,7 +46,8 @@ ClockedNode = Callable[[ManualClock], AbstractAsyncContextManager[Node]]
 def clocked_node(database_url: str, tmp_path: Path, _real_io_deadline: None) -> ClockedNode:
     @asynccontextmanager
     async def factory(clock: ManualClock) -> AsyncIterator[Node]:
-        settings = conftest.test_settings(database_url, tmp_path / "data")
+        # Tokens count on the node's clock too: they outlive the days it is moved.
+        settings = conftest.test_settings(database_url, tmp_path / "data", access_token_ttl=10**9)
         async with open_node(settings, clock=clock) as node:
             yield node
 
@@ -69,8 +70,9 @@ async def history(http: httpx.AsyncClient, room: str, token: str) -> list[dict[s
 async def test_an_admin_turns_it_on_everyone_is_told_and_new_messages_carry_their_expiry(
     clocked_node: ClockedNode,
 ) -> None:
+    clock = ManualClock()
     async with (
-        clocked_node(ManualClock()) as node,
+        clocked_node(clock) as node,
         httpx.AsyncClient(base_url=node.http_url) as http,
     ):
         alice, bob = await register(http), await register(http)
@@ -97,7 +99,7 @@ async def test_an_admin_turns_it_on_everyone_is_told_and_new_messages_carry_thei
             assert json.loads(notice.d.text) == {"ev": "disappearing", "by": alice.id, "ttl": "24h"}
             # The same timer again: nothing changes, nothing is announced.
             assert (await disappear(a, room, "24h")).ev is None
-            sent_at = now_ms()
+            sent_at = clock.now_ms()  # message times are the node's clock
             m = await send(a, room, "gone tomorrow")
             assert m.expires_at is not None and m.expires_at == m.ts + DAY
             assert sent_at <= m.ts

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import trio
 
 from protocol import frames
 from protocol.client import ServerError, open_client
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from storage.messages_rich import rich_store
 from tests.conftest import NodeFactory
@@ -119,13 +119,14 @@ async def test_a_group_admin_may_delete_anyones_message_a_member_may_not(
 
 
 async def test_delete_for_everyone_is_refused_after_the_window(node_factory: NodeFactory):
-    async with node_factory(message_delete_window_seconds=1) as node:
+    clock = ManualClock()
+    async with node_factory(clock=clock, message_delete_window_seconds=1) as node:
         async with httpx.AsyncClient(base_url=node.http_url) as http:
             alice, bob = await register(http), await register(http)
             room = await create_group(http, alice, bob)
             async with open_client(node.ws_url, alice.access_token) as a:
                 m = await send(a, room, "too late")
-                await trio.sleep(1.2)
+                clock.advance(1200)
                 with pytest.raises(ServerError) as refused:
                     await delete(a, room, m.seq, everyone=True)
                 assert refused.value.code == "forbidden"

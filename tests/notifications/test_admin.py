@@ -180,7 +180,7 @@ async def test_the_stats_subscription_pushes_until_unsubscribed_closed_or_revoke
 ) -> None:
     boss, bob = await register(http, "boss"), await register(http)
     await make_admin(database_url, boss)
-    stats: LiveStats = node.gateway.services["stats"]
+    stats: LiveStats = node.gateway.services.stats
     async with open_client(node.ws_url, bob.access_token) as b:
         with pytest.raises(ServerError) as refused:
             await b.request(AdminStatsSub(id=1))

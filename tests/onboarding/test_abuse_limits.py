@@ -1,7 +1,7 @@
 """Item 2: velocity limits with growing back-off on code requests and tries.
 
-These run on real time with short settings: the limits live in the database
-and the node's clock is the real one.
+The limits live in the database and count on the node's clock: the tests
+give the node a ``ManualClock`` and move it past each back-off, no waiting.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import trio
 
+from realtime_server.base.clock import ManualClock
 from tests.onboarding.conftest import Api, Start, assert_error
 from tests.onboarding.outside import Outside
 
@@ -35,22 +35,24 @@ def retry_after(response: httpx.Response) -> int:
 
 
 async def test_codes_to_one_number_back_off_more_each_time(start: Start, outside: Outside):
-    async with api_on(start, outside, otp_resend_backoff=0.4) as api:
+    clock = ManualClock()
+    async with api_on(start, outside, clock=clock, otp_resend_backoff=0.4) as api:
         assert (await api.ask_code(FR)).status_code == 202
         assert retry_after(await api.ask_code(FR)) == 1
         assert outside.sent_to(FR) == 1
-        await trio.sleep(0.45)
+        clock.advance(450)
         assert (await api.ask_code(FR)).status_code == 202
         # The second wait is twice the first: 0.45 s is no longer enough.
-        await trio.sleep(0.45)
+        clock.advance(450)
         assert_error(await api.ask_code(FR), 429, "rate_limited")
-        await trio.sleep(0.4)
+        clock.advance(400)
         assert (await api.ask_code(FR)).status_code == 202
         assert outside.sent_to(FR) == 3
 
 
 async def test_a_refused_code_request_changes_nothing(start: Start, outside: Outside) -> None:
-    async with api_on(start, outside, otp_resend_backoff=0.5) as api:
+    clock = ManualClock()
+    async with api_on(start, outside, clock=clock, otp_resend_backoff=0.5) as api:
         await api.ask_code(FR)
         code = outside.last_code(FR)
         for _ in range(5):
@@ -59,7 +61,7 @@ async def test_a_refused_code_request_changes_nothing(start: Start, outside: Out
         # The refusals made no new code: the first one still signs in.
         assert (await api.verify(FR, code)).status_code == 201
         # Nor did they lengthen the wait: one back-off after the first code, it works.
-        await trio.sleep(0.55)
+        clock.advance(550)
         assert (await api.ask_code(FR)).status_code == 202
 
 
@@ -97,7 +99,9 @@ async def test_one_number_gets_only_so_many_codes_per_window(
 async def test_tries_back_off_after_two_and_a_refused_try_spends_nothing(
     start: Start, outside: Outside
 ) -> None:
-    async with api_on(start, outside, otp_verify_backoff=0.4, otp_max_attempts=5) as api:
+    clock = ManualClock()
+    settings = {"otp_verify_backoff": 0.4, "otp_max_attempts": 5}
+    async with api_on(start, outside, clock=clock, **settings) as api:
         await api.ask_code(FR)
         right = outside.last_code(FR)
         wrong = "000000" if right != "000000" else "111111"
@@ -108,11 +112,11 @@ async def test_tries_back_off_after_two_and_a_refused_try_spends_nothing(
         # The third waits (README: "between tries after two free ones"; issue 12).
         assert retry_after(await api.verify(FR, right)) == 1
         assert retry_after(await api.verify(FR, wrong)) == 1
-        await trio.sleep(0.45)
+        clock.advance(450)
         r = await api.verify(FR, wrong)  # still 3 left before: refusals spent no try
         assert "2 tries left" in assert_error(r, 400, "code_invalid")["message"]
         assert retry_after(await api.verify(FR, right)) == 1
-        await trio.sleep(0.85)  # the wait doubled
+        clock.advance(850)  # the wait doubled
         assert (await api.verify(FR, right)).status_code == 201
 
 

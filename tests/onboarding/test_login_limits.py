@@ -3,7 +3,8 @@ slowing a guesser without locking the owner out.
 
 Each client here has its own loopback source address (127.0.0.x), so "from
 another address" is a real other peer, not a header. The limits live in the
-database and the node's clock is the real one: the settings are short.
+database and count on the node's clock: the tests that wait out a back-off or a
+window give the node a ``ManualClock`` and move it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import trio
 
+from realtime_server.base.clock import ManualClock
 from tests.onboarding.conftest import Start, assert_error
 
 PASSWORD = "correct horse battery"
@@ -56,7 +58,9 @@ def retry_after(response: httpx.Response) -> int:
 async def test_a_guesser_is_slowed_down_more_each_time_and_the_owner_is_not(
     start: Start,
 ) -> None:
-    async with clients(start, 2, login_free_tries=3, login_backoff=0.6) as (guesser, owner):
+    clock = ManualClock()
+    settings = {"login_free_tries": 3, "login_backoff": 0.6}
+    async with clients(start, 2, clock=clock, **settings) as (guesser, owner):
         assert (await register(owner, "ada")).status_code == 201
         for _ in range(3):  # the free tries
             assert_error(await login(guesser, "ada", "wrong"), 401, "invalid_credentials")
@@ -69,20 +73,21 @@ async def test_a_guesser_is_slowed_down_more_each_time_and_the_owner_is_not(
         assert (await login(owner, "ada", PASSWORD)).status_code == 200
         assert (await login(owner, "ADA@example.com", PASSWORD)).status_code == 200
         # The guesser's wait doubles: one back-off is not enough any more.
-        await trio.sleep(0.65)
+        clock.advance(650)
         assert_error(await login(guesser, "ada", "wrong"), 401, "invalid_credentials")
-        await trio.sleep(0.65)
+        clock.advance(650)
         assert_error(await login(guesser, "ada", "wrong"), 429, "rate_limited")
-        await trio.sleep(0.6)
+        clock.advance(600)
         assert_error(await login(guesser, "ada", "wrong"), 401, "invalid_credentials")
 
 
 async def test_a_right_password_clears_the_back_off_of_that_address(start: Start) -> None:
-    async with clients(start, 1, login_free_tries=2, login_backoff=0.3) as (me,):
+    clock = ManualClock()
+    async with clients(start, 1, clock=clock, login_free_tries=2, login_backoff=0.3) as (me,):
         assert (await register(me, "ada")).status_code == 201
         for _ in range(3):
             assert_error(await login(me, "ada", "typo"), 401, "invalid_credentials")
-        await trio.sleep(0.35)
+        clock.advance(350)
         assert (await login(me, "ada", PASSWORD)).status_code == 200
         # My earlier typos no longer count: two free tries again, then a right one.
         for _ in range(2):
@@ -91,8 +96,9 @@ async def test_a_right_password_clears_the_back_off_of_that_address(start: Start
 
 
 async def test_many_addresses_together_hold_the_owner_back_only_briefly(start: Start) -> None:
+    clock = ManualClock()
     settings = {"login_per_account": 4, "login_account_window": 2}
-    async with clients(start, 7, **settings) as (home, new_phone, *attackers):
+    async with clients(start, 7, clock=clock, **settings) as (home, new_phone, *attackers):
         assert (await register(home, "ada")).status_code == 201
         assert (await login(home, "ada", PASSWORD)).status_code == 200
         for attacker in attackers[:3]:
@@ -106,7 +112,7 @@ async def test_many_addresses_together_hold_the_owner_back_only_briefly(start: S
         assert (await register(home, "bob")).status_code == 201
         assert (await login(attackers[3], "bob", PASSWORD)).status_code == 200
         # The wait is short.
-        await trio.sleep(2.05)
+        clock.advance(2050)
         assert (await login(new_phone, "ada", PASSWORD)).status_code == 200
 
 

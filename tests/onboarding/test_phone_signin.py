@@ -6,9 +6,9 @@ import hashlib
 
 import httpx
 import pytest
-import trio
 
 from protocol.client import open_client
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from storage.base import Store
 from tests.onboarding.conftest import Api, Start, assert_error
@@ -151,11 +151,12 @@ async def test_a_new_code_replaces_the_previous_one(api: Api, outside: Outside) 
 
 
 async def test_an_expired_code_is_refused(start: Start, outside: Outside) -> None:
-    async with start(otp_ttl=1) as node:
+    clock = ManualClock()
+    async with start(otp_ttl=1, clock=clock) as node:
         async with httpx.AsyncClient(base_url=node.http_url) as http:
             api = Api(http, outside)
             await api.ask_code(FR)
-            await trio.sleep(1.1)
+            clock.advance(1100)
             assert_error(await api.verify(FR, outside.last_code(FR)), 400, "code_expired", "code")
 
 

@@ -16,6 +16,7 @@ from actors.errors import ActorUnavailable
 from protocol import frames
 from protocol.errors import ErrorCode
 from realtime_server.dispatch import Dispatcher, FrameContext
+from realtime_server.services import NodeServices
 from storage.errors import Conflict, StoreError
 from storage.outage import health_of
 
@@ -33,7 +34,22 @@ class RecordingSession:
 
 
 def context(session: RecordingSession, store: object) -> FrameContext:
-    return FrameContext(session, None, None, None, {"store": store})  # type: ignore[arg-type]
+    # Only the store is reached (its health); nothing else of the node runs here.
+    stand_in: Any = store  # any object: only its identity matters
+    absent: Any = None
+    services = NodeServices(
+        store=stand_in,
+        writer=absent,
+        tokens=absent,
+        typing=absent,
+        presence=absent,
+        ai=absent,
+        quota=absent,
+        clock=lambda: 0,
+        push_to_user=lambda user_id, raw: None,
+        stats=absent,
+    )
+    return FrameContext(session, None, None, None, services)  # type: ignore[arg-type]
 
 
 async def answer_to(exc: BaseException, store: object | None = None) -> list[Any]:

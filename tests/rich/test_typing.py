@@ -71,7 +71,7 @@ async def test_typing_is_throttled_and_expires_on_its_own(node_factory: NodeFact
             # No second "on": the next typing frame is the expiry.
             assert got.d.on is False and got.d.user == ada.id
             assert trio.current_time() - t0 >= 0.6
-            assert node.gateway.services["typing"].typing_in(room) == set()
+            assert node.gateway.services.typing.typing_in(room) == set()
 
 
 async def test_typing_is_cleared_when_the_typing_device_disconnects(
@@ -85,7 +85,7 @@ async def test_typing_is_cleared_when_the_typing_device_disconnects(
             assert (await next_of(b, Typing)).d.on is True
         got = await next_of(b, Typing, timeout=2)  # long before the TTL
         assert (got.d.user, got.d.on) == (ada.id, False)
-    assert node.gateway.services["typing"].typing_in(room) == set()
+    assert node.gateway.services.typing.typing_in(room) == set()
 
 
 async def test_a_typing_flood_is_refused_and_others_are_unaffected(
@@ -99,7 +99,7 @@ async def test_a_typing_flood_is_refused_and_others_are_unaffected(
             open_client(node.ws_url, ada.access_token) as a,
             open_client(node.ws_url, bob.access_token) as b,
         ):
-            tracker = node.gateway.services["typing"]
+            tracker = node.gateway.services.typing
             for _ in range(5):
                 await start(a, room)
             sent = tracker.broadcasts

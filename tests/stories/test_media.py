@@ -10,9 +10,9 @@ import httpx
 import trio
 from PIL import Image
 
-from actors.room_expiry import ManualClock
 from protocol.client import open_client
 from protocol.frames import Ok, Send, SendData
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.e2e.helpers import Account, auth
 from tests.stories.helpers import (
