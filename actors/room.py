@@ -359,8 +359,14 @@ def deliver(
     members: set[str],
     items: list[_Pending],
     wires: list[Message],
+    *,
+    written_here: bool = True,
 ) -> None:
     """Ack the senders and send the batch to every online member session.
+
+    ``written_here``: False for a batch another node's room leader wrote and
+    published; it is delivered the same way but not counted as this node's
+    room traffic (admin statistics sum the nodes' traffic).
 
     The batch is framed once and concatenated once. Every session gets ONE
     write for the whole batch: the shared blob when it sent nothing of it,
@@ -418,7 +424,7 @@ def deliver(
     # about what they sent.
     for session, parts in acks.items():
         session.push(b"".join(parts))
-    metrics.fanned_out(hub, room, members, items, origins)
+    metrics.fanned_out(hub, room, members, items, origins, traffic=written_here)
 
 
 class RoomActor(RoomExtras, Actor[RoomMessage]):

@@ -213,9 +213,18 @@ def untrack_traffic(hub: object) -> None:
 
 
 def fanned_out(
-    hub: _Hub, room: str, members: Iterable[str], items: list[Any], origins: dict[Any, Any]
+    hub: _Hub,
+    room: str,
+    members: Iterable[str],
+    items: list[Any],
+    origins: dict[Any, Any],
+    *,
+    traffic: bool = True,
 ) -> None:
     """One committed batch went out: ``items`` (each with ``since`` and ``waiters``).
+
+    ``traffic``: count it as this node's room traffic (admin statistics); not
+    for a batch another node wrote, which that node counts.
 
     Counted here, once per batch: deliveries are (online member sessions x
     messages) less each sender's own messages, which go back as acks instead.
@@ -226,10 +235,10 @@ def fanned_out(
     deliveries = sessions * n - own
     FANOUT_BATCHES.inc()
     FANOUT_MESSAGES.inc(n)
-    traffic = _traffic.get(hub)
-    if traffic is not None and n:
-        traffic.rooms.add(room)
-        traffic.messages += n
+    counted = _traffic.get(hub) if traffic else None
+    if counted is not None and n:
+        counted.rooms.add(room)
+        counted.messages += n
     if deliveries > 0:
         FANOUT_DELIVERIES.inc(deliveries)
         _OUT_MSG_NEW.inc(deliveries)

@@ -575,7 +575,7 @@ class ClusterRooms:
                     item.waiters.append(waiting.msg)
                     item.since = waiting.since
             items.append(item)
-        deliver(self.hub, self.frame, room, users, items, messages)
+        deliver(self.hub, self.frame, room, users, items, messages, written_here=False)
 
     # ----- which rooms this node listens to -------------------------------------
 
