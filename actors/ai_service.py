@@ -14,7 +14,7 @@ A failure after step 3 refunds the quota; a failure after step 2 frees the slot.
 Resending an ask with the same ``cid`` returns the stored prompt and starts
 nothing: the first ask's answer is (or is becoming) the answer.
 
-Quota and models: billing's ``QuotaService`` (``bridge.billing_quota``; the
+Quota and models: billing's ``QuotaService`` (``bridge.billing.quota``; the
 node sets ``AiService.quota``): ``try_consume`` before the provider is called,
 ``refund`` when a failure produced nothing, ``allows_model`` for the plan's
 models. The built-in ``offline`` model is allowed on every plan (it costs
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import trio
@@ -56,17 +56,53 @@ from storage.ai_files import ai_files_store
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 
 if TYPE_CHECKING:  # types only: actors/ starts no billing and reads settings as given
-    from bridge.billing_quota import QuotaDecision, QuotaService
-    from realtime_server.settings import Settings
+    from realtime_server.base.settings import Settings
 
 AI_KIND = "ai"
+
+
+# Billing's quota (bridge.billing.quota.QuotaService) as the AI feature uses it,
+# as Protocols: actors sit below the bridge (ARCHITECTURE.md), so they name no
+# billing class; the node hands the real service in.
+class QuotaFigures(Protocol):
+    @property
+    def plan(self) -> str: ...
+    @property
+    def monthly_limit(self) -> int: ...
+    @property
+    def monthly_used(self) -> int: ...
+    @property
+    def daily_limit(self) -> int | None: ...
+    @property
+    def daily_used(self) -> int: ...
+    @property
+    def resets_at(self) -> int: ...
+    @property
+    def day_resets_at(self) -> int: ...
+
+
+class QuotaVerdict(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def summary(self) -> QuotaFigures: ...
+    @property
+    def exhausted(self) -> str | None: ...
+
+
+class Quota(Protocol):
+    async def try_consume(self, user_id: str, n: int = 1) -> QuotaVerdict: ...
+    # ``consumed``: the verdict try_consume gave (billing's own decision type).
+    async def refund(self, user_id: str, n: int = 1, *, consumed: Any = None) -> object: ...
+    async def allows_model(self, user_id: str, model: str) -> bool: ...
+    async def summary(self, user_id: str) -> QuotaFigures: ...
 
 
 class AiRefused(ActorError):
     """An AI request refused with a client-facing code (socket ``err`` / REST error)."""
 
 
-def _refusal_text(decision: QuotaDecision) -> str:
+def _refusal_text(decision: QuotaVerdict) -> str:
     """Limit, usage and reset time, in words (billing's summary has the numbers)."""
     s = decision.summary
     daily = getattr(decision, "exhausted", None) == "daily"
@@ -89,7 +125,7 @@ class AiService:
         system: ActorSystem,
         hub: SessionHub,
         frame: Callable[[bytes], bytes],
-        quota: QuotaService | None = None,
+        quota: Quota | None = None,
         link: AiLink | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -100,7 +136,7 @@ class AiService:
         self.files = ai_files_store(store)
         self.providers = Providers.from_settings(settings)
         self.quota = quota  # billing's QuotaService; the node sets it
-        self.clock = clock  # the node's (realtime_server.clock)
+        self.clock = clock  # the node's (realtime_server.base.clock)
 
         async def post(room_id: str, sender: str, cid: str, text: str) -> Message:
             return await post_as(
@@ -130,7 +166,7 @@ class AiService:
 
     # ----- models -----
 
-    def metered(self) -> QuotaService:
+    def metered(self) -> Quota:
         if self.quota is None:
             raise AiRefused(
                 "AI quotas are not configured on this server.", code=ErrorCode.UNAVAILABLE

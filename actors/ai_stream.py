@@ -80,7 +80,7 @@ from protocol.frames_ai import (
     AiStartData,
     AiUsage,
 )
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.ai import AiAnswer, AiStore
 from storage.base import now_ms
 
@@ -131,7 +131,7 @@ class StreamDeps:
     idle_timeout: float = 30.0
     max_generations: int = 1000
     link: AiLink | None = None  # other nodes (issue 13); None on a single node
-    clock: Callable[[], int] = now_ms  # the node's (realtime_server.clock): usage periods
+    clock: Callable[[], int] = now_ms  # the node's (realtime_server.base.clock): usage periods
 
 
 # ----- messages ------------------------------------------------------------------

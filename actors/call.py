@@ -69,7 +69,7 @@ from protocol.frames_calls import (
     RemoteIceData,
     RemoteSdpData,
 )
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.base import Store, now_ms
 from storage.call_claims import LEASE_PREFIX, CallerBusy
 from storage.calls import CallParticipantRecord, CallRecord, CallStore
@@ -101,7 +101,7 @@ class CallDeps:
     reconnect_grace: float = 15.0
     max_participants: int = 8
     clock: Callable[[], int] = now_ms
-    # realtime_server.notifier.Notifier: a missed call is also a stored
+    # bridge.notifications.notifier.Notifier: a missed call is also a stored
     # notification (issue 15); None: the live notice and the room message only.
     notifier: Any = None
     # Told who a new call rings (call id, room, caller, kind, callees), to

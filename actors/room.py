@@ -64,7 +64,7 @@ from protocol import codec
 from protocol.errors import ErrorCode
 from protocol.frames import Err, Message, MsgNew, Ok
 from protocol.frames_chat import MessageMeta
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.base import Room, Store, StoredMessage, new_time_id, now_ms
 from storage.contacts import blocked_either_way
 from storage.errors import Conflict, Fenced, StoreError
@@ -72,7 +72,7 @@ from storage.fence import ROOM_FENCE
 from storage.messages_rich import RichMessageStore, rich_store
 from storage.outage import health_of, is_outage
 from storage.room_pins import Pin
-from storage.writer import MessageWriter
+from storage.sql.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class RoomDeps:
     pushed: Callable[[str, set[str], list[Message]], None] | None = None
     # The other nodes (issue 13); None on a single node.
     link: RoomLink | None = None
-    # The node's clock (realtime_server.clock): message times, the delete window.
+    # The node's clock (realtime_server.base.clock): message times, the delete window.
     clock: Callable[[], int] = now_ms
 
     @property
@@ -359,8 +359,14 @@ def deliver(
     members: set[str],
     items: list[_Pending],
     wires: list[Message],
+    *,
+    written_here: bool = True,
 ) -> None:
     """Ack the senders and send the batch to every online member session.
+
+    ``written_here``: False for a batch another node's room leader wrote and
+    published; it is delivered the same way but not counted as this node's
+    room traffic (admin statistics sum the nodes' traffic).
 
     The batch is framed once and concatenated once. Every session gets ONE
     write for the whole batch: the shared blob when it sent nothing of it,
@@ -418,7 +424,7 @@ def deliver(
     # about what they sent.
     for session, parts in acks.items():
         session.push(b"".join(parts))
-    metrics.fanned_out(hub, room, members, items, origins)
+    metrics.fanned_out(hub, room, members, items, origins, traffic=written_here)
 
 
 class RoomActor(RoomExtras, Actor[RoomMessage]):

@@ -10,7 +10,7 @@ Rules (issue 18, item 4):
   same delete-for-everyone path, one writer per room, an ``ev`` per message.
 - A room that stores a message expiring earlier than the sweeper's wake-up
   time tells it (``scheduled``), which cuts the sleep short so it re-reads.
-- Time comes from the node's ``realtime_server.clock.Clock``: ``WallClock``
+- Time comes from the node's ``realtime_server.base.clock.Clock``: ``WallClock``
   in production, ``ManualClock`` when a test (or an operator's dry run) moves
   time by hand, so a 24-hour rule is tested without waiting 24 hours.
 - A failed sweep (storage down, a room busy) is logged and retried after
@@ -27,7 +27,7 @@ import trio
 from actors.errors import ActorError
 from actors.room_changes import ExpireData, change_as
 from actors.runtime import ActorSystem
-from realtime_server.clock import Clock
+from realtime_server.base.clock import Clock
 from storage.base import Store
 from storage.errors import StoreError
 from storage.room_pins import PinStore, pins_store

@@ -45,7 +45,7 @@ import trio
 from actors.errors import ActorCrashed, ActorError, ActorUnavailable, AskTimeout, Rejected
 from actors.supervision import Restart, RestartBudget, RestartPolicy, ServiceNursery, supervise
 from protocol.errors import ErrorCode
-from realtime_server import metrics
+from realtime_server.base import metrics
 from storage.outage import StorageHealth, is_outage
 
 log = logging.getLogger(__name__)

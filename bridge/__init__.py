@@ -1,12 +1,9 @@
-"""Quart-Trio REST API beside the WebSocket gateway: auth, users, rooms, history.
+"""Quart-Trio REST API beside the WebSocket gateway, and the domain services it shares
+with the socket handlers (accounts, billing, files, chats, calls, notifications).
 
-``create_app(BridgeServices(...))`` builds the app; hypercorn's trio worker
-serves it in the node's nursery.
+``bridge.app.create_app(BridgeServices(...))`` builds the app; hypercorn's trio
+worker serves it in the node's nursery. This package's ``__init__`` imports
+nothing, so that a socket handler importing a domain service
+(``bridge.chats.chatlist``) does not load Quart and every route.
+See ARCHITECTURE.md for the sub-packages and what may import what.
 """
-
-from __future__ import annotations
-
-from bridge.app import create_app
-from bridge.services import BridgeServices
-
-__all__ = ["BridgeServices", "create_app"]

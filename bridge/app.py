@@ -1,48 +1,44 @@
 """The REST application: ``create_app(services)`` returns a QuartTrio app to serve.
 
 Routes live in one module per area (``routes_*``) and are declared through
-``bridge.routing.Router``, which also feeds ``/openapi.json``. Every error,
+``bridge.http.routing.Router``, which also feeds ``/openapi.json``. Every error,
 ours or Quart's (unknown path, wrong method, body too large), leaves through
-``bridge.errors.handle_exception`` as the same JSON shape.
+``bridge.http.errors.handle_exception`` as the same JSON shape.
 """
 
 from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from bridge import (
-    cors,
-    routes_ai,
-    routes_ai_files,
-    routes_auth,
-    routes_billing,
-    routes_calls,
-    routes_contacts,
-    routes_groups,
-    routes_media,
-    routes_messages,
-    routes_notifications,
-    routes_oidc,
-    routes_ops,
-    routes_password,
-    routes_phone,
-    routes_pins,
-    routes_presence,
-    routes_profile,
-    routes_push,
-    routes_rooms,
-    routes_sessions,
-    routes_stories,
-    routes_system,
-    routes_users,
-    security_headers,
-    webapp,
-)
-from bridge.access import install as install_access
-from bridge.errors import handle_exception
-from bridge.routing import Router
+from bridge.http import cors, security_headers, webapp
+from bridge.http.access import install as install_access
+from bridge.http.errors import handle_exception
+from bridge.http.routing import Router
+from bridge.http.url_rules import SharedBuilderRule
+from bridge.routes import ai as routes_ai
+from bridge.routes import ai_files as routes_ai_files
+from bridge.routes import auth as routes_auth
+from bridge.routes import billing as routes_billing
+from bridge.routes import calls as routes_calls
+from bridge.routes import contacts as routes_contacts
+from bridge.routes import groups as routes_groups
+from bridge.routes import media as routes_media
+from bridge.routes import messages as routes_messages
+from bridge.routes import notifications as routes_notifications
+from bridge.routes import oidc as routes_oidc
+from bridge.routes import ops as routes_ops
+from bridge.routes import password as routes_password
+from bridge.routes import phone as routes_phone
+from bridge.routes import pins as routes_pins
+from bridge.routes import presence as routes_presence
+from bridge.routes import profile as routes_profile
+from bridge.routes import push as routes_push
+from bridge.routes import rooms as routes_rooms
+from bridge.routes import sessions as routes_sessions
+from bridge.routes import stories as routes_stories
+from bridge.routes import system as routes_system
+from bridge.routes import users as routes_users
 from bridge.services import BridgeServices
-from bridge.url_rules import SharedBuilderRule
 
 __all__ = ["BridgeServices", "create_app"]
 
@@ -52,7 +48,7 @@ def create_app(services: BridgeServices) -> QuartTrio:
     # one more path the OpenAPI document does not describe.
     app = QuartTrio("bridge", static_folder=None)
     # Before any route: each node's rules reuse the URL builders compiled for
-    # the first app in this process (bridge/url_rules.py says why that is safe).
+    # the first app in this process (bridge/http/url_rules.py says why that is safe).
     app.url_rule_class = SharedBuilderRule
     # Quart refuses a larger body by Content-Length before reading it, and
     # stops reading a chunked one as soon as it crosses the limit.

@@ -1,28 +1,63 @@
-"""What the REST app is built from; the node wires one of these in realtime_server."""
+"""What the REST app is built from; the node wires one of these in realtime_server.
+
+What the routes need of the node's own services (presence, typing, the
+room-member cache, live statistics, the story sweeper) is declared here as
+Protocols: the bridge imports nothing of the node (ARCHITECTURE.md), and the
+node's classes fit them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from actors.runtime import ActorSystem
-from bridge.passwords import PasswordHasher
-from bridge.tokens import TokenService
-from realtime_server.settings import Settings
+from bridge.accounts.passwords import PasswordHasher
+from bridge.accounts.tokens import TokenService
+from protocol.frames_notify import AdminStatsData
+from protocol.frames_presence import PresenceState
+from realtime_server.base.settings import Settings
 from storage.base import Store, now_ms
 from storage.blobs import BlobStore
 
-if TYPE_CHECKING:  # the realtime side imports the bridge: types only from here
+if TYPE_CHECKING:  # these import the services bundle: types only from here
     from actors.ai_service import AiService
     from actors.call_registry import CallRegistry
-    from bridge.billing_service import Billing
-    from bridge.onboarding import Onboarding
-    from realtime_server.admin_stats import LiveStats
-    from realtime_server.handlers_typing import TypingTracker
-    from realtime_server.notifier import Notifier
-    from realtime_server.presence import PresenceTracker, RoomMembers
-    from realtime_server.story_expiry import StorySweeper
+    from bridge.accounts.onboarding import Onboarding
+    from bridge.billing.service import Billing
+    from bridge.notifications.notifier import Notifier
+
+
+class Presence(Protocol):
+    """Who is online, as ``viewer`` may see it (realtime_server.presence.PresenceTracker)."""
+
+    async def lookup(self, viewer: str, user_ids: list[str]) -> list[PresenceState]: ...
+
+
+class MembersCache(Protocol):
+    """Room members as typing sees them (realtime_server.presence.RoomMembers)."""
+
+    def invalidate(self, room_id: str) -> None: ...
+    async def members(self, room_id: str) -> frozenset[str]: ...
+
+
+class Typing(Protocol):
+    """realtime_server.handlers_typing.TypingTracker: stops typing to removed members."""
+
+    def members_changed(self, room: str) -> None: ...
+
+
+class LiveStatistics(Protocol):
+    """The node's figures for admins (realtime_server.admin_stats.LiveStats)."""
+
+    def snapshot(self) -> AdminStatsData: ...
+
+
+class Expiries(Protocol):
+    """A sweeper told of a new expiry (realtime_server.story_expiry.StorySweeper)."""
+
+    def scheduled(self, at_ms: int) -> None: ...
 
 
 @dataclass
@@ -34,9 +69,9 @@ class BridgeServices:
     # The realtime side, when the bridge runs inside a node (None in REST-only
     # tests): group changes tell room actors and refresh the typing cache.
     system: ActorSystem | None = None
-    presence: PresenceTracker | None = None
-    typing: TypingTracker | None = None
-    members: RoomMembers | None = None
+    presence: Presence | None = None
+    typing: Typing | None = None
+    members: MembersCache | None = None
     # Where uploads go; None means LocalBlobStore under DATA_DIR/media.
     blobs: BlobStore | None = None
     ai: AiService | None = None  # AI conversations (issue 4)
@@ -58,10 +93,10 @@ class BridgeServices:
     # without live pushes when None) and the node's live stats (None without
     # a node).
     notifier: Notifier | None = None
-    stats: LiveStats | None = None
+    stats: LiveStatistics | None = None
     # Stories (issue 15): the sweeper, told of new expiries (None without a
     # node: expired stories stay hidden only).
-    stories: StorySweeper | None = None
+    stories: Expiries | None = None
     # Several nodes (issue 13): room_changed(room_id, blocks) tells every node
     # that a room's members (or a direct pair's blocks) changed, or that a room
     # was created, so their bus subscriptions follow. None on a single node.
@@ -72,7 +107,7 @@ class BridgeServices:
         """The usual wiring: token and password services configured from ``settings``.
 
         ``settings.jwt_secret`` must be resolved already
-        (``realtime_server.settings.resolve_jwt_secret``).
+        (``realtime_server.base.settings.resolve_jwt_secret``).
         """
         return cls(
             settings=settings,

@@ -19,6 +19,36 @@ from typing import Annotated
 
 import msgspec
 
+from protocol.frames_ai import (
+    AI_CLIENT_TYPES,
+    AiAsk,
+    AiAttach,
+    AiDelta,
+    AiDone,
+    AiEdit,
+    AiError,
+    AiRegen,
+    AiStart,
+    AiStop,
+)
+from protocol.frames_base import ClientId, Frame, RequestId, RoomId
+from protocol.frames_base import Seq as Seq  # re-exported, as before the split
+from protocol.frames_calls import (
+    CALL_CLIENT_TYPES,
+    CallAccept,
+    CallDecline,
+    CallHangup,
+    CallIce,
+    CallJoin,
+    CallMissed,
+    CallOk,
+    CallRemoteIce,
+    CallRemoteSdp,
+    CallRing,
+    CallSdp,
+    CallStart,
+    CallStateFrame,
+)
 from protocol.frames_chat import (
     CHAT_CLIENT_FRAMES,
     Contact,
@@ -33,24 +63,41 @@ from protocol.frames_chat import (
     MsgReaction,
     Pin,
     React,
-    Reaction,
     ReceiptSet,
     ReceiptUpdate,
-    ReplyPreview,
     RoomDisappearing,
-    StoryQuote,
 )
-
-RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ClientId = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1, max_length=64, description="client-chosen id making a send idempotent"
-    ),
-]
-# Seqs and evs stay exact in JavaScript numbers (and in a BIGINT column).
-Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+from protocol.frames_chat import (
+    Message as Message,  # re-exported: the server knows it as protocol.frames.Message
+)
+from protocol.frames_chat import (
+    Reaction as Reaction,  # re-exported, like the other parts of Message
+)
+from protocol.frames_chat import (
+    ReplyPreview as ReplyPreview,
+)
+from protocol.frames_chat import (
+    StoryQuote as StoryQuote,
+)
+from protocol.frames_chatlist import ChatSettingsChanged, MsgStarred
+from protocol.frames_notify import (
+    NOTIFY_CLIENT_FRAMES,
+    AdminStats,
+    AdminStatsSub,
+    AdminStatsUnsub,
+    NotifyNew,
+    NotifyRead,
+)
+from protocol.frames_presence import (
+    PRESENCE_CLIENT_TYPES,
+    Presence,
+    PresenceGet,
+    PresenceList,
+    Typing,
+    TypingStart,
+    TypingStop,
+)
+from protocol.frames_stories import StoryGone, StoryNew, StoryReacted, StoryViewed
 
 # What one hello may ask for (issue 12, item 25): every field is bounded, so a
 # hello costs the server a bounded amount of work whatever it names.
@@ -68,10 +115,6 @@ DeviceName = Annotated[
     ),
 ]
 HelloCursors = Annotated[dict[RoomId, Cursor], msgspec.Meta(max_length=MAX_HELLO_ROOMS)]
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 # ----- payloads ------------------------------------------------------------
@@ -102,35 +145,6 @@ class SendData(msgspec.Struct, omit_defaults=True):
     media: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     loc: Location | None = None
     contact: Contact | None = None
-
-
-# gc=False (here and on the structs it holds): rooms keep their recent
-# messages in memory, hundreds of thousands on a busy node, and none of them
-# can be part of a reference cycle (they hold only strings, numbers and other
-# such structs), so the garbage collector need not walk them.
-class Message(msgspec.Struct, omit_defaults=True, gc=False):
-    """A stored room message as clients see it."""
-
-    id: str
-    room: str
-    seq: int
-    sender: str
-    cid: str
-    text: str
-    ts: int  # server time of storage, milliseconds since the Unix epoch
-    kind: str = "text"
-    reply: ReplyPreview | None = None
-    fwd: bool = False  # forwarded from another message
-    media: str | None = None  # upload id (REST media API)
-    loc: Location | None = None
-    contact: Contact | None = None
-    story: StoryQuote | None = None  # a reply to a story: what it quotes of the story
-    edited: int | None = None  # time of the last edit, ms since epoch
-    deleted: bool = False  # deleted for everyone: text and content are gone
-    # Disappearing messages: deleted for everyone at this time (ms since epoch).
-    expires_at: int | None = None
-    # History (REST) only: aggregated reactions, with "me" for the caller.
-    reactions: list[Reaction] | None = None
 
 
 class PlanInfo(msgspec.Struct, omit_defaults=True):
@@ -184,7 +198,7 @@ class ResumeDoneData(msgspec.Struct, omit_defaults=True):
 # ----- client -> server ----------------------------------------------------
 
 
-class Hello(_Frame, tag="hello"):
+class Hello(Frame, tag="hello"):
     """First frame on a connection; answered by ``welcome`` or a close."""
 
     id: RequestId
@@ -197,7 +211,7 @@ class AuthData(msgspec.Struct, omit_defaults=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
-class Auth(_Frame, tag="auth"):
+class Auth(Frame, tag="auth"):
     """Re-authenticate the open socket before its access token expires.
 
     Answered ``ok`` (the session now lives until the new token's expiry) or
@@ -210,68 +224,18 @@ class Auth(_Frame, tag="auth"):
     d: AuthData
 
 
-class Ping(_Frame, tag="ping"):
+class Ping(Frame, tag="ping"):
     """Application-level round trip; answered by ``pong``."""
 
     id: RequestId
 
 
-class Send(_Frame, tag="msg.send"):
+class Send(Frame, tag="msg.send"):
     """Post a message; answered by ``ok`` (once durably stored) or ``err``."""
 
     id: RequestId
     d: SendData
 
-
-# AI frames live in their own module; imported here, after the shared field
-# types they use are defined, so the unions stay one closed set.
-from protocol.frames_ai import (  # noqa: E402
-    AI_CLIENT_TYPES,
-    AiAsk,
-    AiAttach,
-    AiDelta,
-    AiDone,
-    AiEdit,
-    AiError,
-    AiRegen,
-    AiStart,
-    AiStop,
-)
-from protocol.frames_calls import (  # noqa: E402
-    CALL_CLIENT_TYPES,
-    CallAccept,
-    CallDecline,
-    CallHangup,
-    CallIce,
-    CallJoin,
-    CallMissed,
-    CallOk,
-    CallRemoteIce,
-    CallRemoteSdp,
-    CallRing,
-    CallSdp,
-    CallStart,
-    CallStateFrame,
-)
-from protocol.frames_chatlist import ChatSettingsChanged, MsgStarred  # noqa: E402
-from protocol.frames_notify import (  # noqa: E402
-    NOTIFY_CLIENT_FRAMES,
-    AdminStats,
-    AdminStatsSub,
-    AdminStatsUnsub,
-    NotifyNew,
-    NotifyRead,
-)
-from protocol.frames_presence import (  # noqa: E402
-    PRESENCE_CLIENT_TYPES,
-    Presence,
-    PresenceGet,
-    PresenceList,
-    Typing,
-    TypingStart,
-    TypingStop,
-)
-from protocol.frames_stories import StoryGone, StoryNew, StoryReacted, StoryViewed  # noqa: E402
 
 ClientFrame = (
     Hello
@@ -316,14 +280,14 @@ CLIENT_FRAME_TYPES: frozenset[str] = (
 # ----- server -> client ----------------------------------------------------
 
 
-class Welcome(_Frame, tag="welcome"):
+class Welcome(Frame, tag="welcome"):
     """Reply to ``hello``: the session is open."""
 
     re: int
     d: WelcomeData
 
 
-class Ok(_Frame, tag="ok"):
+class Ok(Frame, tag="ok"):
     """Success reply to request ``re``; ``d`` is the stored message for ``msg.send``."""
 
     re: int
@@ -332,7 +296,7 @@ class Ok(_Frame, tag="ok"):
     ms: list[Message] | None = None  # msg.forward: the copies, one per target room
 
 
-class Err(_Frame, tag="err"):
+class Err(Frame, tag="err"):
     """Failure: ``code`` is an ErrorCode; ``re`` is absent when the request id was unreadable."""
 
     code: str
@@ -340,26 +304,26 @@ class Err(_Frame, tag="err"):
     re: int | None = None
 
 
-class Pong(_Frame, tag="pong"):
+class Pong(Frame, tag="pong"):
     """Reply to ``ping``; ``ts`` is server time, ms since the Unix epoch."""
 
     re: int
     ts: int
 
 
-class MsgNew(_Frame, tag="msg.new"):
+class MsgNew(Frame, tag="msg.new"):
     """A message in one of your rooms (live or replayed); dedupe by (room, seq)."""
 
     d: Message
 
 
-class ResumeGap(_Frame, tag="resume.gap"):
+class ResumeGap(Frame, tag="resume.gap"):
     """Replay for one room was skipped: too much was missed."""
 
     d: ResumeGapData
 
 
-class ResumeDone(_Frame, tag="resume.done"):
+class ResumeDone(Frame, tag="resume.done"):
     """Sent once after ``welcome`` (and any replay); later frames are live."""
 
     d: ResumeDoneData

@@ -22,12 +22,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.frames import ClientId, Message, RequestId, RoomId, Seq
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
-
+from protocol.frames_base import ClientId, Frame, RequestId, RoomId, Seq
+from protocol.frames_chat import Message
 
 GenId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ModelId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -131,35 +127,35 @@ class AiErrorData(msgspec.Struct, omit_defaults=True):
 # ----- client -> server ----------------------------------------------------
 
 
-class AiAsk(_Frame, tag="ai.ask"):
+class AiAsk(Frame, tag="ai.ask"):
     """Answered by ``ok`` with your stored message, then ``ai.start`` goes to the room."""
 
     id: RequestId
     d: AiAskData
 
 
-class AiStop(_Frame, tag="ai.stop"):
+class AiStop(Frame, tag="ai.stop"):
     """Stop a generation; ``ok`` also when it has already ended (idempotent)."""
 
     id: RequestId
     d: AiStopData
 
 
-class AiAttach(_Frame, tag="ai.attach"):
+class AiAttach(Frame, tag="ai.attach"):
     """Missed ``ai.delta`` frames come first, then ``ok``; later deltas follow live."""
 
     id: RequestId
     d: AiAttachData
 
 
-class AiRegen(_Frame, tag="ai.regen"):
+class AiRegen(Frame, tag="ai.regen"):
     """Answered by ``ok``, then ``ai.start``."""
 
     id: RequestId
     d: AiRegenData
 
 
-class AiEdit(_Frame, tag="ai.edit"):
+class AiEdit(Frame, tag="ai.edit"):
     """Answered by ``ok`` with the new stored message, then ``ai.start``."""
 
     id: RequestId
@@ -169,25 +165,25 @@ class AiEdit(_Frame, tag="ai.edit"):
 # ----- server -> client ----------------------------------------------------
 
 
-class AiStart(_Frame, tag="ai.start"):
+class AiStart(Frame, tag="ai.start"):
     """A generation began in one of your rooms."""
 
     d: AiStartData
 
 
-class AiDelta(_Frame, tag="ai.delta"):
+class AiDelta(Frame, tag="ai.delta"):
     """The next piece of an answer; ``i`` runs 0, 1, 2, ... per generation."""
 
     d: AiDeltaData
 
 
-class AiDone(_Frame, tag="ai.done"):
+class AiDone(Frame, tag="ai.done"):
     """A generation ended normally or was stopped; its answer is now in the history."""
 
     d: AiDoneData
 
 
-class AiError(_Frame, tag="ai.error"):
+class AiError(Frame, tag="ai.error"):
     """A generation failed (provider error, timeout, malformed stream)."""
 
     d: AiErrorData

@@ -27,6 +27,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.frames_base import Frame
+
 # The same constraints as protocol.frames' RoomId and RequestId, restated so
 # this module can be imported first: protocol.frames imports it at its end.
 # Ids never hold a NUL: PostgreSQL cannot compare one, so a NUL id answered
@@ -46,10 +48,6 @@ CallEvent = Literal[
     "started", "joined", "declined", "left", "reconnecting", "rejoined", "missed", "ended"
 ]
 SdpType = Literal["offer", "answer"]
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 # ----- payloads ------------------------------------------------------------
@@ -165,49 +163,49 @@ class CallMissedData(msgspec.Struct, omit_defaults=True):
 # ----- client -> server ----------------------------------------------------
 
 
-class CallStart(_Frame, tag="call.start"):
+class CallStart(Frame, tag="call.start"):
     """Start a call in a room; answered by ``call.ok`` or ``err``."""
 
     id: RequestId
     d: CallStartData
 
 
-class CallAccept(_Frame, tag="call.accept"):
+class CallAccept(Frame, tag="call.accept"):
     """Answer a call ringing on this device; answered by ``call.ok`` or ``err``."""
 
     id: RequestId
     d: CallRef
 
 
-class CallDecline(_Frame, tag="call.decline"):
+class CallDecline(Frame, tag="call.decline"):
     """Refuse a ringing call; answered by ``ok``."""
 
     id: RequestId
     d: CallRef
 
 
-class CallJoin(_Frame, tag="call.join"):
+class CallJoin(Frame, tag="call.join"):
     """Join a running group call, or bring a call back to this device; ``call.ok``."""
 
     id: RequestId
     d: CallRef
 
 
-class CallHangup(_Frame, tag="call.hangup"):
+class CallHangup(Frame, tag="call.hangup"):
     """Leave the call (cancel it while it rings); answered by ``ok``."""
 
     id: RequestId
     d: CallRef
 
 
-class CallSdp(_Frame, tag="call.sdp"):
+class CallSdp(Frame, tag="call.sdp"):
     """Send an offer or answer to a participant; answered by ``ok`` once relayed."""
 
     id: RequestId
     d: CallSdpData
 
 
-class CallIce(_Frame, tag="call.ice"):
+class CallIce(Frame, tag="call.ice"):
     """Send an ICE candidate to a participant; answered by ``ok`` once relayed."""
 
     id: RequestId
@@ -223,38 +221,38 @@ CALL_CLIENT_TYPES: frozenset[str] = frozenset(
 # ----- server -> client ----------------------------------------------------
 
 
-class CallOk(_Frame, tag="call.ok"):
+class CallOk(Frame, tag="call.ok"):
     """Reply to ``call.start``, ``call.accept`` and ``call.join``: the call, with ICE servers."""
 
     re: int
     d: CallView
 
 
-class CallRing(_Frame, tag="call.ring"):
+class CallRing(Frame, tag="call.ring"):
     """A call is ringing for you; every one of your devices gets it."""
 
     d: CallView
 
 
-class CallStateFrame(_Frame, tag="call.state"):
+class CallStateFrame(Frame, tag="call.state"):
     """A transition of a call you are part of; sent to every device of every participant."""
 
     d: CallStateData
 
 
-class CallRemoteSdp(_Frame, tag="call.remote.sdp"):
+class CallRemoteSdp(Frame, tag="call.remote.sdp"):
     """An offer or answer from another participant, to the device in the call."""
 
     d: RemoteSdpData
 
 
-class CallRemoteIce(_Frame, tag="call.remote.ice"):
+class CallRemoteIce(Frame, tag="call.remote.ice"):
     """An ICE candidate from another participant, to the device in the call."""
 
     d: RemoteIceData
 
 
-class CallMissed(_Frame, tag="call.missed"):
+class CallMissed(Frame, tag="call.missed"):
     """Notice to every device of a callee who did not answer."""
 
     d: CallMissedData

@@ -1,8 +1,10 @@
-"""Rich-messaging frames: kinds, replies, forwards, edits, deletes, reactions, receipts.
+"""Chat frames: the room message, its kinds, replies, forwards, edits, deletes,
+reactions, receipts.
 
-Kept beside ``protocol.frames`` (which imports this module and puts these
-frames into its ``ClientFrame``/``ServerFrame`` unions); nothing here imports
-``protocol.frames``, so there is no cycle.
+``Message`` (a stored room message as clients see it) lives here with the
+types it is made of; ``protocol.frames`` re-exports it and puts these frames
+into its ``ClientFrame``/``ServerFrame`` unions. This module imports only
+``protocol.frames_base``, so no frame module imports another in a cycle.
 
 Two per-room sequences (see docs/protocol.md, "Change events"):
 - ``seq`` numbers messages, gap-free, exactly as before;
@@ -19,6 +21,8 @@ import math
 from typing import Annotated, Literal
 
 import msgspec
+
+from protocol.frames_base import Frame
 
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -43,10 +47,6 @@ DISAPPEAR_TTLS: dict[str, int] = {
     "7d": 7 * 24 * 3600 * 1000,
     "90d": 90 * 24 * 3600 * 1000,
 }
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 # ----- message content -------------------------------------------------------
@@ -114,6 +114,35 @@ class StoryQuote(msgspec.Struct, omit_defaults=True, gc=False):
     kind: str = "text"  # text | image | video
     text: str = ""  # at most PREVIEW_CHARS characters
     media: str | None = None  # GET /stories/{id}/media while the story lives
+
+
+# gc=False (here and on the structs it holds): rooms keep their recent
+# messages in memory, hundreds of thousands on a busy node, and none of them
+# can be part of a reference cycle (they hold only strings, numbers and other
+# such structs), so the garbage collector need not walk them.
+class Message(msgspec.Struct, omit_defaults=True, gc=False):
+    """A stored room message as clients see it."""
+
+    id: str
+    room: str
+    seq: int
+    sender: str
+    cid: str
+    text: str
+    ts: int  # server time of storage, milliseconds since the Unix epoch
+    kind: str = "text"
+    reply: ReplyPreview | None = None
+    fwd: bool = False  # forwarded from another message
+    media: str | None = None  # upload id (REST media API)
+    loc: Location | None = None
+    contact: Contact | None = None
+    story: StoryQuote | None = None  # a reply to a story: what it quotes of the story
+    edited: int | None = None  # time of the last edit, ms since epoch
+    deleted: bool = False  # deleted for everyone: text and content are gone
+    # Disappearing messages: deleted for everyone at this time (ms since epoch).
+    expires_at: int | None = None
+    # History (REST) only: aggregated reactions, with "me" for the caller.
+    reactions: list[Reaction] | None = None
 
 
 class MessageMeta(msgspec.Struct, omit_defaults=True):
@@ -258,66 +287,66 @@ class DisappearingData(msgspec.Struct, omit_defaults=True):
 # ----- frames ------------------------------------------------------------------
 
 
-class Edit(_Frame, tag="msg.edit"):
+class Edit(Frame, tag="msg.edit"):
     """Edit the text of your own message; answered by ``ok`` with ``ev``."""
 
     id: RequestId
     d: EditData
 
 
-class Delete(_Frame, tag="msg.delete"):
+class Delete(Frame, tag="msg.delete"):
     """Delete a message for everyone (``all``) or only for you; answered by ``ok``."""
 
     id: RequestId
     d: DeleteData
 
 
-class React(_Frame, tag="msg.react"):
+class React(Frame, tag="msg.react"):
     """Add or remove a reaction; answered by ``ok`` (``ev`` absent when nothing changed)."""
 
     id: RequestId
     d: ReactData
 
 
-class Forward(_Frame, tag="msg.forward"):
+class Forward(Frame, tag="msg.forward"):
     """Forward a message to several rooms; answered by ``ok`` with ``ms``, one per target."""
 
     id: RequestId
     d: ForwardData
 
 
-class ReceiptSet(_Frame, tag="rcpt"):
+class ReceiptSet(Frame, tag="rcpt"):
     """Report delivered/read cursors; answered by ``ok`` (``ev`` absent when nothing moved)."""
 
     id: RequestId
     d: ReceiptData
 
 
-class MsgEdited(_Frame, tag="msg.edited"):
+class MsgEdited(Frame, tag="msg.edited"):
     """A message's text was edited."""
 
     d: EditedData
 
 
-class MsgDeleted(_Frame, tag="msg.deleted"):
+class MsgDeleted(Frame, tag="msg.deleted"):
     """A message was deleted for everyone (or, with ``me``, hidden for you)."""
 
     d: DeletedData
 
 
-class MsgReaction(_Frame, tag="msg.reaction"):
+class MsgReaction(Frame, tag="msg.reaction"):
     """A reaction was added or (``off``) removed."""
 
     d: ReactionData
 
 
-class ReceiptUpdate(_Frame, tag="rcpt.update"):
+class ReceiptUpdate(Frame, tag="rcpt.update"):
     """A member's delivered/read cursors moved; a read of N covers every seq up to N."""
 
     d: ReceiptUpdateData
 
 
-class Pin(_Frame, tag="msg.pin"):
+class Pin(Frame, tag="msg.pin"):
     """Pin (or unpin) a message; admins of a group, either member of a direct room.
     Answered by ``ok`` with ``ev`` (absent when nothing changed)."""
 
@@ -325,7 +354,7 @@ class Pin(_Frame, tag="msg.pin"):
     d: PinData
 
 
-class Disappear(_Frame, tag="room.disappear"):
+class Disappear(Frame, tag="room.disappear"):
     """Set the disappearing-messages timer; who may: as for ``msg.pin``.
     Answered by ``ok`` with ``ev`` (absent when the timer was already so)."""
 
@@ -333,13 +362,13 @@ class Disappear(_Frame, tag="room.disappear"):
     d: DisappearData
 
 
-class MsgPinned(_Frame, tag="msg.pinned"):
+class MsgPinned(Frame, tag="msg.pinned"):
     """A message was pinned or (``off``) unpinned in the room."""
 
     d: PinnedData
 
 
-class RoomDisappearing(_Frame, tag="room.disappearing"):
+class RoomDisappearing(Frame, tag="room.disappearing"):
     """The room's disappearing-messages timer changed."""
 
     d: DisappearingData

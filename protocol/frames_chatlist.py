@@ -21,11 +21,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.frames_base import Frame
+
 NotifyLevel = Literal["all", "mentions", "none"]
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 class ChatSettingsData(msgspec.Struct, kw_only=True):
@@ -67,13 +65,13 @@ class StarredData(msgspec.Struct, kw_only=True):
 # ----- server -> client ----------------------------------------------------
 
 
-class ChatSettingsChanged(_Frame, tag="chat.settings"):
+class ChatSettingsChanged(Frame, tag="chat.settings"):
     """Your settings of a chat changed (on any of your devices)."""
 
     d: ChatSettingsData
 
 
-class MsgStarred(_Frame, tag="msg.starred"):
+class MsgStarred(Frame, tag="msg.starred"):
     """You starred or unstarred a message (on any of your devices)."""
 
     d: StarredData

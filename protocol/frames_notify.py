@@ -30,7 +30,7 @@ from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from protocol.frames import RequestId
+from protocol.frames_base import Frame, RequestId
 
 NotificationKind = Literal[
     "call.missed",
@@ -42,10 +42,6 @@ NotificationKind = Literal[
     "announcement",
 ]
 NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 class NotificationRef(msgspec.Struct, omit_defaults=True):
@@ -120,13 +116,13 @@ class AdminStatsData(msgspec.Struct):
 # ----- client -> server ----------------------------------------------------
 
 
-class AdminStatsSub(_Frame, tag="admin.stats.sub"):
+class AdminStatsSub(Frame, tag="admin.stats.sub"):
     """Follow the node's statistics (admins only); answered ``ok``, then ``admin.stats`` pushes."""
 
     id: RequestId
 
 
-class AdminStatsUnsub(_Frame, tag="admin.stats.unsub"):
+class AdminStatsUnsub(Frame, tag="admin.stats.unsub"):
     """Stop the ``admin.stats`` pushes; answered ``ok``."""
 
     id: RequestId
@@ -135,19 +131,19 @@ class AdminStatsUnsub(_Frame, tag="admin.stats.unsub"):
 # ----- server -> client ----------------------------------------------------
 
 
-class NotifyNew(_Frame, tag="notify.new"):
+class NotifyNew(Frame, tag="notify.new"):
     """A new notification for you (stored: ``GET /me/notifications`` lists it)."""
 
     d: Notification
 
 
-class NotifyRead(_Frame, tag="notify.read"):
+class NotifyRead(Frame, tag="notify.read"):
     """Your notifications were marked read (on any of your devices)."""
 
     d: NotifyReadData
 
 
-class AdminStats(_Frame, tag="admin.stats"):
+class AdminStats(Frame, tag="admin.stats"):
     """The node's statistics, every ADMIN_STATS_INTERVAL seconds while subscribed."""
 
     d: AdminStatsData

@@ -26,12 +26,7 @@ from typing import Annotated
 
 import msgspec
 
-from protocol.frames import RequestId, RoomId
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
-
+from protocol.frames_base import Frame, RequestId, RoomId
 
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -72,21 +67,21 @@ class PresenceListData(msgspec.Struct, omit_defaults=True):
 # ----- client -> server ----------------------------------------------------
 
 
-class TypingStart(_Frame, tag="typing.start"):
+class TypingStart(Frame, tag="typing.start"):
     """I am typing in ``d.room``; repeat every few seconds while typing. Answered ``ok``."""
 
     id: RequestId
     d: TypingData
 
 
-class TypingStop(_Frame, tag="typing.stop"):
+class TypingStop(Frame, tag="typing.stop"):
     """I stopped typing in ``d.room``. Answered ``ok``."""
 
     id: RequestId
     d: TypingData
 
 
-class PresenceGet(_Frame, tag="presence.get"):
+class PresenceGet(Frame, tag="presence.get"):
     """Ask the presence of some users; answered ``presence.list``."""
 
     id: RequestId
@@ -99,19 +94,19 @@ PRESENCE_CLIENT_TYPES: frozenset[str] = frozenset({"typing.start", "typing.stop"
 # ----- server -> client ----------------------------------------------------
 
 
-class Typing(_Frame, tag="typing"):
+class Typing(Frame, tag="typing"):
     """A member of one of your rooms started or stopped typing."""
 
     d: TypingEventData
 
 
-class Presence(_Frame, tag="presence"):
+class Presence(Frame, tag="presence"):
     """A user you may see came online or went offline."""
 
     d: PresenceState
 
 
-class PresenceList(_Frame, tag="presence.list"):
+class PresenceList(Frame, tag="presence.list"):
     """Reply to ``presence.get``."""
 
     re: int

@@ -22,12 +22,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.frames_base import Frame
+
 StoryKind = Literal["text", "image", "video"]
 StoryPrivacy = Literal["contacts", "except", "only"]
-
-
-class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, forbid_unknown_fields=False):
-    pass
 
 
 # Every field always present (no omit_defaults): REST shows ``seen: false``.
@@ -60,25 +58,25 @@ class StoryViewData(msgspec.Struct, omit_defaults=True):
 # ----- server -> client ----------------------------------------------------
 
 
-class StoryNew(_Frame, tag="story.new"):
+class StoryNew(Frame, tag="story.new"):
     """A contact posted a story you may see."""
 
     d: Story
 
 
-class StoryGone(_Frame, tag="story.gone"):
+class StoryGone(Frame, tag="story.gone"):
     """A story you could see was deleted early by its author (``d``: its id)."""
 
     d: str
 
 
-class StoryViewed(_Frame, tag="story.viewed"):
+class StoryViewed(Frame, tag="story.viewed"):
     """To the author: one of your stories was viewed (first view per viewer only)."""
 
     d: StoryViewData
 
 
-class StoryReacted(_Frame, tag="story.reacted"):
+class StoryReacted(Frame, tag="story.reacted"):
     """To the author: someone reacted to one of your stories."""
 
     d: StoryViewData

@@ -27,7 +27,7 @@ import trio
 from actors.runtime import ActorSystem
 from protocol import codec
 from protocol.frames_notify import AdminStats, AdminStatsData
-from realtime_server import metrics
+from realtime_server.base import metrics
 from realtime_server.cluster.presence import ClusterPresence
 from realtime_server.cluster.stats import ClusterStats, NodeFigures
 from realtime_server.hub import Hub

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import trio
 
-from realtime_server.logs import setup_logging
-from realtime_server.settings import Settings, SettingsError, load_settings
+from realtime_server.base.logs import setup_logging
+from realtime_server.base.settings import Settings, SettingsError, load_settings
 
 
 def version() -> str:
@@ -137,7 +137,7 @@ async def _collect_periodically(interval: float) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from storage.factory import open_store
+    from storage.sql.factory import open_store
 
     async def main() -> None:
         async with open_store(
@@ -155,8 +155,8 @@ def _admin(settings: Settings, action: str, email: str) -> int:
     """Grant or revoke the admin role (issue 15): the operator's only way, on
     purpose: no API request can make anyone an admin."""
     from storage.base import now_ms
-    from storage.factory import open_store
     from storage.notifications import ADMIN, notification_store
+    from storage.sql.factory import open_store
 
     async def main() -> int:
         async with open_store(

@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 from actors.errors import ActorError
 from actors.runtime import ActorSystem
 from protocol.errors import ErrorCode
+from realtime_server.base.settings import Settings
 from realtime_server.hub import Hub
 from realtime_server.services import NodeServices
 from realtime_server.session import Session
-from realtime_server.settings import Settings
 from storage.errors import Conflict, NotFound, StoreError
 from storage.outage import health_of
 

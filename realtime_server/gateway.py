@@ -34,16 +34,16 @@ from actors.errors import ActorError
 from actors.room import ROOM, Replay, ReplayResult
 from actors.room_changes import EV_KEY
 from actors.runtime import ActorSystem
-from bridge.cors import ws_origin_allowed
+from bridge.http.cors import ws_origin_allowed
 from protocol import codec, frames
 from protocol.errors import CLOSE_REASONS, CloseCode, ErrorCode, ProtocolError
 from protocol.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
-from realtime_server import metrics
+from realtime_server.base import metrics
+from realtime_server.base.settings import Settings
 from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.services import NodeServices
 from realtime_server.session import Session, SessionInfo
-from realtime_server.settings import Settings
 from realtime_server.wsframes import CLOSE, DATA, PING, ServerFrames, binary_frame
 from storage.presence import presence_store
 
@@ -56,7 +56,7 @@ _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class Claims(Protocol):
-    """What the gateway reads of a verified access token (bridge.tokens.AccessClaims)."""
+    """What the gateway reads of a verified access token (bridge.accounts.tokens.AccessClaims)."""
 
     @property
     def user_id(self) -> str: ...
@@ -65,7 +65,7 @@ class Claims(Protocol):
 
 
 class TokenVerifier(Protocol):
-    """What the gateway needs of bridge.tokens.TokenService (kept structural)."""
+    """What the gateway needs of bridge.accounts.tokens.TokenService (kept structural)."""
 
     def verify_access(self, token: str) -> Claims: ...
 
@@ -108,7 +108,7 @@ class Gateway:
         self.dispatcher = dispatcher
         # Node services handlers may need (store, writer, ...).
         self.services = services
-        # The node's clock (realtime_server.clock), the one tokens are issued on.
+        # The node's clock (realtime_server.base.clock), the one tokens are issued on.
         self._now_ms: Callable[[], int] = services.clock
         self._conn_ids = itertools.count(1)
         self._conns: set[_Conn] = set()
@@ -402,7 +402,7 @@ class Gateway:
                 return None
             try:
                 claims = self.tokens.verify_access(frame.d.token)
-            except Exception as exc:  # bridge.tokens.AuthError and kin
+            except Exception as exc:  # bridge.accounts.tokens.AuthError and kin
                 code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
                 close = (
                     CloseCode.TOKEN_EXPIRED
@@ -474,7 +474,7 @@ class Gateway:
         """``auth``: a fresh access token for this very session extends its life."""
         try:
             claims = self.tokens.verify_access(frame.d.token)
-        except Exception as exc:  # bridge.tokens.AuthError and kin
+        except Exception as exc:  # bridge.accounts.tokens.AuthError and kin
             code = getattr(exc, "code", ErrorCode.UNAUTHORIZED)
             code = (
                 ErrorCode.TOKEN_EXPIRED

@@ -18,7 +18,7 @@ from actors.room import ROOM, GetMessage, IsMember, Post, post_as
 from actors.room_changes import Change
 from actors.room_rules import content_problem, forwarded_copy, is_emoji, meta_of
 from actors.room_rules import text_problem as text_content_problem
-from bridge.chatlist import clear_marked_unread
+from bridge.chats.chatlist import clear_marked_unread
 from protocol import frames
 from protocol.errors import ErrorCode
 from protocol.frames_chat import (

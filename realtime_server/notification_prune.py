@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from actors.room_expiry import DeadlineSweeper
-from realtime_server.clock import Clock
+from realtime_server.base.clock import Clock
 from storage.base import Store
 from storage.notifications import notification_store
 

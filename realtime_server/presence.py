@@ -15,8 +15,8 @@ Rules:
   on screen, so nobody pays for presence they never show). At most one
   broadcast per user per ``presence_throttle`` seconds; a change inside the
   window is sent at its end, and only the latest state.
-- ``presence.get`` applies the same visibility rule, so what a client can ask
-  is exactly what it could have been told.
+- ``presence.get`` (``realtime_server.handlers_presence``) applies the same
+  visibility rule, so what a client can ask is exactly what it could have been told.
 
 Several nodes (issue 13): ``realtime_server.cluster.presence`` keeps which
 users the other nodes hold; online means held here or there, and each node
@@ -36,15 +36,10 @@ import trio
 
 from actors.supervision import ServiceNursery
 from protocol import codec
-from protocol.errors import ErrorCode
 from protocol.frames_presence import (
     Presence,
-    PresenceGet,
-    PresenceList,
-    PresenceListData,
     PresenceState,
 )
-from realtime_server.dispatch import Dispatcher, FrameContext
 from realtime_server.hub import Hub
 from realtime_server.session import Session
 from realtime_server.wsframes import binary_frame
@@ -136,7 +131,7 @@ class PresenceTracker:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._cluster = cluster  # the other nodes' part; None on a single node
-        self._clock = clock  # the node's (realtime_server.clock): last seen
+        self._clock = clock  # the node's (realtime_server.base.clock): last seen
         self._store = store
         self._presence = presence_store(store)
         self._hub = hub
@@ -370,29 +365,8 @@ class PresenceTracker:
         await self._presence.set_visibility(user_id, visibility)
 
 
-# ----- socket frames -------------------------------------------------------------
-
-
-async def on_presence_get(ctx: FrameContext, frame: PresenceGet) -> None:
-    tracker: PresenceTracker = ctx.services.presence
-    try:
-        users = await tracker.lookup(ctx.user_id, frame.d.users)
-    except StoreError:
-        ctx.session.push_error(ErrorCode.UNAVAILABLE, None, frame.id)
-        return
-    if frame.d.sub:
-        tracker.subscribe(ctx.session, [state.user for state in users])
-    ctx.session.push_frame(PresenceList(re=frame.id, d=PresenceListData(users=users)))
-
-
-def register(dispatcher: Dispatcher) -> None:
-    dispatcher.register(PresenceGet, on_presence_get)
-
-
 __all__ = [
     "PresenceTracker",
     "RoomMembers",
     "may_see",
-    "on_presence_get",
-    "register",
 ]

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # these modules import the dispatcher, which imports this one
     from actors.ai_service import AiService
-    from bridge.billing_quota import QuotaService
-    from bridge.tokens import TokenService
+    from bridge.accounts.tokens import TokenService
+    from bridge.billing.quota import QuotaService
     from realtime_server.admin_stats import LiveStats
     from realtime_server.cluster.rooms import ClusterRooms
     from realtime_server.cluster.users import UserChannels
     from realtime_server.handlers_typing import TypingTracker
     from realtime_server.presence import PresenceTracker
     from storage.base import Store
-    from storage.writer import MessageWriter
+    from storage.sql.writer import MessageWriter
 
 
 @dataclass(frozen=True, slots=True)

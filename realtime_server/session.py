@@ -27,7 +27,7 @@ import trio
 from protocol import codec
 from protocol.errors import CLOSE_REASONS, ERROR_MESSAGES, CloseCode, ErrorCode
 from protocol.frames import Err
-from realtime_server import metrics
+from realtime_server.base import metrics
 from realtime_server.wsframes import binary_frame
 
 log = logging.getLogger(__name__)

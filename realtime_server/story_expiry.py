@@ -16,24 +16,11 @@ moving a ``ManualClock`` sees it run at once.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-
 from actors.room_expiry import DeadlineSweeper
-from realtime_server.clock import Clock
+from realtime_server.base.clock import Clock
 from storage.base import Store
-from storage.blobs import BlobNotFound, BlobStore
+from storage.blobs import BlobStore, delete_blobs
 from storage.stories import story_store
-
-log = logging.getLogger(__name__)
-
-
-async def delete_blobs(blobs: BlobStore, keys: Iterable[str]) -> None:
-    for key in keys:
-        try:
-            await blobs.delete(key)
-        except (BlobNotFound, OSError) as exc:  # already gone, or the disk: only space lost
-            log.warning("story blob %s not deleted: %r", key, exc)
 
 
 class StorySweeper(DeadlineSweeper):

@@ -6,7 +6,7 @@ needs lives in tables of migration 0007: the conversation's settings, folders,
 presets, one row per stored answer (status and tokens), the seq ranges hidden
 from the visible history (regenerate, edit and resend), and usage counters per
 user per month (``YYYY-MM``) and per day (``YYYY-MM-DD``). The quota itself
-is billing's (``bridge.billing_quota``); these rows are the usage record.
+is billing's (``bridge.billing.quota``); these rows are the usage record.
 
 ``ai_store(store)`` works on the store's own ``Database``, whichever backend.
 ``favourite`` is INTEGER on SQLite and boolean on PostgreSQL: it goes in as a
@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .dialect import register_unique
-from .statements import Row
+from storage.sql.dialect import register_unique
+from storage.sql.statements import Row
 
 if TYPE_CHECKING:
+    from storage.sql.database import Database
+
     from .base import Store
-    from .database import Database
 
 CONVERSATION_FIELDS = frozenset(
     {

@@ -1,7 +1,7 @@
 """Files in AI projects: their text in chunks, ranked against a question.
 
 A preset ("project", ``storage.ai``) holds files. Only the text extracted on
-upload is kept (``bridge.file_text`` extracts and cuts it), one row per chunk
+upload is kept (``bridge.files.file_text`` extracts and cuts it), one row per chunk
 in ``ai_file_chunks`` (migration 0014); the chunks of a file joined in order
 are its text. A question finds the chunks of its project by full-text rank
 (``search``), best first; ``ai_answer_files`` records which files each
@@ -13,7 +13,7 @@ rarely repeats every word of the passage that answers it, so the all-terms
 match of ``Dialect.text_search`` (right for a search box) would find nothing.
 The any-term query is the one fragment that differs per database
 (``_any_term_search``), kept here beside its only user; it belongs in
-``storage.dialect`` if a second user appears.
+``storage.sql.dialect`` if a second user appears.
 
 ``ai_files_store(store)`` works on the store's own ``Database``.
 """
@@ -24,13 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .dialect import register_unique
+from storage.sql.dialect import register_unique
+from storage.sql.statements import Execute, ExecuteMany, FetchOne, Op, Row
+
 from .errors import NotFound
-from .statements import Execute, ExecuteMany, FetchOne, Op, Row
 
 if TYPE_CHECKING:
+    from storage.sql.database import Database
+
     from .base import Store
-    from .database import Database
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .database import Database
+    from storage.sql.database import Database
 
 
 def new_id(prefix: str = "") -> str:

@@ -32,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect, register_unique
+from storage.sql.statements import Execute, FetchOne, Op, Row
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect, register_unique
-from .statements import Execute, FetchOne, Op, Row
 
 # Large enough to mean "no cap", small enough for a signed 64-bit column.
 NO_CAP = 2**62

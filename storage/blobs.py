@@ -11,12 +11,16 @@ blob behind (only a stray ``.tmp`` file).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
 import trio
+
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -69,3 +73,12 @@ class LocalBlobStore:
 
     async def delete(self, key: str) -> None:
         await trio.to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
+
+
+async def delete_blobs(blobs: BlobStore, keys: Iterable[str]) -> None:
+    """Delete what is there; a blob already gone, or a disk error, only costs space."""
+    for key in keys:
+        try:
+            await blobs.delete(key)
+        except (BlobNotFound, OSError) as exc:
+            log.warning("story blob %s not deleted: %r", key, exc)

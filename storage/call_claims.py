@@ -31,10 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .calls import CallRecord, save_op
-from .database import Database
-from .dialect import Dialect
-from .statements import Execute, Fetch, FetchOne, Op
 
 LEASE_PREFIX = "call:"  # a call's lease in room_leases: "call:<call id>"
 

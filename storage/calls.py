@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect, register_unique
+from storage.sql.schema import prefixed
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Row
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect, register_unique
-from .schema import prefixed
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op, Row
 
 CALL_COLUMNS = (
     "id, room_id, caller_id, kind, is_group, state, outcome, started_at, answered_at, ended_at"

@@ -22,10 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op
 
 
 @dataclass(frozen=True, slots=True)

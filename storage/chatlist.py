@@ -34,12 +34,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.schema import MESSAGE_COLUMNS, ROOM_COLUMNS, prefixed, summary_from_row
+from storage.sql.statements import Execute, Fetch, FetchOne, Op, Row
+from storage.sql.store import members_of
+
 from .base import RoomSummary, Store, StoredMessage
-from .database import Database
-from .dialect import Dialect
-from .schema import MESSAGE_COLUMNS, ROOM_COLUMNS, prefixed, summary_from_row
-from .statements import Execute, Fetch, FetchOne, Op, Row
-from .store import members_of
 
 MUTE_FOREVER = 2**62  # far future; fits SQLite INTEGER and PostgreSQL bigint
 NOTIFY_LEVELS = ("all", "mentions", "none")

@@ -29,9 +29,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.statements import Execute, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .statements import Execute, FetchOne, Op
 
 # Columns of a UserCard, then whether the card's user has the viewer in
 # their contacts (needed to apply "contacts" privacy to the photo).
@@ -296,7 +297,7 @@ async def contact_ids(store: Store, user_id: str) -> list[str]:
 
 
 def direct_key(a: str, b: str) -> str:
-    """How ``rooms.direct_key`` names a pair (see bridge.routes_rooms)."""
+    """How ``rooms.direct_key`` names a pair (see bridge.routes.rooms)."""
     return ":".join(sorted((a, b)))
 
 

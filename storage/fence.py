@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TypeVar
 
-from .dialect import Dialect
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Fetch, FetchOne, Op
+
 from .errors import Fenced
-from .statements import Fetch, FetchOne, Op
 
 T = TypeVar("T")
 

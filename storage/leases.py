@@ -30,9 +30,9 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from .database import Database
-from .dialect import Dialect
-from .statements import Execute, FetchOne, Op
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Execute, FetchOne, Op
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.dialect import register_unique
+
 from .base import Store
-from .database import Database
-from .dialect import register_unique
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from storage.sql.database import Database
+
 from .base import Store
-from .database import Database
 
 
 class Memberships:

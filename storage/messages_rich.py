@@ -26,10 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.schema import MESSAGE_COLUMNS, prefixed
+from storage.sql.statements import Execute, ExecuteMany, Fetch, Op
+
 from .base import Store, StoredMessage
-from .database import Database
-from .schema import MESSAGE_COLUMNS, prefixed
-from .statements import Execute, ExecuteMany, Fetch, Op
 
 # Rewrites a reply's meta JSON so its preview no longer holds deleted content.
 ScrubReply = Callable[[str], str]

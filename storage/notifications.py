@@ -12,7 +12,7 @@ Rules:
   one id shared by every recipient's row, so its live frame is encoded once.
   Users who sign up later do not get it.
 - A plan's users are those whose plan is in force at ``now`` by the rule of
-  ``bridge.billing_plans.entitlement`` (active status, period not over; a
+  ``bridge.billing.plans.entitlement`` (active status, period not over; a
   Stripe subscription not being cancelled keeps its renewal grace); the free
   plan is everyone else. ``PlanRule`` carries that rule's parameters so this
   module imports nothing from the bridge.
@@ -36,11 +36,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.schema import fold
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .base import Store, now_ms
-from .database import Database
-from .dialect import Dialect
-from .schema import fold
-from .statements import Execute, Fetch, FetchOne, Op
 
 ADMIN = "admin"
 # Past every real id: the cursor of the first page.

@@ -8,7 +8,7 @@ Rules:
   no email and no password). ``Profile.complete`` is False until the user
   picks a username; such users cannot be found by search or discovery.
 - Emails and usernames are unique case-insensitively through the ``*_lc``
-  columns of 0001 (folded in Python, ``storage.schema.fold``). Phone numbers
+  columns of 0001 (folded in Python, ``storage.sql.schema.fold``). Phone numbers
   are unique as E.164 text; the caller normalises them.
 - An email is trusted (``email_verified_at``) only once its owner proved it:
   a code sent to it, or a Google ID token with ``email_verified``. Changing
@@ -21,7 +21,7 @@ Rules:
   stay unique at every moment, so a login by email names one account.
 - Who sees last seen and online is presence's setting (``storage.presence``),
   not a column here: one source of truth.
-- A device session is a refresh-token family (``bridge.tokens``). It is active
+- A device session is a refresh-token family (``bridge.accounts.tokens``). It is active
   while its newest token is unused, unrevoked and unexpired.
 """
 
@@ -31,11 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect, register_unique
+from storage.sql.schema import fold
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect, register_unique
-from .schema import fold
-from .statements import Execute, Fetch, FetchOne, Op
 
 PRIVACY_LEVELS = ("everyone", "contacts", "nobody")
 

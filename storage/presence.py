@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+
 from .base import Store
-from .database import Database
 
 VISIBILITIES = ("everyone", "contacts", "nobody")
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Execute, Fetch, Op
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect
-from .statements import Execute, Fetch, Op
 
 PROVIDERS = ("fcm", "apns")
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.sql.database import Database
+from storage.sql.statements import Execute, Fetch, FetchOne, Op
+
 from .base import Store
-from .database import Database
 from .messages_rich import RoomEvent, with_event
-from .statements import Execute, Fetch, FetchOne, Op
 
 
 @dataclass(frozen=True, slots=True)

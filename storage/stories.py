@@ -25,10 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage.sql.database import Database
+from storage.sql.dialect import Dialect
+from storage.sql.statements import Execute, ExecuteMany, Fetch, FetchOne, Op
+
 from .base import Store
-from .database import Database
-from .dialect import Dialect
-from .statements import Execute, ExecuteMany, Fetch, FetchOne, Op
 
 KINDS = ("text", "image", "video")
 PRIVACY = ("contacts", "except", "only")

@@ -32,11 +32,11 @@ import pytest
 import trio
 
 from protocol.harness.server import pg_execute, with_search_path
-from realtime_server.clock import Clock
+from realtime_server.base.clock import Clock
+from realtime_server.base.settings import Settings
 from realtime_server.node import Node, open_node
-from realtime_server.settings import Settings
 from storage.base import Store
-from storage.factory import open_store
+from storage.sql.factory import open_store
 from tests.schema_pool import SchemaPool
 
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")

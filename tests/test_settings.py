@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_server.settings import (
+from realtime_server.base.settings import (
     Settings,
     SettingsError,
     env_name,

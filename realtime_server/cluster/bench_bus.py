@@ -7,7 +7,7 @@ subscribed and one task hands each message to a handler.
 - coredis: ``RedisBus`` itself (``realtime_server.cluster.bus_redis``), which
   runs natively on trio through anyio;
 - redis-py's asyncio client hosted in trio through trio-asyncio (as the
-  project hosts asyncpg, ``storage.asyncio_bridge``): a pipeline per batch
+  project hosts asyncpg, ``storage.sql.asyncio_bridge``): a pipeline per batch
   crossing the bridge once, and the subscriber's read loop running inside the
   asyncio loop, calling the handler there (no crossing per message). redis-py
   is in the ``dev`` extra for this script only.
@@ -46,7 +46,7 @@ from realtime_server.cluster.bus import Handler
 from realtime_server.cluster.bus_redis import RedisBus
 
 if TYPE_CHECKING:
-    from storage.asyncio_bridge import AsyncioBridge
+    from storage.sql.asyncio_bridge import AsyncioBridge
 
 _STAMP = struct.Struct(">d")
 BURST = 100
@@ -161,9 +161,9 @@ class RedisPyEndpoint:
 
 async def open_redis_py(nursery: trio.Nursery, url: str) -> tuple[Endpoint, Endpoint]:
     # ONE asyncio loop for both clients, as in a process that hosts asyncio
-    # once (storage.asyncio_bridge); it closes after them.
+    # once (storage.sql.asyncio_bridge); it closes after them.
     async def host(*, task_status: trio.TaskStatus[tuple[Endpoint, Endpoint]]) -> None:
-        from storage.asyncio_bridge import open_asyncio_bridge
+        from storage.sql.asyncio_bridge import open_asyncio_bridge
 
         async with open_asyncio_bridge() as bridge, trio.open_nursery() as clients:
             pub, sub = RedisPyEndpoint(url, bridge), RedisPyEndpoint(url, bridge)

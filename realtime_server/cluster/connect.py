@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from realtime_server.base.settings import Settings
 from realtime_server.cluster import new_node_key
 from realtime_server.cluster.bus import Bus
-from realtime_server.settings import Settings
 
 
 def open_bus(settings: Settings) -> Bus:

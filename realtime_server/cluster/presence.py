@@ -142,7 +142,7 @@ class ClusterPresence:
         grace: float,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self._clock = clock  # the node's (realtime_server.clock): last seen
+        self._clock = clock  # the node's (realtime_server.base.clock): last seen
         self._bus = cluster.bus
         self._key = cluster.node_key
         self._channel = presence_channel(cluster.prefix)

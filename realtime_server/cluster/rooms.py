@@ -104,7 +104,7 @@ from storage.base import Store
 from storage.errors import StoreError
 from storage.leases import Holder, Leases
 from storage.memberships import memberships
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +575,7 @@ class ClusterRooms:
                     item.waiters.append(waiting.msg)
                     item.since = waiting.since
             items.append(item)
-        deliver(self.hub, self.frame, room, users, items, messages)
+        deliver(self.hub, self.frame, room, users, items, messages, written_here=False)
 
     # ----- which rooms this node listens to -------------------------------------
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def _status(code: int) -> str:
 
 def supervise(settings: Settings, count: int) -> int:
     """``serve`` with ``count`` > 1 workers; the process's exit code."""
-    from realtime_server.settings import resolve_jwt_secret
+    from realtime_server.base.settings import resolve_jwt_secret
 
     # Created once here: workers racing to create DATA_DIR/jwt.secret could
     # each keep a different one, and a token from one would fail on another.

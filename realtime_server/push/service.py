@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 from storage.base import Store
 
 from .dispatcher import PushDispatcher, Sender

@@ -18,8 +18,8 @@ from actors.ai_files import (
 )
 from actors.ai_providers import estimate_tokens
 from bridge.errors import BridgeError
-from bridge.file_text import DOCX, MARKDOWN, PDF, TEXT, classify, extract_sync, normalise
-from realtime_server.settings import Settings
+from bridge.files.file_text import DOCX, MARKDOWN, PDF, TEXT, classify, extract_sync, normalise
+from realtime_server.base.settings import Settings
 from storage.ai_files import FileChunk, FileRef
 from tests.ai.file_samples import docx_bytes, tiny_pdf
 

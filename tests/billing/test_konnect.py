@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import trio
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.billing.fake_konnect import FakeKonnect
 from tests.billing.helpers import (

@@ -10,9 +10,9 @@ import datetime as dt
 import pytest
 import trio
 
-from bridge.billing_plans import plans_from_settings
-from bridge.billing_quota import QuotaService
-from realtime_server.settings import Settings
+from bridge.billing.plans import plans_from_settings
+from bridge.billing.quota import QuotaService
+from realtime_server.base.settings import Settings
 from storage.base import Store, User, new_id
 from storage.billing import BillingStore, BillingWrite, SubscriptionRecord, billing_store
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge.billing_plans import (
+from bridge.billing.plans import (
     Entitlement,
     PlanBook,
     day_window,
@@ -15,8 +15,8 @@ from bridge.billing_plans import (
     month_window,
     plans_from_settings,
 )
-from bridge.billing_quota import QuotaDecision, _summarise
-from bridge.billing_rules import (
+from bridge.billing.quota import QuotaDecision, _summarise
+from bridge.billing.rules import (
     cancel_konnect,
     checkout_refusal,
     konnect_verdict,
@@ -25,8 +25,8 @@ from bridge.billing_rules import (
     parse_stripe_subscription,
     read_stripe_event,
 )
-from bridge.billing_service import check_settings
-from realtime_server.settings import Settings, SettingsError
+from bridge.billing.service import check_settings
+from realtime_server.base.settings import Settings, SettingsError
 from storage.billing import Order, SubscriptionRecord, Usage
 
 DAY = 24 * 3600 * 1000

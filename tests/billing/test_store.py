@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from protocol.harness.server import pg_execute
-from storage import migrate
 from storage.base import Store, User, new_id
 from storage.billing import (
     NO_CAP,
@@ -22,7 +21,8 @@ from storage.billing import (
     WebhookEvent,
     billing_store,
 )
-from storage.factory import open_store
+from storage.sql import migrate
+from storage.sql.factory import open_store
 
 NOW = 1_770_000_000_000
 FREE_MARCH = {"period_key": "m_march", "day_key": "d15"}

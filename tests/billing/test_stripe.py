@@ -15,7 +15,7 @@ import trio
 
 from protocol.client import ServerError, open_client
 from protocol.frames_ai import AiDone
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.ai.helpers import ask, new_conversation, read_answer
 from tests.billing.fake_stripe import FakeStripe, sign_event

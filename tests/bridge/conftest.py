@@ -13,8 +13,8 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 import pytest
 
-from bridge import BridgeServices
-from realtime_server.settings import Settings
+from bridge.services import BridgeServices
+from realtime_server.base.settings import Settings
 from storage.base import Store
 from tests.bridge.rest_client import MAX_REQUEST_BYTES, Rest, open_server
 

@@ -17,7 +17,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from bridge import BridgeServices, create_app
+from bridge.app import create_app
+from bridge.services import BridgeServices
 from storage.base import Store
 
 # Small enough that a "huge" body is cheap to send.

@@ -13,10 +13,10 @@ from bridge.errors import (
     InvalidCredentials,
     TokenExpired,
     TokenReused,
-    classify,
     default_message,
 )
-from bridge.schemas import RegisterRequest
+from bridge.http.errors import classify
+from bridge.routes.schemas import RegisterRequest
 from storage.errors import Conflict, MigrationError, StoreError
 from storage.errors import NotFound as StoreNotFound
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.lowlevel
 
-from bridge.passwords import PasswordHasher
+from bridge.accounts.passwords import PasswordHasher
 
 CHEAP = PasswordHasher(time_cost=1, memory_kib=1024)
 

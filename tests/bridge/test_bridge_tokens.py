@@ -9,7 +9,7 @@ import jwt
 import pytest
 import trio
 
-from bridge.tokens import (
+from bridge.accounts.tokens import (
     AccessClaims,
     AuthError,
     TokenExpired,

@@ -10,7 +10,7 @@ import jwt
 import pytest
 import trio
 
-from bridge.tokens import TokenService
+from bridge.accounts.tokens import TokenService
 
 if TYPE_CHECKING:
     from tests.bridge.rest_client import Rest

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from bridge.tokens import hash_refresh_token
+from bridge.accounts.tokens import hash_refresh_token
 from storage.base import RefreshToken, now_ms
 from storage.onboarding import onboarding_store
 

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 import trio
 
-from bridge import BridgeServices
+from bridge.services import BridgeServices
 from storage.errors import StoreError
 from tests.bridge.rest_client import MAX_REQUEST_BYTES, FailingStore
 

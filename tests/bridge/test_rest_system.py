@@ -12,7 +12,9 @@ import msgspec
 import pytest
 import trio
 
-from bridge import BridgeServices, create_app, routes_system
+from bridge.app import create_app
+from bridge.routes import system as routes_system
+from bridge.services import BridgeServices
 
 if TYPE_CHECKING:
     from tests.bridge.rest_client import Rest

@@ -1,11 +1,11 @@
-"""Apps share compiled URL builders (bridge/url_rules.py), never the rules bound to them."""
+"""Apps share compiled URL builders (bridge/http/url_rules.py), never the rules bound to them."""
 
 from __future__ import annotations
 
 from quart import Response
 from quart_trio import QuartTrio
 
-from bridge.url_rules import SharedBuilderRule
+from bridge.http.url_rules import SharedBuilderRule
 
 
 def _app(name: str) -> QuartTrio:

@@ -31,7 +31,7 @@ from realtime_server.hub import Hub
 from realtime_server.session import SessionInfo
 from storage.base import Room, RoomMember, Store, User, new_time_id, now_ms
 from storage.calls import CallParticipantRecord, CallRecord, calls_store
-from storage.writer import MessageWriter
+from storage.sql.writer import MessageWriter
 
 RING = 45.0
 GRACE = 15.0

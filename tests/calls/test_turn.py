@@ -7,10 +7,10 @@ import asyncio
 import trio
 from aioice import turn
 
-from bridge.turn import ice_servers, split_urls, turn_credentials
+from bridge.calls.turn import ice_servers, split_urls, turn_credentials
 from protocol import frames_calls as fc
 from protocol.client import open_client
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 from tests.calls.helpers import direct_room, start
 from tests.calls.turn_server import TurnServer
 from tests.conftest import NodeFactory

@@ -3,7 +3,7 @@
 It authenticates like coturn with ``use-auth-secret``: the password of a
 username ``"<expiry>:<user>"`` is base64(HMAC-SHA1(shared secret, username)),
 the long-term key is MD5(username:realm:password) (RFC 8489), and a username
-whose expiry has passed is refused. Written independently of ``bridge.turn``
+whose expiry has passed is refused. Written independently of ``bridge.calls.turn``
 so the test checks our credentials against the scheme, not against themselves.
 Speaks the real wire format through aioice's STUN codec; asyncio, run in a thread.
 """

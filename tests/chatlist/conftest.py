@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from realtime_server.clock import WallClock
+from realtime_server.base.clock import WallClock
 from realtime_server.node import Node, open_node
 from storage.base import now_ms
 from tests.conftest import test_settings

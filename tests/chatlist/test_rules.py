@@ -3,7 +3,7 @@ muted or archived, and what the push work may send (issue 18)."""
 
 from __future__ import annotations
 
-from bridge.chatlist import notification_level, settings_data
+from bridge.chats.chatlist import notification_level, settings_data
 from storage.chatlist import MUTE_FOREVER, ChatSettings, SettingsChange, apply_change
 
 T = 1_700_000_000_000

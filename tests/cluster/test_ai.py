@@ -19,12 +19,12 @@ import trio
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
 from protocol.frames_ai import AiAsk, AiAskData, AiAttach, AiAttachData, AiDone, AiError
+from realtime_server.base.settings import Settings
 from realtime_server.cluster.ai import AiAttached, AiFrames, _encoder, is_ai_traffic
 from realtime_server.cluster.envelopes import Batch, Event, encoder
 from realtime_server.node import Node, open_node
-from realtime_server.settings import Settings
 from storage.leases import Leases
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 from tests import conftest as base
 from tests.ai.helpers import Answer, ask, new_conversation, read_answer, stop
 from tests.cluster.conftest import LocalCluster

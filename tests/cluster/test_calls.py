@@ -18,12 +18,12 @@ import trio
 
 from protocol import frames_calls as fc
 from protocol.client import Client, open_client
+from realtime_server.base.settings import Settings
 from realtime_server.cluster.bus_redis import RedisBus
 from realtime_server.node import Node, open_node
-from realtime_server.settings import Settings
 from storage.call_claims import LEASE_PREFIX, CallClaims
 from storage.leases import Leases
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 from tests import conftest as base
 from tests.calls.helpers import (
     HOST_CANDIDATE,

@@ -27,8 +27,8 @@ import httpx
 import trio
 
 from protocol.client import open_client
-from storage.factory import open_store
 from storage.leases import Leases
+from storage.sql.factory import open_store
 from tests.cluster.load import Member, check_room
 from tests.cluster.processes import NodeProcesses
 from tests.cluster.processes_fixture import NodeProcessesFactory

@@ -18,7 +18,7 @@ from protocol.client import Client, ServerError, open_client
 from protocol.frames_chat import Edit, EditData, React, ReactData
 from realtime_server.node import Node
 from storage.leases import Leases
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 from tests.cluster.conftest import LocalCluster
 from tests.e2e.helpers import Account, auth, create_group, login, register
 

@@ -22,6 +22,7 @@ import trio
 
 from protocol.client import open_client
 from protocol.errors import CloseCode
+from realtime_server.base.settings import Settings
 from realtime_server.cluster.workers import (
     SQLITE_ONE_PROCESS,
     SUPERVISOR_ENV,
@@ -31,7 +32,6 @@ from realtime_server.cluster.workers import (
     worker_command,
     worker_count,
 )
-from realtime_server.settings import Settings
 from tests.e2e.helpers import register
 
 SERVE = [sys.executable, "-m", "realtime_server.cli", "serve"]

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
-from storage.factory import SQLITE_PREFIX
+from storage.sql.factory import SQLITE_PREFIX
 
 
 @dataclass(eq=False)

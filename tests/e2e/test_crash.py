@@ -17,7 +17,7 @@ import httpx
 import trio
 
 from protocol.client import ClientError, open_client
-from storage.factory import open_store
+from storage.sql.factory import open_store
 from tests.e2e.helpers import create_group, register
 from tests.e2e.served import serve_process
 

@@ -23,7 +23,7 @@ import trio.testing
 
 from protocol.client import ClientError, open_client
 from protocol.errors import CloseCode
-from storage.factory import open_store
+from storage.sql.factory import open_store
 from tests.e2e.helpers import create_group, register
 from tests.e2e.served import serve_process
 

@@ -8,7 +8,7 @@ import httpx
 import msgspec
 import pytest
 
-from bridge.tokens import TokenService
+from bridge.accounts.tokens import TokenService
 from protocol import codec, frames
 from protocol.client import HandshakeRejected, open_client
 from protocol.errors import CloseCode

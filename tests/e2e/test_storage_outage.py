@@ -24,7 +24,7 @@ import pytest
 import trio
 from PIL import Image
 
-import storage.driver_sqlite
+import storage.sql.driver_sqlite
 from protocol import frames
 from protocol.client import Client, ServerError, open_client
 from protocol.frames_ai import AiAsk, AiAskData
@@ -54,7 +54,7 @@ from tests.messaging.helpers import send
 async def outage(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Outage]:
     # SQLite waits this long for a held write lock before it fails; the
     # default (5 s) would make every refused write cost 5 s of test time.
-    monkeypatch.setattr(storage.driver_sqlite, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(storage.sql.driver_sqlite, "BUSY_TIMEOUT_MS", 300)
     async with open_outage(database_url) as o:
         yield o
 

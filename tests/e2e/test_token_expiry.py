@@ -20,10 +20,10 @@ import httpx
 import pytest
 import trio
 
-from bridge.tokens import TokenService
+from bridge.accounts.tokens import TokenService
 from protocol.client import ConnectionClosed, ServerError, open_client
 from protocol.errors import CloseCode
-from realtime_server.clock import ManualClock, seconds_of, wall_ms
+from realtime_server.base.clock import ManualClock, seconds_of, wall_ms
 from tests.e2e.conftest import NodeFactory
 from tests.e2e.helpers import login, register
 

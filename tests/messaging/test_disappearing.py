@@ -29,7 +29,7 @@ from protocol.frames_chat import (
     PinData,
     RoomDisappearing,
 )
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node, open_node
 from storage.base import now_ms
 from tests import conftest

@@ -7,7 +7,7 @@ import pytest
 
 from protocol import frames
 from protocol.client import ServerError, open_client
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from storage.messages_rich import rich_store
 from tests.conftest import NodeFactory

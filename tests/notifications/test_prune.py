@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.notification_prune import DAY_MS, NotificationSweeper
 from storage.base import Store, User
 from storage.notifications import NewNotification, new_notification_id, notification_store

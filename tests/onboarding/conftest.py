@@ -19,7 +19,7 @@ import pytest
 
 from realtime_server.node import Node
 from storage.base import Store
-from storage.factory import open_store
+from storage.sql.factory import open_store
 from tests.bridge.rest_client import Rest
 from tests.conftest import NodeFactory
 from tests.onboarding.outside import (

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from tests.onboarding.conftest import Api, Start, assert_error
 from tests.onboarding.outside import Outside
 

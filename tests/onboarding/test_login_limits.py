@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import trio
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from tests.onboarding.conftest import Start, assert_error
 
 PASSWORD = "correct horse battery"

@@ -1,7 +1,7 @@
 """The local Twilio and SendGrid servers speak the real APIs: their official SDKs work with them.
 
 The SDKs are synchronous (requests / urllib), so they run in a worker thread.
-If these pass, what ``bridge.sms`` and ``bridge.mailer`` are tested against is
+If these pass, what ``bridge.accounts.sms`` and ``bridge.accounts.mailer`` are tested against is
 the wire format the real services speak, not one we made up.
 """
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from protocol.client import open_client
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from storage.base import Store
 from tests.onboarding.conftest import Api, Start, assert_error

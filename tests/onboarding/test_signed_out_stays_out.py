@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from bridge.tokens import TokenService
+from bridge.accounts.tokens import TokenService
 from protocol.client import HandshakeRejected, open_client
 from protocol.errors import CloseCode
 from realtime_server.node import Node

@@ -95,7 +95,7 @@ async def test_an_oidc_state_is_taken_once(store: Store, store_b: Store) -> None
 async def test_sessions_are_refresh_families_and_revoking_spares_the_kept_one(
     store: Store,
 ) -> None:
-    from bridge.tokens import TokenService
+    from bridge.accounts.tokens import TokenService
 
     with trio.fail_after(TIMEOUT):
         user = User(new_id("u_"), "a@example.com", "ada", "Ada", "x", now_ms())
@@ -126,11 +126,11 @@ class ManualClock:
 
 
 async def test_expiry_and_back_off_follow_the_injected_clock(store: Store) -> None:
+    from bridge.accounts.otp import OtpService, Purpose
+    from bridge.accounts.ratelimit import Limits
+    from bridge.accounts.sms import ConsoleSms
     from bridge.errors import BridgeError, RateLimited
-    from bridge.otp import OtpService, Purpose
-    from bridge.ratelimit import Limits
-    from bridge.sms import ConsoleSms
-    from realtime_server.settings import Settings
+    from realtime_server.base.settings import Settings
 
     with trio.fail_after(TIMEOUT):
         clock = ManualClock()

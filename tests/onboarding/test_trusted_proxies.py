@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime_server.settings import SettingsError, load_settings
+from realtime_server.base.settings import SettingsError, load_settings
 from tests.onboarding.conftest import Api, Start, assert_error
 from tests.onboarding.outside import Outside
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.access import HEADER
+from bridge.http.access import HEADER
 from tests.e2e.helpers import auth, register
 
 EXE = Path(sys.executable).parent / "realtime-server"

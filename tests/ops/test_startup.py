@@ -39,7 +39,7 @@ os.environ["DATABASE_URL"] = "sqlite:///cli.db"
 assert realtime_server.cli.main(["migrate"]) == 0
 import trio
 from realtime_server.node import open_node
-from realtime_server.settings import Settings
+from realtime_server.base.settings import Settings
 
 async def main():
     with tempfile.TemporaryDirectory() as d:

@@ -12,7 +12,7 @@ import pytest
 import trio
 from PIL import Image
 
-from bridge.media import MULTIPART_OVERHEAD
+from bridge.http.uploads import MULTIPART_OVERHEAD
 from protocol.client import ServerError, open_client
 from protocol.frames import MsgNew, Ok, Send, SendData
 from realtime_server.node import Node

@@ -20,8 +20,8 @@ from realtime_server.hub import Hub
 from realtime_server.presence import PresenceTracker, RoomMembers, may_see
 from realtime_server.session import Session, SessionInfo
 from storage.base import Room, RoomMember, Store, User, new_id, now_ms
-from storage.factory import open_store
 from storage.presence import presence_store
+from storage.sql.factory import open_store
 
 
 async def users_and_room(store: Store, *names: str) -> tuple[list[str], str]:

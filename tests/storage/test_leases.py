@@ -10,7 +10,7 @@ from storage.base import Store
 from storage.errors import Fenced
 from storage.fence import ROOM_FENCE
 from storage.leases import Holder, Leases
-from storage.store import SqlStore
+from storage.sql.store import SqlStore
 from tests.storage.conftest import MakeRoom, MakeUser, message
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from storage import migrate
 from storage.base import MigrationReport, Room, RoomMember, StoredMessage, User, new_id, now_ms
 from storage.errors import MigrationError, StoreError
-from storage.factory import open_store
+from storage.sql import migrate
+from storage.sql.factory import open_store
 
 TIMEOUT = 20
 ALL_MIGRATIONS = [name for name, _ in migrate.migration_files("sqlite")]

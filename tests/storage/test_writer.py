@@ -11,7 +11,7 @@ import trio.testing
 
 from storage.base import Room, Store, StoredMessage, User
 from storage.errors import Conflict, StoreError
-from storage.writer import MessageWriter
+from storage.sql.writer import MessageWriter
 
 TIMEOUT = 15
 MakeUser = Callable[[str], Awaitable[User]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node, open_node
 from tests.conftest import test_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.e2e.helpers import Account, auth
 from tests.stories.helpers import DAY_MS, add_contacts, error, feed_ids, people, post_story

@@ -12,7 +12,7 @@ from PIL import Image
 
 from protocol.client import open_client
 from protocol.frames import Ok, Send, SendData
-from realtime_server.clock import ManualClock
+from realtime_server.base.clock import ManualClock
 from realtime_server.node import Node
 from tests.e2e.helpers import Account, auth
 from tests.stories.helpers import (

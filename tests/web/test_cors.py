@@ -9,9 +9,9 @@ from quart_trio import QuartTrio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Message, RejectConnection, Request
 
-from bridge import cors
+from bridge.http import cors
 from protocol import codec, frames
-from realtime_server.settings import Settings, SettingsError
+from realtime_server.base.settings import Settings, SettingsError
 from tests.conftest import NodeFactory
 from tests.e2e.helpers import register
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from bridge.webapp import CSP
+from bridge.http.webapp import CSP
 from tests.conftest import NodeFactory
 
 

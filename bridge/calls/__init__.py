@@ -1,0 +1,1 @@
+"""Calls' services outside the call actor: ICE servers and TURN credentials."""

@@ -1,0 +1,1 @@
+"""The chat list's rules that REST and the socket share."""

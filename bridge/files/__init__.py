@@ -1,0 +1,3 @@
+"""Uploaded files: the type from the bytes, thumbnails, avatars, the text of
+documents for AI projects.
+"""

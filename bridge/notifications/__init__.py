@@ -1,0 +1,1 @@
+"""Notifications: stored, then pushed to the users' online sessions."""
