@@ -20,6 +20,7 @@ Rules (issue 18, item 4):
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import trio
@@ -38,7 +39,7 @@ SYSTEM_SENDER = "system"
 _PER_ASK = 50  # messages erased per ask to a room
 
 
-class DeadlineSweeper:
+class DeadlineSweeper(ABC):
     """A task that sweeps what is due, then sleeps until the next deadline
     storage knows of (or until ``scheduled`` names an earlier one). Storage
     failing is retried every ``retry_seconds``; a node starts even with
@@ -53,11 +54,13 @@ class DeadlineSweeper:
         self._wait: trio.CancelScope | None = None
         self._wake_at: int | None = None
 
+    @abstractmethod
     async def sweep(self) -> int:
-        raise NotImplementedError
+        """Sweep what is due now; how many were swept."""
 
+    @abstractmethod
     async def next_expiry(self) -> int | None:
-        raise NotImplementedError
+        """When the next one is due (ms on the clock), or None for nothing."""
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         starting = True
