@@ -118,7 +118,9 @@ async def test_the_first_token_timeout_covers_a_provider_that_never_answers_at_a
     the AI message given back."""
     async with ai_node_factory(
         # 1.5 s, not less: the deadline covers connecting (see the test above).
-        ai_first_token_timeout=1.5, ai_request_timeout=30.0, ai_max_retries=0
+        ai_first_token_timeout=1.5,
+        ai_request_timeout=30.0,
+        ai_max_retries=0,
     ) as node:
         async with httpx.AsyncClient(base_url=node.http_url) as http:
             alice = await register(http, "alice")
