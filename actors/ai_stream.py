@@ -64,6 +64,7 @@ from actors.ai_providers import (
     estimate_tokens,
 )
 from actors.errors import ActorError
+from actors.sessions import MemberSession, SessionHub
 from actors.supervision import Restart, RestartPolicy, ServiceNursery, supervise
 from protocol import codec
 from protocol.errors import ErrorCode
@@ -124,7 +125,7 @@ class GenerationSpec:
 @dataclass(frozen=True, slots=True)
 class StreamDeps:
     ai: AiStore
-    hub: Any  # realtime_server.hub.Hub
+    hub: SessionHub
     frame: Callable[[bytes], bytes]  # wraps an encoded frame for the WebSocket
     post: Callable[[str, str, str, str], Awaitable[Message]]  # room, sender, cid, text
     first_token_timeout: float = 60.0
@@ -184,7 +185,7 @@ class Members:
 class Attach:
     """Add ``session``; push it the deltas from ``from_`` on first."""
 
-    session: Any
+    session: MemberSession
     from_: int
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -207,6 +208,21 @@ class Subscribe:
     from_: int = 0
 
 
+# What the generation's inbox takes: its reader's provider events and other tasks' requests.
+GenerationMessage = (
+    _Texts
+    | _Usage
+    | _Finished
+    | _Failed  # from its reader
+    | Stop
+    | Leave
+    | Members
+    | Attach
+    | RemoteAttach
+    | Subscribe  # from other tasks
+)
+
+
 # ----- the actor -----------------------------------------------------------------
 
 
@@ -216,9 +232,9 @@ class Generation:
         self.id = spec.gen_id
         self.room_id = spec.room_id
         self.deps = deps
-        self._send, self._recv = trio.open_memory_channel[Any](INBOX_SIZE)
+        self._send, self._recv = trio.open_memory_channel[GenerationMessage](INBOX_SIZE)
         self.deltas: list[str] = []
-        self.sessions: dict[int, Any] = {}
+        self.sessions: dict[int, MemberSession] = {}
         self.sinks: list[Callable[[msgspec.Struct], None]] = []
         self.status = "running"
         self.usage: Usage | None = None
@@ -240,7 +256,7 @@ class Generation:
             for session in deps.hub.sessions_of(user_id):
                 self.sessions[id(session)] = session
 
-    async def tell(self, msg: Any) -> None:
+    async def tell(self, msg: GenerationMessage) -> None:
         await self._send.send(msg)
 
     # ----- fan-out -----
@@ -390,7 +406,7 @@ class Generation:
         for key in [k for k, s in self.sessions.items() if str(s.user_id) == user]:
             del self.sessions[key]
 
-    def _late(self, msg: Any) -> None:
+    def _late(self, msg: GenerationMessage) -> None:
         match msg:
             case Stop(done):
                 done.set()
@@ -543,7 +559,7 @@ class Generation:
         metrics.ai_generation_finished(outcome, len(self.deltas))
 
 
-def _tell_nowait(send: trio.MemorySendChannel[Any], msg: Any) -> bool:
+def _tell_nowait(send: trio.MemorySendChannel[GenerationMessage], msg: GenerationMessage) -> bool:
     """Queue without yielding (the reader's next read yields anyway); False when full."""
     try:
         send.send_nowait(msg)

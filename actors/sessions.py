@@ -45,6 +45,11 @@ class MemberSession(Requester, Protocol):
     """A connection of this node: fan-out writes encoded bytes to it."""
 
     @property
+    def close_code(self) -> int | None:
+        """Set once the connection is closing: fan-out drops it then."""
+        ...
+
+    @property
     def syncing(self) -> bool:
         """True while it replays what it missed: live events are held back."""
         ...
